@@ -1,0 +1,206 @@
+"""Command line: `nasrepro run | validate | report | list | info`.
+
+Heavy packages (torch, mlflow) are imported inside the commands so `--help` stays fast.
+Exit codes: 0 success, 1 a trial failed while running, 2 invalid input (suite, options,
+missing dataset or benchmark file) — reported on one line, before anything is logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nasrepro import __version__
+
+DEFAULT_SUITES = "suites"
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"nasrepro: error: {message}", file=sys.stderr)
+    return code
+
+
+def _suite_paths(given: list[str]) -> list[Path]:
+    if given:
+        return [Path(p) for p in given]
+    return sorted(Path(DEFAULT_SUITES).glob("*.yaml"))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nasrepro.suite import SuiteError, load_suite
+
+    code = 0
+    for path in args.suites:
+        try:
+            suite = load_suite(path)
+        except SuiteError as exc:
+            print(exc, file=sys.stderr)
+            code = 2
+            continue
+        print(f"{path}: ok ({len(suite.experiments)} experiments, {len(suite.claims)} claims)")
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nasrepro._compat import ensure_torchvision
+
+    ensure_torchvision()
+    from nasrepro.datasets.base import DatasetNotFound
+    from nasrepro.evaluate.nb201 import Nb201FileError
+    from nasrepro.report import build_report, format_summary
+    from nasrepro.runner import TrialFailed, run_suite
+    from nasrepro.suite import SuiteError
+
+    try:
+        summary = run_suite(
+            args.suite, budget=args.budget, experiments=args.experiment, seeds=args.seeds,
+            tracking_uri=args.tracking_uri, registry=args.registry, data_root=args.data_root,
+            device=args.device,
+        )
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (DatasetNotFound, Nb201FileError, ValueError) as exc:
+        return _fail(f"{args.suite}: {exc}")
+    except TrialFailed as exc:
+        return _fail(str(exc), 1)
+    rows = build_report([Path(args.suite)], Path(args.registry), Path(args.out))
+    print(f"MLflow runs:       {summary.tracking_uri} (experiment id {summary.experiment_id}, "
+          f"{len(summary.run_ids)} parent run(s)); view with `mlflow ui --backend-store-uri "
+          f"{summary.tracking_uri}`")
+    print(f"Registry records:  {len(summary.records)} new under {args.registry}/")
+    for path in summary.records:
+        print(f"  {path}")
+    print(f"Report:            {Path(args.out) / (Path(args.suite).stem + '.md')} "
+          f"(index {Path(args.out) / 'index.md'})")
+    print(format_summary(rows))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nasrepro.registry import RegistryError
+    from nasrepro.report import build_report, format_summary
+    from nasrepro.suite import SuiteError
+
+    paths = _suite_paths(args.suites)
+    if not paths:
+        return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    try:
+        rows = build_report(paths, Path(args.registry), Path(args.out))
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except RegistryError as exc:
+        return _fail(str(exc))
+    print(format_summary(rows))
+    print(f"written: {Path(args.out) / 'index.md'}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from nasrepro import catalog
+
+    titles = {"space": "Spaces", "op": "Ops", "method": "Methods", "selector": "Selectors",
+              "dataset": "Datasets", "evaluator": "Evaluators"}
+    out = {kind: catalog.describe(kind) for kind in titles}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for kind, title in titles.items():
+        print(f"{title}:")
+        for name, doc in out[kind].items():
+            print(f"  {name:<22} {doc}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from nasrepro.complexity import count_flops, count_params
+    from nasrepro.spaces import build_space
+
+    try:
+        space = build_space(args.space)
+    except KeyError as exc:
+        return _fail(f"--space: {exc.args[0]}")
+    size = {"nb201": 32}.get(args.space, 32) if args.image_size is None else args.image_size
+    if args.genotype:
+        try:
+            genotype = space.parse_genotype(args.genotype)
+        except ValueError as exc:
+            return _fail(f"--genotype: {exc}")
+        net = space.build_network(genotype, args.num_classes)
+        arch = 0
+        params = count_params(net)
+    else:
+        net = space.build_supernet(args.num_classes)
+        arch = sum(p.numel() for p in net.arch_parameters())
+        params = count_params(net, exclude=tuple(net.arch_parameters()))
+    flops = count_flops(net, (3, size, size))
+    info = {"params": params, "arch_params": arch, "flops": flops}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        what = f"genotype {args.genotype}" if args.genotype else "supernet"
+        print(f"{args.space} {what} ({args.num_classes} classes, {size}x{size} input):")
+        print(f"  params       {params:,} ({params / 1e6:.3f} M)")
+        print(f"  arch params  {arch:,}")
+        print(f"  FLOPs        {flops:,} ({flops / 1e6:.2f} M multiply-adds per image)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nasrepro",
+        description="Re-run the claims of DARTS performance-collapse papers.",
+    )
+    p.add_argument("--version", action="version", version=f"nasrepro {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a suite's experiments, record them, update its report")
+    r.add_argument("suite")
+    r.add_argument("--budget", choices=("full", "reduced", "smoke"), default="full")
+    r.add_argument("--experiment", action="append", metavar="ID",
+                   help="only this experiment (repeatable)")
+    r.add_argument("--seeds", type=int, metavar="N", help="number of seeds (overrides suite)")
+    r.add_argument("--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or "
+                   "sqlite:///./mlflow.db)")
+    r.add_argument("--registry", default="registry", help="registry directory")
+    r.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
+    r.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
+    r.add_argument("--out", default="reports", help="report directory")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="validate suite files")
+    v.add_argument("suites", nargs="+")
+    v.set_defaults(func=cmd_validate)
+
+    rep = sub.add_parser("report", help="claimed vs reproduced, from suites + registry")
+    rep.add_argument("suites", nargs="*", help=f"default: {DEFAULT_SUITES}/*.yaml")
+    rep.add_argument("--registry", default="registry")
+    rep.add_argument("--out", default="reports")
+    rep.set_defaults(func=cmd_report)
+
+    ls = sub.add_parser("list", help="spaces, ops, methods, selectors, datasets, evaluators")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    i = sub.add_parser("info", help="parameters and FLOPs of a supernet or a genotype's network")
+    i.add_argument("--space", required=True)
+    i.add_argument("--genotype", help="genotype string (e.g. an NB201 arch string)")
+    i.add_argument("--num-classes", type=int, default=10)
+    i.add_argument("--image-size", type=int)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "seeds", None) is not None and args.seeds < 1:
+        return _fail("--seeds: must be at least 1")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Search methods: named bundles of hooks on the one engine (see DESIGN.md)."""
+
+from nasrepro.methods.base import MethodHook, build_hooks
+
+__all__ = ["MethodHook", "build_hooks"]

@@ -1,0 +1,48 @@
+"""Method hooks: small objects whose optional callbacks change the search engine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from nasrepro.search.engine import SearchContext
+
+
+class MethodHook:
+    """Every callback is optional; the defaults leave the engine as plain DARTS."""
+
+    name = "base"
+
+    def __init__(self, **args: Any) -> None:
+        if args:
+            raise ValueError(f"method {self.name!r} takes no arguments, got {sorted(args)}")
+
+    def on_build(self, ctx: SearchContext) -> None:
+        """After the supernet exists, before optimizers are built."""
+
+    def trainable_weights(self, ctx: SearchContext,
+                          params: list[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+        return params
+
+    def on_epoch_start(self, ctx: SearchContext) -> None:
+        """Before the first step of `ctx.epoch`."""
+
+    def after_weight_backward(self, ctx: SearchContext, x: torch.Tensor,
+                              y: torch.Tensor) -> None:
+        """Weight gradients of the training loss exist; add to them before clipping."""
+
+    def update_alpha(self, ctx: SearchContext) -> bool:
+        """Whether α is updated this step."""
+        return True
+
+    def on_epoch_end(self, ctx: SearchContext) -> dict[str, float]:
+        """Diagnostics to log for the epoch that just ended."""
+        return {}
+
+
+def build_hooks(methods: list[str], method_args: dict[str, dict[str, Any]]) -> list[MethodHook]:
+    from nasrepro import catalog
+
+    return [catalog.get("method", m)(**method_args.get(m, {})) for m in methods]

@@ -1,0 +1,1 @@
+"""The one bilevel search engine; methods change it through hooks."""

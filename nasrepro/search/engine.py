@@ -1,0 +1,190 @@
+"""One bilevel search loop (DARTS); every method is hooks on it.
+
+Per step: a weight step on a training batch (SGD, Nesterov optional, clipped) and an
+architecture step on a validation batch (Adam on α), in the order the setting names.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasrepro.methods.base import MethodHook
+from nasrepro.search.schedule import cosine_lr
+from nasrepro.search.unrolled import unrolled_arch_grad
+from nasrepro.spaces.base import Supernet
+from nasrepro.suite import SearchSettings
+
+
+class SearchDiverged(RuntimeError):
+    """The search produced a non-finite loss; nothing of the trial is recorded."""
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    lr: float
+    train_loss: float
+    train_acc: float
+    valid_loss: float
+    valid_acc: float
+    seconds: float
+    alpha: dict[str, list[list[float]]]
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SearchContext:
+    supernet: Supernet
+    settings: SearchSettings
+    hooks: list[MethodHook]
+    device: torch.device
+    criterion: nn.Module
+    epoch: int = 0
+    step: int = 0
+    w_optimizer: torch.optim.SGD | None = None
+    a_optimizer: torch.optim.Adam | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not deterministic
+
+
+def build_optimizers(ctx: SearchContext) -> None:
+    s = ctx.settings
+    weights = [p for p in ctx.supernet.weight_parameters() if p.requires_grad]
+    for hook in ctx.hooks:
+        weights = hook.trainable_weights(ctx, weights)
+    ctx.w_optimizer = torch.optim.SGD(
+        weights, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay
+    )
+    ctx.a_optimizer = torch.optim.Adam(
+        ctx.supernet.arch_parameters(), lr=s.arch_lr, betas=tuple(s.arch_betas),
+        weight_decay=s.arch_weight_decay,
+    )
+
+
+def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return (logits.argmax(dim=1) == y).float().mean().item() * 100.0
+
+
+def _check_finite(loss: torch.Tensor, ctx: SearchContext, what: str) -> None:
+    if not math.isfinite(loss.item()):
+        raise SearchDiverged(
+            f"{what} loss became {loss.item()} at epoch {ctx.epoch} step {ctx.step}"
+        )
+
+
+def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    net, opt = ctx.supernet, ctx.w_optimizer
+    assert opt is not None
+    opt.zero_grad(set_to_none=True)
+    logits = net(x)
+    loss = ctx.criterion(logits, y)
+    _check_finite(loss, ctx, "training")
+    loss.backward()
+    for hook in ctx.hooks:
+        hook.after_weight_backward(ctx, x, y)
+    if ctx.settings.grad_clip is not None:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        nn.utils.clip_grad_norm_(params, ctx.settings.grad_clip)
+    opt.step()
+    # α gets gradients from the weight loss too; they must not leak into the α step.
+    for a in net.arch_parameters():
+        a.grad = None
+    return loss.item(), _accuracy(logits.detach(), y)
+
+
+def arch_step(ctx: SearchContext, x_w: torch.Tensor, y_w: torch.Tensor,
+              x_a: torch.Tensor, y_a: torch.Tensor) -> tuple[float, float]:
+    net, opt = ctx.supernet, ctx.a_optimizer
+    assert opt is not None and ctx.w_optimizer is not None
+    opt.zero_grad(set_to_none=True)
+    if ctx.settings.order == 2:
+        loss, logits = unrolled_arch_grad(
+            net, ctx.criterion, x_w, y_w, x_a, y_a, ctx.w_optimizer, ctx.settings.unrolled_r
+        )
+    else:
+        logits = net(x_a)
+        loss = ctx.criterion(logits, y_a)
+        grads = torch.autograd.grad(loss, net.arch_parameters())
+        for a, g in zip(net.arch_parameters(), grads, strict=True):
+            a.grad = g
+    _check_finite(loss, ctx, "validation")
+    opt.step()
+    return loss.item(), _accuracy(logits.detach(), y_a)
+
+
+def run_search(
+    ctx: SearchContext,
+    loader: Iterable[tuple[torch.Tensor, ...]],
+    steps_per_epoch: int,
+    on_epoch_end: Callable[[EpochLog], None] | None = None,
+) -> list[EpochLog]:
+    """Train weights and α for `settings.epochs`; returns the per-epoch history."""
+    s = ctx.settings
+    for hook in ctx.hooks:
+        hook.on_build(ctx)
+    build_optimizers(ctx)
+    assert ctx.w_optimizer is not None
+    ctx.supernet.to(ctx.device).train()
+    history: list[EpochLog] = []
+    alpha_first = s.resolved_alpha_step() == "before_weights"
+    for epoch in range(s.epochs):
+        ctx.epoch = epoch
+        lr = cosine_lr(s.lr, s.lr_min, epoch, s.epochs)
+        for g in ctx.w_optimizer.param_groups:
+            g["lr"] = lr
+        for hook in ctx.hooks:
+            hook.on_epoch_start(ctx)
+        sums = np.zeros(4)
+        n = n_alpha = 0
+        start = time.perf_counter()
+        for step, batch in enumerate(loader):
+            if s.steps_per_epoch is not None and step >= s.steps_per_epoch:
+                break
+            ctx.step = step
+            x_w, y_w, x_a, y_a = (t.to(ctx.device, non_blocking=True) for t in batch)
+            update_alpha = all(h.update_alpha(ctx) for h in ctx.hooks)
+            va = (0.0, 0.0)
+            if update_alpha and alpha_first:
+                va = arch_step(ctx, x_w, y_w, x_a, y_a)
+            tr = weight_step(ctx, x_w, y_w)
+            if update_alpha and not alpha_first:
+                va = arch_step(ctx, x_w, y_w, x_a, y_a)
+            sums += np.array([*tr, *va])
+            n += 1
+            n_alpha += int(update_alpha)
+        if n == 0:
+            raise SearchDiverged(f"epoch {epoch} had no batches (empty search data)")
+        diagnostics: dict[str, float] = {}
+        for hook in ctx.hooks:
+            diagnostics.update(hook.on_epoch_end(ctx))
+        # α batches are the validation batches; an epoch without α steps has none.
+        valid = sums[2:] / n_alpha if n_alpha else np.full(2, float("nan"))
+        log = EpochLog(
+            epoch=epoch, lr=lr, train_loss=float(sums[0] / n), train_acc=float(sums[1] / n),
+            valid_loss=float(valid[0]), valid_acc=float(valid[1]),
+            seconds=time.perf_counter() - start,
+            alpha={k: v.cpu().tolist() for k, v in ctx.supernet.alpha_softmax().items()},
+            diagnostics=diagnostics,
+        )
+        history.append(log)
+        if on_epoch_end is not None:
+            on_epoch_end(log)
+    return history

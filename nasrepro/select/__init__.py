@@ -1,0 +1,1 @@
+"""Architecture selection: from a trained supernet to a discrete genotype."""

@@ -1,0 +1,307 @@
+"""Suite files: one YAML per paper, validated into typed models.
+
+Every error names `file:line: field: problem`, so a researcher fixes a suite without
+reading a traceback. YAML is safe-loaded; unknown keys and duplicate keys are errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+METRICS = ("test_acc", "valid_acc", "test_err", "valid_err", "top1_err", "top5_err",
+           "params_m", "flops_m", "search_cost_gpu_days")
+# Direction of each metric, for reports (an error falls, an accuracy rises).
+HIGHER_IS_BETTER = {"test_acc": True, "valid_acc": True}
+
+Id = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", min_length=1, max_length=80)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paper(_Model):
+    file: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    venue: str | None = None
+
+
+class SearchSettings(_Model):
+    """The bilevel search at the paper's settings (full budget)."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    order: Literal[1, 2] = 1
+    lr: float = Field(gt=0)
+    lr_min: float = Field(ge=0)
+    momentum: float = Field(ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(ge=0)
+    arch_lr: float = Field(gt=0)
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = Field(ge=0)
+    grad_clip: float | None = Field(default=5.0, gt=0)
+    # AutoDL DARTS-V1 steps weights then α; V2 (unrolled) and quark0/darts step α first.
+    alpha_step: Literal["after_weights", "before_weights"] | None = None
+    unrolled_r: float = Field(default=0.01, gt=0)
+    steps_per_epoch: int | None = Field(default=None, gt=0)
+    train_limit: int | None = Field(default=None, gt=0)
+    image_size: int | None = Field(default=None, gt=0)
+    deterministic: bool = True
+
+    def resolved_alpha_step(self) -> str:
+        if self.alpha_step is not None:
+            return self.alpha_step
+        return "after_weights" if self.order == 1 else "before_weights"
+
+
+class Experiment(_Model):
+    description: str | None = None
+    space: str
+    space_args: dict[str, Any] = {}
+    dataset: str
+    methods: list[str] = []
+    method_args: dict[str, dict[str, Any]] = {}
+    search: SearchSettings
+    selector: str = "argmax"
+    evaluator: str = "nb201-table"
+    evaluator_args: dict[str, Any] = {}
+    eval_datasets: list[str] = Field(min_length=1)
+    seeds: int = Field(gt=0, le=100)
+
+
+class BudgetRule(_Model):
+    """How a budget derives from the paper's settings: declared overrides, nothing silent."""
+
+    description: str
+    seeds: int | None = Field(default=None, gt=0)
+    dataset: str | None = None
+    search: dict[str, Any] = {}
+    space_args: dict[str, Any] = {}
+    method_args: dict[str, dict[str, Any]] = {}
+
+
+class Claim(_Model):
+    id: str = Id
+    paper_file: str
+    table: str = Field(min_length=1)
+    row: str = Field(min_length=1)
+    method: str = Field(min_length=1)
+    space: str
+    dataset: str
+    metric: Literal[METRICS]  # type: ignore[valid-type]
+    value: float
+    std: float | None = Field(default=None, ge=0)
+    n_seeds: int | None = Field(default=None, gt=0)
+    statistic: Literal["mean", "best"] = "mean"
+    experiment: str | None = None
+    not_runnable: str | None = None
+    note: str | None = None
+
+
+class Verdict(_Model):
+    abs_tolerance: float = Field(default=1.0, ge=0)
+    z: float = Field(default=2.0, gt=0)
+
+
+class Suite(_Model):
+    suite: str = Id
+    version: int = Field(ge=1)
+    paper: Paper
+    verdict: Verdict = Verdict()
+    budgets: dict[Literal["reduced", "smoke"], BudgetRule]
+    experiments: dict[str, Experiment]
+    claims: list[Claim] = Field(min_length=1)
+
+    @field_validator("experiments")
+    @classmethod
+    def _experiment_ids(cls, v: dict[str, Experiment]) -> dict[str, Experiment]:
+        for key in v:
+            if not key or not key.replace("-", "").replace("_", "").replace(".", "").isalnum():
+                raise ValueError(f"experiment id {key!r} must be letters, digits, - _ .")
+        return v
+
+
+class SuiteError(ValueError):
+    """An invalid suite; `str()` is the one-line `file:line: field: problem`."""
+
+    def __init__(self, path: str, line: int | None, field: str, problem: str) -> None:
+        self.path, self.line, self.field, self.problem = path, line, field, problem
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {field or '<root>'}: {problem}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode,
+                       deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor` may be overridden by explicit keys; that is intended
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at `loc` (deepest existing ancestor if absent)."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if k.value == str(part):
+                    # an unknown key is best shown at the key itself
+                    line, nxt = k.start_mark.line + 1, v
+                    break
+            if nxt is None:
+                return line
+            node = nxt
+            line = node.start_mark.line + 1 if not isinstance(node, yaml.ScalarNode) else line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error":
+        return f"{err['msg'].replace('Input should be', 'must be')}, got {err['input']!r}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg[0].lower() + msg[1:]
+
+
+def _trim_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic puts "[key]" parts for dict keys of Literal type; keep the user's view.
+    return tuple(p for p in loc if p not in ("[key]",))
+
+
+def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
+    """Cross-references pydantic cannot see: registries, experiment ids, claim ↔ experiment."""
+    from nasrepro import catalog
+
+    problems: list[tuple[tuple[Any, ...], str]] = []
+
+    def known(kind: str, name: str, loc: tuple[Any, ...]) -> None:
+        if name not in catalog.names(kind):
+            problems.append((loc, f"unknown {kind} {name!r} (known: "
+                                  f"{', '.join(catalog.names(kind))})"))
+
+    for eid, exp in suite.experiments.items():
+        base = ("experiments", eid)
+        known("space", exp.space, (*base, "space"))
+        known("dataset", exp.dataset, (*base, "dataset"))
+        known("selector", exp.selector, (*base, "selector"))
+        known("evaluator", exp.evaluator, (*base, "evaluator"))
+        for i, m in enumerate(exp.methods):
+            known("method", m, (*base, "methods", i))
+        for m in exp.method_args:
+            if m not in exp.methods:
+                problems.append(((*base, "method_args", m),
+                                 f"arguments for method {m!r} which is not in methods"))
+    for name, rule in suite.budgets.items():
+        if rule.dataset is not None:
+            known("dataset", rule.dataset, ("budgets", name, "dataset"))
+        bad = sorted(set(rule.search) - set(SearchSettings.model_fields))
+        if bad:
+            problems.append((("budgets", name, "search", bad[0]), "unknown search setting"))
+    seen: set[str] = set()
+    for i, claim in enumerate(suite.claims):
+        base = ("claims", i)
+        if claim.id in seen:
+            problems.append(((*base, "id"), f"duplicate claim id {claim.id!r}"))
+        seen.add(claim.id)
+        if claim.experiment is None and not claim.not_runnable:
+            problems.append((base, "a claim needs `experiment` or a `not_runnable` reason"))
+        if claim.experiment is not None:
+            if claim.experiment not in suite.experiments:
+                problems.append(((*base, "experiment"),
+                                 f"no experiment {claim.experiment!r} in this suite"))
+            elif suite.experiments[claim.experiment].space != claim.space:
+                problems.append(((*base, "space"), f"claim space {claim.space!r} differs from "
+                                 f"experiment {claim.experiment!r}"))
+    return problems
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite; raises SuiteError with a one-line message."""
+    path = Path(path)
+    shown = str(path)
+    if not path.is_file():
+        raise SuiteError(shown, None, "", "file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError(shown, line, "", f"invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(shown, 1, "", "a suite must be a YAML mapping")
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        err = errors[0]
+        loc = _trim_loc(tuple(err["loc"]))
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SuiteError(shown, _line_of(root, loc), _dotted(loc), _message(err) + more) from None
+    problems = _check_references(suite)
+    if problems:
+        loc, problem = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise SuiteError(shown, _line_of(root, loc), _dotted(loc), problem + more)
+    _check_budgets(suite, shown, root)
+    return suite
+
+
+def _check_budgets(suite: Suite, shown: str, root: yaml.Node | None) -> None:
+    """Every experiment must resolve at every declared budget (merged settings validate)."""
+    from nasrepro.plan import resolve_experiment
+
+    for budget in suite.budgets:
+        for exp_id in suite.experiments:
+            try:
+                resolve_experiment(suite, exp_id, budget, shown)
+            except SuiteError as exc:
+                loc = tuple(exc.field.split("."))
+                raise SuiteError(shown, _line_of(root, loc), exc.field, exc.problem) from None
+
+
+def suite_hash(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
