@@ -55,9 +55,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         summary = run_suite(
-            args.suite, budget=args.budget, experiments=args.experiment, seeds=args.seeds,
-            tracking_uri=args.tracking_uri, registry=args.registry, data_root=args.data_root,
+            args.suite,
+            budget=args.budget,
+            experiments=args.experiment,
+            seeds=args.seeds,
+            tracking_uri=args.tracking_uri,
+            registry=args.registry,
+            data_root=args.data_root,
             device=args.device,
+            download=args.download,
         )
     except SuiteError as exc:
         print(exc, file=sys.stderr)
@@ -67,14 +73,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except TrialFailed as exc:
         return _fail(str(exc), 1)
     rows = build_report([Path(args.suite)], Path(args.registry), Path(args.out))
-    print(f"MLflow runs:       {summary.tracking_uri} (experiment id {summary.experiment_id}, "
-          f"{len(summary.run_ids)} parent run(s)); view with `mlflow ui --backend-store-uri "
-          f"{summary.tracking_uri}`")
+    print(
+        f"MLflow runs:       {summary.tracking_uri} (experiment id {summary.experiment_id}, "
+        f"{len(summary.run_ids)} parent run(s)); view with `mlflow ui --backend-store-uri "
+        f"{summary.tracking_uri}`"
+    )
     print(f"Registry records:  {len(summary.records)} new under {args.registry}/")
     for path in summary.records:
         print(f"  {path}")
-    print(f"Report:            {Path(args.out) / (Path(args.suite).stem + '.md')} "
-          f"(index {Path(args.out) / 'index.md'})")
+    print(
+        f"Report:            {Path(args.out) / (Path(args.suite).stem + '.md')} "
+        f"(index {Path(args.out) / 'index.md'})"
+    )
     print(format_summary(rows))
     return 0
 
@@ -102,8 +112,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from nasrepro import catalog
 
-    titles = {"space": "Spaces", "op": "Ops", "method": "Methods", "selector": "Selectors",
-              "dataset": "Datasets", "evaluator": "Evaluators"}
+    titles = {
+        "space": "Spaces",
+        "op": "Ops",
+        "method": "Methods",
+        "selector": "Selectors",
+        "dataset": "Datasets",
+        "evaluator": "Evaluators",
+    }
     out = {kind: catalog.describe(kind) for kind in titles}
     if args.json:
         print(json.dumps(out, indent=2))
@@ -160,14 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a suite's experiments, record them, update its report")
     r.add_argument("suite")
     r.add_argument("--budget", choices=("full", "reduced", "smoke"), default="full")
-    r.add_argument("--experiment", action="append", metavar="ID",
-                   help="only this experiment (repeatable)")
+    r.add_argument(
+        "--experiment", action="append", metavar="ID", help="only this experiment (repeatable)"
+    )
     r.add_argument("--seeds", type=int, metavar="N", help="number of seeds (overrides suite)")
-    r.add_argument("--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or "
-                   "sqlite:///./mlflow.db)")
+    r.add_argument(
+        "--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)"
+    )
     r.add_argument("--registry", default="registry", help="registry directory")
     r.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
     r.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
+    r.add_argument(
+        "--download",
+        action="store_true",
+        help="download missing torchvision datasets (CIFAR, SVHN) into --data-root",
+    )
     r.add_argument("--out", default="reports", help="report directory")
     r.set_defaults(func=cmd_run)
 

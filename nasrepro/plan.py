@@ -49,8 +49,9 @@ class Trial:
         return SearchSettings.model_validate(self.config["search"])
 
 
-def resolve_experiment(suite: Suite, exp_id: str, budget: str,
-                       suite_path: str = "<suite>") -> tuple[dict[str, Any], int, str]:
+def resolve_experiment(
+    suite: Suite, exp_id: str, budget: str, suite_path: str = "<suite>"
+) -> tuple[dict[str, Any], int, str]:
     """(config, number of seeds, budget description) of one experiment at a budget."""
     exp: Experiment = suite.experiments[exp_id]
     search = exp.search.model_dump()
@@ -61,8 +62,9 @@ def resolve_experiment(suite: Suite, exp_id: str, budget: str,
     if budget != "full":
         rule = suite.budgets.get(budget)  # type: ignore[call-overload]
         if rule is None:
-            raise SuiteError(suite_path, None, f"budgets.{budget}",
-                             f"the suite declares no {budget!r} budget")
+            raise SuiteError(
+                suite_path, None, f"budgets.{budget}", f"the suite declares no {budget!r} budget"
+            )
         description = rule.description
         search.update(rule.search)
         space_args.update(rule.space_args)
@@ -76,19 +78,34 @@ def resolve_experiment(suite: Suite, exp_id: str, budget: str,
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise SuiteError(suite_path, None, f"budgets.{budget}.search.{where}",
-                         f"{err['msg']} (experiment {exp_id})") from None
+        raise SuiteError(
+            suite_path,
+            None,
+            f"budgets.{budget}.search.{where}",
+            f"{err['msg']} (experiment {exp_id})",
+        ) from None
     config = {
-        "space": exp.space, "space_args": space_args, "dataset": dataset,
-        "methods": list(exp.methods), "method_args": method_args, "search": search,
-        "selector": exp.selector, "evaluator": exp.evaluator,
-        "evaluator_args": dict(exp.evaluator_args), "eval_datasets": list(exp.eval_datasets),
+        "space": exp.space,
+        "space_args": space_args,
+        "dataset": dataset,
+        "methods": list(exp.methods),
+        "method_args": method_args,
+        "search": search,
+        "selector": exp.selector,
+        "evaluator": exp.evaluator,
+        "evaluator_args": dict(exp.evaluator_args),
+        "eval_datasets": list(exp.eval_datasets),
     }
     return config, seeds, description
 
 
-def expand(suite: Suite, suite_path: str | Path, budget: str = "full",
-           experiments: list[str] | None = None, seeds: int | None = None) -> list[Trial]:
+def expand(
+    suite: Suite,
+    suite_path: str | Path,
+    budget: str = "full",
+    experiments: list[str] | None = None,
+    seeds: int | None = None,
+) -> list[Trial]:
     """Every (experiment, seed) trial of the suite at `budget`, in suite order."""
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r} (known: {', '.join(BUDGETS)})")
@@ -96,17 +113,30 @@ def expand(suite: Suite, suite_path: str | Path, budget: str = "full",
     wanted = list(suite.experiments) if not experiments else experiments
     for exp_id in wanted:
         if exp_id not in suite.experiments:
-            raise SuiteError(path, None, "--experiment", f"no experiment {exp_id!r} in the suite "
-                             f"(known: {', '.join(suite.experiments)})")
+            raise SuiteError(
+                path,
+                None,
+                "--experiment",
+                f"no experiment {exp_id!r} in the suite (known: {', '.join(suite.experiments)})",
+            )
     digest = suite_hash(path)
     trials: list[Trial] = []
     for exp_id in wanted:
         config, n_seeds, description = resolve_experiment(suite, exp_id, budget, path)
         claim_ids = tuple(c.id for c in suite.claims if c.experiment == exp_id)
         for seed in range(seeds or n_seeds):
-            trials.append(Trial(
-                suite=suite.suite, suite_version=suite.version, suite_path=path,
-                suite_hash=digest, experiment=exp_id, budget=budget,
-                budget_description=description, seed=seed, claim_ids=claim_ids, config=config,
-            ))
+            trials.append(
+                Trial(
+                    suite=suite.suite,
+                    suite_version=suite.version,
+                    suite_path=path,
+                    suite_hash=digest,
+                    experiment=exp_id,
+                    budget=budget,
+                    budget_description=description,
+                    seed=seed,
+                    claim_ids=claim_ids,
+                    config=config,
+                )
+            )
     return trials

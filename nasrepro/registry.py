@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "nasrepro.record/1"
-REQUIRED = ("schema", "suite", "experiment", "budget", "seed", "config_hash", "metrics",
-            "genotype", "provenance")
+REQUIRED = (
+    "schema",
+    "suite",
+    "experiment",
+    "budget",
+    "seed",
+    "config_hash",
+    "metrics",
+    "genotype",
+    "provenance",
+)
 
 
 class RegistryError(RuntimeError):
@@ -31,8 +40,7 @@ def default_registry() -> Path:
 
 def record_name(record: dict[str, Any]) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return (f"seed{record['seed']}-{record['config_hash'][:12]}-{stamp}-"
-            f"{uuid.uuid4().hex[:8]}.json")
+    return f"seed{record['seed']}-{record['config_hash'][:12]}-{stamp}-{uuid.uuid4().hex[:8]}.json"
 
 
 def write_record(root: str | Path, record: dict[str, Any]) -> Path:

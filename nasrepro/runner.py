@@ -41,7 +41,7 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def preflight(trials: list[Trial], data_root: str | None) -> None:
+def preflight(trials: list[Trial], data_root: str | None, download: bool = False) -> None:
     """Fail before anything is logged: evaluators (benchmark files) and datasets must load."""
     from nasrepro.datasets import build_search_data
     from nasrepro.trial import build_evaluator
@@ -53,15 +53,29 @@ def preflight(trials: list[Trial], data_root: str | None) -> None:
         seen.add(t.group_hash)
         build_evaluator(t.config)
         s = t.search
-        build_search_data(t.config["dataset"], root=data_root, batch_size=s.batch_size,
-                          seed=0, image_size=s.image_size, train_limit=s.train_limit)
+        build_search_data(
+            t.config["dataset"],
+            root=data_root,
+            batch_size=s.batch_size,
+            seed=0,
+            image_size=s.image_size,
+            train_limit=s.train_limit,
+            download=download,
+        )
 
 
 def run_suite(
-    suite_path: str | Path, *, budget: str = "full", experiments: list[str] | None = None,
-    seeds: int | None = None, tracking_uri: str | None = None,
-    registry: str | Path = "registry", data_root: str | None = None,
-    device: str | None = None, progress: Progress = _stderr,
+    suite_path: str | Path,
+    *,
+    budget: str = "full",
+    experiments: list[str] | None = None,
+    seeds: int | None = None,
+    tracking_uri: str | None = None,
+    registry: str | Path = "registry",
+    data_root: str | None = None,
+    device: str | None = None,
+    download: bool = False,
+    progress: Progress = _stderr,
 ) -> RunSummary:
     from nasrepro.tracking import Tracker, flatten
     from nasrepro.trial import execute_trial
@@ -69,7 +83,7 @@ def run_suite(
     suite = load_suite(suite_path)
     trials = expand(suite, suite_path, budget, experiments, seeds)
     dev = resolve_device(device)
-    preflight(trials, data_root)
+    preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite)
     summary = RunSummary(tracking_uri=tracker.uri, experiment_id=exp_id)
@@ -77,19 +91,33 @@ def run_suite(
     for experiment, group in groupby(trials, key=lambda t: t.experiment):
         group = list(group)
         first = group[0]
-        parent = tracker.start_run(exp_id, f"{experiment}@{budget}", {
-            "suite": suite.suite, "experiment": experiment, "budget": budget,
-            "claim_ids": ",".join(first.claim_ids), "group_hash": first.group_hash,
-            "method": "+".join(first.config["methods"]) or "darts",
-            "space": first.config["space"], "dataset": first.config["dataset"],
-        })
+        parent = tracker.start_run(
+            exp_id,
+            f"{experiment}@{budget}",
+            {
+                "suite": suite.suite,
+                "experiment": experiment,
+                "budget": budget,
+                "claim_ids": ",".join(first.claim_ids),
+                "group_hash": first.group_hash,
+                "method": "+".join(first.config["methods"]) or "darts",
+                "space": first.config["space"],
+                "dataset": first.config["dataset"],
+            },
+        )
         tracker.log_params(parent, flatten(first.config))
         summary.run_ids.append(parent)
         try:
             for trial in group:
-                record = execute_trial(trial, tracker=tracker, experiment_id=exp_id,
-                                       parent_run_id=parent, data_root=data_root, device=dev,
-                                       progress=progress)
+                record = execute_trial(
+                    trial,
+                    tracker=tracker,
+                    experiment_id=exp_id,
+                    parent_run_id=parent,
+                    data_root=data_root,
+                    device=dev,
+                    progress=progress,
+                )
                 try:
                     summary.records.append(write_record(registry, record))
                 except BaseException:

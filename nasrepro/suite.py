@@ -13,8 +13,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-METRICS = ("test_acc", "valid_acc", "test_err", "valid_err", "top1_err", "top5_err",
-           "params_m", "flops_m", "search_cost_gpu_days")
+METRICS = (
+    "test_acc",
+    "valid_acc",
+    "test_err",
+    "valid_err",
+    "top1_err",
+    "top5_err",
+    "params_m",
+    "flops_m",
+    "search_cost_gpu_days",
+)
 # Direction of each metric, for reports (an error falls, an accuracy rises).
 HIGHER_IS_BETTER = {"test_acc": True, "valid_acc": True}
 
@@ -140,8 +149,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode,
-                       deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
@@ -149,13 +159,13 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode,
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
         seen[key] = key_node.start_mark.line
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -166,13 +176,12 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
             nxt = None
             for k, v in node.value:
                 if k.value == str(part):
-                    # an unknown key is best shown at the key itself
+                    # a field is shown at its key, the line a reader looks for
                     line, nxt = k.start_mark.line + 1, v
                     break
             if nxt is None:
                 return line
             node = nxt
-            line = node.start_mark.line + 1 if not isinstance(node, yaml.ScalarNode) else line
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 return line
@@ -200,7 +209,7 @@ def _message(err: dict[str, Any]) -> str:
         return f"{err['msg'].replace('Input should be', 'must be')}, got {err['input']!r}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     return msg[0].lower() + msg[1:]
 
 
@@ -217,8 +226,9 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
 
     def known(kind: str, name: str, loc: tuple[Any, ...]) -> None:
         if name not in catalog.names(kind):
-            problems.append((loc, f"unknown {kind} {name!r} (known: "
-                                  f"{', '.join(catalog.names(kind))})"))
+            problems.append(
+                (loc, f"unknown {kind} {name!r} (known: {', '.join(catalog.names(kind))})")
+            )
 
     for eid, exp in suite.experiments.items():
         base = ("experiments", eid)
@@ -230,8 +240,12 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
             known("method", m, (*base, "methods", i))
         for m in exp.method_args:
             if m not in exp.methods:
-                problems.append(((*base, "method_args", m),
-                                 f"arguments for method {m!r} which is not in methods"))
+                problems.append(
+                    (
+                        (*base, "method_args", m),
+                        f"arguments for method {m!r} which is not in methods",
+                    )
+                )
     for name, rule in suite.budgets.items():
         if rule.dataset is not None:
             known("dataset", rule.dataset, ("budgets", name, "dataset"))
@@ -248,11 +262,16 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
             problems.append((base, "a claim needs `experiment` or a `not_runnable` reason"))
         if claim.experiment is not None:
             if claim.experiment not in suite.experiments:
-                problems.append(((*base, "experiment"),
-                                 f"no experiment {claim.experiment!r} in this suite"))
+                problems.append(
+                    ((*base, "experiment"), f"no experiment {claim.experiment!r} in this suite")
+                )
             elif suite.experiments[claim.experiment].space != claim.space:
-                problems.append(((*base, "space"), f"claim space {claim.space!r} differs from "
-                                 f"experiment {claim.experiment!r}"))
+                problems.append(
+                    (
+                        (*base, "space"),
+                        f"claim space {claim.space!r} differs from experiment {claim.experiment!r}",
+                    )
+                )
     return problems
 
 

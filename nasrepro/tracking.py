@@ -59,8 +59,9 @@ class Tracker:
             return exp.experiment_id
         return self.client.create_experiment(name)
 
-    def start_run(self, experiment_id: str, name: str, tags: dict[str, str],
-                  parent_run_id: str | None = None) -> str:
+    def start_run(
+        self, experiment_id: str, name: str, tags: dict[str, str], parent_run_id: str | None = None
+    ) -> str:
         tags = dict(tags)
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
@@ -72,7 +73,7 @@ class Tracker:
 
         items = [Param(k, v[:6000]) for k, v in sorted(params.items())]
         for i in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[i:i + 100])
+            self.client.log_batch(run_id, params=items[i : i + 100])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -80,7 +81,7 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in sorted(metrics.items())]
         for i in range(0, len(items), 500):
-            self.client.log_batch(run_id, metrics=items[i:i + 500])
+            self.client.log_batch(run_id, metrics=items[i : i + 500])
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -42,8 +42,14 @@ def _alpha_metrics(space: Any, alpha: dict[str, list[list[float]]]) -> dict[str,
 
 
 def execute_trial(
-    trial: Trial, *, tracker: Tracker, experiment_id: str, parent_run_id: str,
-    data_root: str | None, device: str, progress: Progress = _stderr,
+    trial: Trial,
+    *,
+    tracker: Tracker,
+    experiment_id: str,
+    parent_run_id: str,
+    data_root: str | None,
+    device: str,
+    progress: Progress = _stderr,
 ) -> dict[str, Any]:
     """Run `trial` under a child MLflow run and return its registry record (not yet written)."""
     from nasrepro.datasets import build_search_data
@@ -54,22 +60,35 @@ def execute_trial(
     created = datetime.now(UTC).isoformat(timespec="seconds")
     seed_everything(trial.seed, settings.deterministic)
     data = build_search_data(
-        cfg["dataset"], root=data_root, batch_size=settings.batch_size, seed=trial.seed,
-        image_size=settings.image_size, train_limit=settings.train_limit,
+        cfg["dataset"],
+        root=data_root,
+        batch_size=settings.batch_size,
+        seed=trial.seed,
+        image_size=settings.image_size,
+        train_limit=settings.train_limit,
     )
     space = build_space(cfg["space"])
-    supernet = space.build_supernet(data.num_classes, in_channels=data.in_channels,
-                                    **cfg["space_args"])
+    supernet = space.build_supernet(
+        data.num_classes, in_channels=data.in_channels, **cfg["space_args"]
+    )
     evaluator = build_evaluator(cfg)
     ctx = SearchContext(
-        supernet=supernet, settings=settings, hooks=build_hooks(cfg["methods"], cfg["method_args"]),
-        device=torch.device(device), criterion=nn.CrossEntropyLoss(),
+        supernet=supernet,
+        settings=settings,
+        hooks=build_hooks(cfg["methods"], cfg["method_args"]),
+        device=torch.device(device),
+        criterion=nn.CrossEntropyLoss(),
     )
     tags = {
-        "suite": trial.suite, "experiment": trial.experiment, "budget": trial.budget,
-        "seed": str(trial.seed), "claim_ids": ",".join(trial.claim_ids),
-        "method": "+".join(cfg["methods"]) or "darts", "space": cfg["space"],
-        "dataset": cfg["dataset"], "config_hash": trial.config_hash,
+        "suite": trial.suite,
+        "experiment": trial.experiment,
+        "budget": trial.budget,
+        "seed": str(trial.seed),
+        "claim_ids": ",".join(trial.claim_ids),
+        "method": "+".join(cfg["methods"]) or "darts",
+        "space": cfg["space"],
+        "dataset": cfg["dataset"],
+        "config_hash": trial.config_hash,
     }
     run_id = tracker.start_run(experiment_id, f"seed{trial.seed}", tags, parent_run_id)
     try:
@@ -81,49 +100,77 @@ def execute_trial(
             if lookup_each_epoch:
                 # The NB201 score of the current argmax cell makes collapse visible per epoch.
                 geno = space.derive_argmax(supernet)
-                res = evaluator.score(space.format_genotype(geno), cfg["eval_datasets"],
-                                      ["test_acc"])
+                res = evaluator.score(
+                    space.format_genotype(geno), cfg["eval_datasets"], ["test_acc"]
+                )
                 for ds, vals in res.metrics.items():
                     log.diagnostics[f"lookup.{ds}.test_acc"] = vals["test_acc"]
             metrics = {
-                "train_loss": log.train_loss, "train_acc": log.train_acc,
-                "valid_loss": log.valid_loss, "valid_acc": log.valid_acc, "lr": log.lr,
-                "epoch_seconds": log.seconds, **log.diagnostics,
+                "train_loss": log.train_loss,
+                "train_acc": log.train_acc,
+                "valid_loss": log.valid_loss,
+                "valid_acc": log.valid_acc,
+                "lr": log.lr,
+                "epoch_seconds": log.seconds,
+                **log.diagnostics,
                 **_alpha_metrics(space, log.alpha),
             }
             tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if v == v}, log.epoch)
-            progress(f"{label} epoch {log.epoch + 1}/{settings.epochs} "
-                     f"train {log.train_loss:.3f}/{log.train_acc:.1f}% "
-                     f"valid {log.valid_loss:.3f}/{log.valid_acc:.1f}% ({log.seconds:.1f}s)")
+            progress(
+                f"{label} epoch {log.epoch + 1}/{settings.epochs} "
+                f"train {log.train_loss:.3f}/{log.train_acc:.1f}% "
+                f"valid {log.valid_loss:.3f}/{log.valid_acc:.1f}% ({log.seconds:.1f}s)"
+            )
 
         history = run_search(ctx, data.loader, data.steps_per_epoch, on_epoch_end)
         selector = catalog.get("selector", cfg["selector"])
         genotype = selector(space, supernet, ctx=ctx)
         arch = space.format_genotype(genotype)
         result = evaluator.score(arch, cfg["eval_datasets"], ["test_acc", "valid_acc"])
-        final = {f"final.{ds}.{m}": v for ds, vals in result.metrics.items()
-                 for m, v in vals.items()}
+        final = {
+            f"final.{ds}.{m}": v for ds, vals in result.metrics.items() for m, v in vals.items()
+        }
         tracker.log_metrics(run_id, final, settings.epochs)
         tracker.set_tags(run_id, {"genotype": arch, "evaluator": cfg["evaluator"]})
         history_json = [asdict(h) for h in history]
-        tracker.log_json(run_id, {"genotype": arch, "arch_index": result.arch_index,
-                                  "source": result.source}, "genotype.json")
+        tracker.log_json(
+            run_id,
+            {"genotype": arch, "arch_index": result.arch_index, "source": result.source},
+            "genotype.json",
+        )
         tracker.log_json(run_id, history_json, "search_history.json")
         wall = time.perf_counter() - start
         record = {
-            "schema": SCHEMA, "suite": trial.suite, "suite_version": trial.suite_version,
-            "suite_hash": trial.suite_hash, "experiment": trial.experiment,
-            "claim_ids": list(trial.claim_ids), "budget": trial.budget,
-            "budget_description": trial.budget_description, "seed": trial.seed,
-            "config_hash": trial.config_hash, "group_hash": trial.group_hash,
-            "config": cfg, "space": cfg["space"], "search_dataset": cfg["dataset"],
-            "search_data": data.split, "genotype": arch, "arch_index": result.arch_index,
+            "schema": SCHEMA,
+            "suite": trial.suite,
+            "suite_version": trial.suite_version,
+            "suite_hash": trial.suite_hash,
+            "experiment": trial.experiment,
+            "claim_ids": list(trial.claim_ids),
+            "budget": trial.budget,
+            "budget_description": trial.budget_description,
+            "seed": trial.seed,
+            "config_hash": trial.config_hash,
+            "group_hash": trial.group_hash,
+            "config": cfg,
+            "space": cfg["space"],
+            "search_dataset": cfg["dataset"],
+            "search_data": data.split,
+            "genotype": arch,
+            "arch_index": result.arch_index,
             "metrics": result.metrics,
-            "evaluation": {"evaluator": cfg["evaluator"], "source": result.source,
-                           "fixture": bool(result.source.get("fixture", False))},
+            "evaluation": {
+                "evaluator": cfg["evaluator"],
+                "source": result.source,
+                "fixture": bool(result.source.get("fixture", False)),
+            },
             "search": {"epochs": settings.epochs, "history": history_json},
-            "mlflow": {"tracking_uri": tracker.uri, "experiment_id": experiment_id,
-                       "run_id": run_id, "parent_run_id": parent_run_id},
+            "mlflow": {
+                "tracking_uri": tracker.uri,
+                "experiment_id": experiment_id,
+                "run_id": run_id,
+                "parent_run_id": parent_run_id,
+            },
             "provenance": provenance(device, settings.deterministic, wall, created),
         }
     except BaseException as exc:
@@ -131,6 +178,10 @@ def execute_trial(
         tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     tracker.end_run(run_id)
-    progress(f"{label} genotype {arch} -> " + ", ".join(
-        f"{ds} {m} {v:.2f}" for ds, vals in result.metrics.items() for m, v in vals.items()))
+    progress(
+        f"{label} genotype {arch} -> "
+        + ", ".join(
+            f"{ds} {m} {v:.2f}" for ds, vals in result.metrics.items() for m, v in vals.items()
+        )
+    )
     return record

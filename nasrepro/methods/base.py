@@ -22,15 +22,15 @@ class MethodHook:
     def on_build(self, ctx: SearchContext) -> None:
         """After the supernet exists, before optimizers are built."""
 
-    def trainable_weights(self, ctx: SearchContext,
-                          params: list[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+    def trainable_weights(
+        self, ctx: SearchContext, params: list[torch.nn.Parameter]
+    ) -> list[torch.nn.Parameter]:
         return params
 
     def on_epoch_start(self, ctx: SearchContext) -> None:
         """Before the first step of `ctx.epoch`."""
 
-    def after_weight_backward(self, ctx: SearchContext, x: torch.Tensor,
-                              y: torch.Tensor) -> None:
+    def after_weight_backward(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         """Weight gradients of the training loss exist; add to them before clipping."""
 
     def update_alpha(self, ctx: SearchContext) -> bool:

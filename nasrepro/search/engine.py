@@ -74,7 +74,9 @@ def build_optimizers(ctx: SearchContext) -> None:
         weights, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay
     )
     ctx.a_optimizer = torch.optim.Adam(
-        ctx.supernet.arch_parameters(), lr=s.arch_lr, betas=tuple(s.arch_betas),
+        ctx.supernet.arch_parameters(),
+        lr=s.arch_lr,
+        betas=tuple(s.arch_betas),
         weight_decay=s.arch_weight_decay,
     )
 
@@ -110,8 +112,9 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     return loss.item(), _accuracy(logits.detach(), y)
 
 
-def arch_step(ctx: SearchContext, x_w: torch.Tensor, y_w: torch.Tensor,
-              x_a: torch.Tensor, y_a: torch.Tensor) -> tuple[float, float]:
+def arch_step(
+    ctx: SearchContext, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor, y_a: torch.Tensor
+) -> tuple[float, float]:
     net, opt = ctx.supernet, ctx.a_optimizer
     assert opt is not None and ctx.w_optimizer is not None
     opt.zero_grad(set_to_none=True)
@@ -178,8 +181,12 @@ def run_search(
         # α batches are the validation batches; an epoch without α steps has none.
         valid = sums[2:] / n_alpha if n_alpha else np.full(2, float("nan"))
         log = EpochLog(
-            epoch=epoch, lr=lr, train_loss=float(sums[0] / n), train_acc=float(sums[1] / n),
-            valid_loss=float(valid[0]), valid_acc=float(valid[1]),
+            epoch=epoch,
+            lr=lr,
+            train_loss=float(sums[0] / n),
+            train_acc=float(sums[1] / n),
+            valid_loss=float(valid[0]),
+            valid_acc=float(valid[1]),
             seconds=time.perf_counter() - start,
             alpha={k: v.cpu().tolist() for k, v in ctx.supernet.alpha_softmax().items()},
             diagnostics=diagnostics,

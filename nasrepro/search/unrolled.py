@@ -26,8 +26,14 @@ def _momentum_buffer(opt: torch.optim.Optimizer, p: torch.nn.Parameter) -> torch
 
 
 def unrolled_arch_grad(
-    net: Supernet, criterion: Loss, x_w: torch.Tensor, y_w: torch.Tensor,
-    x_a: torch.Tensor, y_a: torch.Tensor, w_opt: torch.optim.SGD, r: float = 0.01,
+    net: Supernet,
+    criterion: Loss,
+    x_w: torch.Tensor,
+    y_w: torch.Tensor,
+    x_a: torch.Tensor,
+    y_a: torch.Tensor,
+    w_opt: torch.optim.SGD,
+    r: float = 0.01,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Set α.grad to the unrolled gradient; return (validation loss at w', its logits)."""
     named = [(n, p) for n, p in net.named_weight_parameters() if p.requires_grad]
@@ -51,7 +57,7 @@ def unrolled_arch_grad(
     leaves = list(unrolled.values())
     d_alpha_and_w = torch.autograd.grad(val_loss, [*alphas, *leaves])
     d_alpha = d_alpha_and_w[: len(alphas)]
-    vector = d_alpha_and_w[len(alphas):]
+    vector = d_alpha_and_w[len(alphas) :]
 
     implicit = hessian_vector_product(net, criterion, x_w, y_w, weights, vector, r)
     for a, da, hv in zip(alphas, d_alpha, implicit, strict=True):
@@ -60,8 +66,13 @@ def unrolled_arch_grad(
 
 
 def hessian_vector_product(
-    net: Supernet, criterion: Loss, x: torch.Tensor, y: torch.Tensor,
-    weights: list[torch.nn.Parameter], vector: tuple[torch.Tensor, ...], r: float,
+    net: Supernet,
+    criterion: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: list[torch.nn.Parameter],
+    vector: tuple[torch.Tensor, ...],
+    r: float,
 ) -> list[torch.Tensor]:
     """∇²_{α,w} L(w, α)·v ≈ [∇_α L(w + Rv) − ∇_α L(w − Rv)] / 2R, R = r/‖v‖."""
     norm = torch.cat([v.reshape(-1) for v in vector]).norm()

@@ -29,8 +29,14 @@ class ReLUConvBN(nn.Sequential):
     """ReLU -> Conv (no bias) -> BN, NB201's `nor_conv` and ResNet sub-block."""
 
     def __init__(
-        self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
-        affine: bool, track_running_stats: bool,
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        affine: bool,
+        track_running_stats: bool,
     ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
@@ -77,8 +83,11 @@ def _pool(c: int, affine: bool, track: bool) -> nn.Module:
 
 
 _OP_BUILDERS = {
-    "none": _none, "skip_connect": _skip, "nor_conv_1x1": _conv1,
-    "nor_conv_3x3": _conv3, "avg_pool_3x3": _pool,
+    "none": _none,
+    "skip_connect": _skip,
+    "nor_conv_1x1": _conv1,
+    "nor_conv_3x3": _conv3,
+    "avg_pool_3x3": _pool,
 }
 
 
@@ -143,16 +152,20 @@ class DiscreteCell(nn.Module):
 def _stage_layout(c: int, n: int) -> list[tuple[int, bool]]:
     """(channels, is_reduction) per layer: [C]*N + [2C] + [2C]*N + [4C] + [4C]*N."""
     return (
-        [(c, False)] * n + [(2 * c, True)] + [(2 * c, False)] * n
-        + [(4 * c, True)] + [(4 * c, False)] * n
+        [(c, False)] * n
+        + [(2 * c, True)]
+        + [(2 * c, False)] * n
+        + [(4 * c, True)]
+        + [(4 * c, False)] * n
     )
 
 
 class _Nb201Body(nn.Module):
     """Stem, cells and head shared by the supernet and the discrete network."""
 
-    def __init__(self, cells: list[nn.Module], c: int, c_last: int, num_classes: int,
-                 in_channels: int) -> None:
+    def __init__(
+        self, cells: list[nn.Module], c: int, c_last: int, num_classes: int, in_channels: int
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, c, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c)
@@ -170,8 +183,15 @@ class _Nb201Body(nn.Module):
 class Nb201Supernet(Supernet):
     """TinyNetworkDarts: one α (6 edges x 5 ops, init 1e-3·randn) shared by all 15 cells."""
 
-    def __init__(self, num_classes: int, c: int = 16, n: int = 5, in_channels: int = 3,
-                 track_running_stats: bool = False, affine: bool = False) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        c: int = 16,
+        n: int = 5,
+        in_channels: int = 3,
+        track_running_stats: bool = False,
+        affine: bool = False,
+    ) -> None:
         super().__init__()
         cells: list[nn.Module] = []
         c_prev = c
@@ -196,8 +216,9 @@ class Nb201Supernet(Supernet):
     def alpha_names(self) -> list[str]:
         return ["cell"]
 
-    def forward(self, x: torch.Tensor,
-                cell_weights: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cell_weights: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         shared = torch.softmax(self.arch_alpha, dim=-1) if cell_weights is None else None
         x = self.body.stem(x)
         k = 0
@@ -213,14 +234,21 @@ class Nb201Supernet(Supernet):
 class Nb201Network(nn.Module):
     """The discrete NB201 network of a genotype (BN affine, running stats on)."""
 
-    def __init__(self, genotype: Nb201Genotype, num_classes: int, c: int = 16, n: int = 5,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        genotype: Nb201Genotype,
+        num_classes: int,
+        c: int = 16,
+        n: int = 5,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         cells: list[nn.Module] = []
         c_prev = c
         for c_cur, reduction in _stage_layout(c, n):
-            cells.append(ResNetBasicBlock(c_prev, c_cur) if reduction
-                         else DiscreteCell(genotype, c_cur))
+            cells.append(
+                ResNetBasicBlock(c_prev, c_cur) if reduction else DiscreteCell(genotype, c_cur)
+            )
             c_prev = c_cur
         self.body = _Nb201Body(cells, c, c_prev, num_classes, in_channels)
 
@@ -298,8 +326,7 @@ class Nb201Space:
     def build_supernet(self, num_classes: int, **args: Any) -> Nb201Supernet:
         return Nb201Supernet(num_classes, **args)
 
-    def build_network(self, genotype: Nb201Genotype, num_classes: int,
-                      **args: Any) -> Nb201Network:
+    def build_network(self, genotype: Nb201Genotype, num_classes: int, **args: Any) -> Nb201Network:
         return Nb201Network(genotype, num_classes, **args)
 
     def parse_genotype(self, text: str) -> Nb201Genotype:

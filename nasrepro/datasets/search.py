@@ -1,0 +1,255 @@
+"""Bilevel search data: each weight batch comes with an architecture (α) batch.
+
+Follows D-X-Y/AutoDL-Projects xautodl/datasets/SearchDatasetWrap.py (`SearchDataset`) and
+get_dataset_with_transform.py (`get_nas_search_loaders`): an epoch visits every item of the
+weight split once, in shuffled order, in batches of `batch_size` (the last one may be short),
+and pairs each weight item with an α item drawn uniformly at random, with replacement, from
+the α split. Which data form the two splits is up to the dataset (see each `search_parts`).
+
+Determinism: every random choice comes from `seed`. The epoch's order, the α draws and one
+augmentation seed per item are drawn up front from a NumPy generator keyed by (seed, epoch).
+torchvision's transforms draw from the global torch RNG, so each item is transformed with
+that RNG (and Python's `random`) temporarily re-seeded from its own augmentation seed and
+restored afterwards: batches are identical across runs and independent of `num_workers`, and
+the caller's global RNG state is left untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from nasrepro.datasets.base import SearchParts, SplitOutOfRange, get_source, resolve_root
+from nasrepro.datasets.transforms import describe_transform
+
+PAIRING = (
+    "weight split once per epoch in shuffled order, each item paired with an α item drawn "
+    "uniformly with replacement (AutoDL SearchDataset)"
+)
+# SeedSequence spawn keys keep the streams for trimming and for each epoch apart.
+_LIMIT_STREAM = 0
+_EPOCH_STREAM = 1
+
+Key = tuple[int, int, int, int]  # weight index, α index, weight aug seed, α aug seed
+
+
+@contextmanager
+def _seeded_rngs(seed: int) -> Iterator[None]:
+    """Seed the CPU torch RNG and `random` for one item, then restore both."""
+    gen = torch.default_generator
+    torch_state = gen.get_state()
+    py_state = random.getstate()
+    gen.manual_seed(seed)
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        gen.set_state(torch_state)
+        random.setstate(py_state)
+
+
+class PairedItems(Dataset):
+    """Items are keys (weight index, α index, two augmentation seeds) → (x_w, y_w, x_a, y_a)."""
+
+    def __init__(self, weight_data: Dataset, arch_data: Dataset) -> None:
+        self.weight_data = weight_data
+        self.arch_data = arch_data
+
+    def __getitem__(self, key: Key) -> tuple[Any, int, Any, int]:  # type: ignore[override]
+        w, a, w_seed, a_seed = key
+        with _seeded_rngs(w_seed):
+            x_w, y_w = self.weight_data[w]
+        with _seeded_rngs(a_seed):
+            x_a, y_a = self.arch_data[a]
+        return x_w, y_w, x_a, y_a
+
+
+class EpochKeys(Sampler[Key]):
+    """The keys of one epoch, a pure function of (seed, epoch)."""
+
+    def __init__(self, weight_indices: Sequence[int], arch_indices: Sequence[int], seed: int):
+        self.weight_indices = np.asarray(weight_indices, dtype=np.int64)
+        self.arch_indices = np.asarray(arch_indices, dtype=np.int64)
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.weight_indices)
+
+    def keys(self, epoch: int) -> list[Key]:
+        rng = np.random.default_rng(
+            np.random.SeedSequence(self.seed, spawn_key=(_EPOCH_STREAM, epoch))
+        )
+        n = len(self.weight_indices)
+        order = self.weight_indices[rng.permutation(n)]
+        picks = self.arch_indices[rng.integers(0, len(self.arch_indices), size=n)]
+        seeds = rng.integers(0, 2**63 - 1, size=(n, 2), dtype=np.int64)
+        return list(
+            zip(
+                order.tolist(),
+                picks.tolist(),
+                seeds[:, 0].tolist(),
+                seeds[:, 1].tolist(),
+                strict=True,
+            )
+        )
+
+    def __iter__(self) -> Iterator[Key]:
+        # Materialised now, so the epoch read is the one current when iteration starts.
+        return iter(self.keys(self.epoch))
+
+
+class SearchLoader:
+    """Iterable of (x_w, y_w, x_a, y_a) batches; each `iter()` runs the next epoch.
+
+    `set_epoch(e)` makes the next iteration epoch `e` (for resuming from a checkpoint).
+    """
+
+    def __init__(
+        self, parts: SearchParts, batch_size: int, seed: int, num_workers: int = 0
+    ) -> None:
+        self.sampler = EpochKeys(parts.weight_indices, parts.arch_indices, seed)
+        self.epoch = 0
+        self._loader = DataLoader(
+            PairedItems(parts.weight_data, parts.arch_data),
+            batch_size=batch_size,
+            sampler=self.sampler,
+            drop_last=False,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            # its own generator: DataLoader otherwise draws a base seed from the global RNG
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __iter__(self) -> Iterator[list[torch.Tensor]]:
+        self.sampler.epoch = self.epoch
+        self.epoch += 1
+        return iter(self._loader)
+
+
+@dataclass
+class SearchData:
+    """What a search needs from its data; `split` records where every batch comes from."""
+
+    loader: SearchLoader  # yields (x_w, y_w, x_a, y_a)
+    steps_per_epoch: int
+    num_classes: int
+    image_size: int
+    in_channels: int
+    split: dict[str, Any]
+
+
+def _trim(indices: list[int], limit: int | None, seed: int, stream: int) -> list[int]:
+    if limit is None or limit >= len(indices):
+        return indices
+    if limit < 1:
+        raise ValueError(f"train_limit must be >= 1, got {limit}")
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_LIMIT_STREAM, stream)))
+    return [indices[i] for i in rng.permutation(len(indices))[:limit].tolist()]
+
+
+def _check_range(dataset: str, side: str, indices: list[int], data: Dataset, where: Any) -> None:
+    if not indices:
+        raise ValueError(f"{dataset}: the {side} split is empty ({where})")
+    size = len(data)  # type: ignore[arg-type]
+    lo, hi = min(indices), max(indices)
+    if lo < 0 or hi >= size:
+        raise SplitOutOfRange(
+            f"{dataset}: {side} split ({where}) has indices {lo}..{hi} but the data found has "
+            f"{size} items; split files index the full dataset: use the full files, or pass "
+            f"split_override with indices below {size}"
+        )
+
+
+def build_search_data(
+    dataset: str,
+    *,
+    root: str | os.PathLike[str] | None,
+    batch_size: int,
+    seed: int,
+    image_size: int | None = None,
+    train_limit: int | None = None,
+    download: bool = False,
+    num_workers: int = 0,
+    protocol: str | None = None,
+    split_override: Mapping[str, Sequence[int]] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> SearchData:
+    """Build the paired weight/α loader for a registered dataset.
+
+    - `root`: data folder; None means $NASREPRO_DATA_ROOT, else ~/.cache/nasrepro/data.
+    - `image_size`: only for datasets rendered at any size (digits, synthetic); the others
+      accept None or their native size.
+    - `train_limit`: keep the first N indices of each split after a permutation seeded by
+      `seed` (smoke budgets).
+    - `protocol`: whose split and augmentation to use. cifar10/cifar100: `nb201` (default;
+      AutoDL's split files) or `darts` (halves of the training set, DARTS-script
+      augmentation); svhn: `darts` only; imagenet16-120: `nb201`; digits/synthetic: `holdout`.
+    - `split_override`: replaces the split the protocol would read, with the same keys —
+      the split file's halves for `nb201` (cifar10: `train`/`valid`; cifar100,
+      imagenet16-120: `xvalid`), `train`/`valid` otherwise. For tests on small fixtures,
+      whose sizes the shipped split files do not fit.
+    - `options`: extra constructor arguments of the dataset (e.g. synthetic's `n`).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    source = get_source(dataset)(image_size, **dict(options or {}))
+    data_root = resolve_root(root) if source.needs_root else None
+    protocol = source.check_protocol(protocol)
+    parts = source.search_parts(
+        data_root, download=download, protocol=protocol, split_override=split_override
+    )
+    parts.weight_indices = _trim(parts.weight_indices, train_limit, seed, 0)
+    parts.arch_indices = _trim(parts.arch_indices, train_limit, seed, 1)
+    where = {"root": str(data_root)} if data_root is not None else {}
+    _check_range(
+        dataset,
+        "weight",
+        parts.weight_indices,
+        parts.weight_data,
+        {**parts.provenance["weights"], **where},
+    )
+    _check_range(
+        dataset, "α", parts.arch_indices, parts.arch_data, {**parts.provenance["arch"], **where}
+    )
+    if parts.weight_data is parts.arch_data and set(parts.weight_indices) & set(parts.arch_indices):
+        raise ValueError(f"{dataset}: the weight and α splits of one set overlap")
+
+    loader = SearchLoader(parts, batch_size, seed, num_workers)
+    split = {
+        "dataset": dataset,
+        "protocol": protocol,
+        "weights": {**parts.provenance["weights"], "size": len(parts.weight_indices)},
+        "arch": {**parts.provenance["arch"], "size": len(parts.arch_indices)},
+        "augmentation": describe_transform(getattr(parts.weight_data, "transform", None)),
+        "pairing": PAIRING,
+        "train_limit": train_limit,
+        "seed": seed,
+        **where,
+    }
+    return SearchData(
+        loader=loader,
+        steps_per_epoch=math.ceil(len(parts.weight_indices) / batch_size),
+        num_classes=source.num_classes,
+        image_size=source.image_size,
+        in_channels=source.in_channels,
+        split=split,
+    )

@@ -1,0 +1,1 @@
+"""Evaluators: score a derived architecture (benchmark lookups, retraining)."""
