@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ensure_torchvision()
     from nasrepro.datasets.base import DatasetNotFound
     from nasrepro.evaluate.nb201 import Nb201FileError
-    from nasrepro.report import build_report, format_summary
+    from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
 
@@ -72,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail(f"{args.suite}: {exc}")
     except TrialFailed as exc:
         return _fail(str(exc), 1)
-    rows = build_report([Path(args.suite)], Path(args.registry), Path(args.out))
+    build_report([Path(args.suite)], Path(args.registry), Path(args.out))
+    rows = summary_table([Path(args.suite)], Path(args.registry))
     print(
         f"MLflow runs:       {summary.tracking_uri} (experiment id {summary.experiment_id}, "
         f"{len(summary.run_ids)} parent run(s)); view with `mlflow ui --backend-store-uri "
@@ -91,14 +92,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from nasrepro.registry import RegistryError
-    from nasrepro.report import build_report, format_summary
+    from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.suite import SuiteError
 
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
     try:
-        rows = build_report(paths, Path(args.registry), Path(args.out))
+        build_report(paths, Path(args.registry), Path(args.out))
+        rows = summary_table(paths, Path(args.registry))
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -11,19 +11,39 @@ from nasrepro.spaces.nb201 import Nb201Supernet
 from nasrepro.suite import SearchSettings
 
 SETTINGS = dict(
-    epochs=2, batch_size=16, lr=0.025, lr_min=0.001, momentum=0.9, nesterov=True,
-    weight_decay=5e-4, arch_lr=3e-4, arch_weight_decay=1e-3, steps_per_epoch=3, image_size=8,
+    epochs=2,
+    batch_size=16,
+    lr=0.025,
+    lr_min=0.001,
+    momentum=0.9,
+    nesterov=True,
+    weight_decay=5e-4,
+    arch_lr=3e-4,
+    arch_weight_decay=1e-3,
+    steps_per_epoch=3,
+    image_size=8,
 )
 
 
 def _search(seed: int, order: int = 1, **overrides):
     settings = SearchSettings(**{**SETTINGS, "order": order, **overrides})
     seed_everything(seed, deterministic=True)
-    data = build_search_data("synthetic", root=None, batch_size=settings.batch_size, seed=seed,
-                             image_size=8, options={"n": 96, "num_classes": 3})
+    data = build_search_data(
+        "synthetic",
+        root=None,
+        batch_size=settings.batch_size,
+        seed=seed,
+        image_size=8,
+        options={"n": 96, "num_classes": 3},
+    )
     net = Nb201Supernet(data.num_classes, c=4, n=1)
-    ctx = SearchContext(supernet=net, settings=settings, hooks=build_hooks(["darts"], {}),
-                        device=torch.device("cpu"), criterion=nn.CrossEntropyLoss())
+    ctx = SearchContext(
+        supernet=net,
+        settings=settings,
+        hooks=build_hooks(["darts"], {}),
+        device=torch.device("cpu"),
+        criterion=nn.CrossEntropyLoss(),
+    )
     history = run_search(ctx, data.loader, data.steps_per_epoch)
     return net, history
 
@@ -33,8 +53,9 @@ def test_rerun_is_identical(order):
     net_a, hist_a = _search(7, order)
     net_b, hist_b = _search(7, order)
     assert torch.equal(net_a.arch_alpha, net_b.arch_alpha)
-    for (na, pa), (nb, pb) in zip(net_a.state_dict().items(), net_b.state_dict().items(),
-                                  strict=True):
+    for (na, pa), (nb, pb) in zip(
+        net_a.state_dict().items(), net_b.state_dict().items(), strict=True
+    ):
         assert na == nb and torch.equal(pa, pb), na
     strip = [{k: v for k, v in vars(h).items() if k != "seconds"} for h in hist_a]
     assert strip == [{k: v for k, v in vars(h).items() if k != "seconds"} for h in hist_b]

@@ -11,10 +11,17 @@ from nasrepro.registry import SCHEMA, RegistryError, load_records, write_record
 
 def _record(seed: int, writer: int = 0) -> dict:
     return {
-        "schema": SCHEMA, "suite": "demo", "experiment": "e1", "budget": "smoke", "seed": seed,
-        "config_hash": f"{writer:04d}" + "ab" * 30, "metrics": {"cifar10": {"test_acc": 50.0}},
-        "genotype": "g", "provenance": {"created_at": f"2026-01-01T00:00:{seed:02d}+00:00"},
-        "writer": writer, "payload": "x" * 20000,  # large enough that a torn write would show
+        "schema": SCHEMA,
+        "suite": "demo",
+        "experiment": "e1",
+        "budget": "smoke",
+        "seed": seed,
+        "config_hash": f"{writer:04d}" + "ab" * 30,
+        "metrics": {"cifar10": {"test_acc": 50.0}},
+        "genotype": "g",
+        "provenance": {"created_at": f"2026-01-01T00:00:{seed:02d}+00:00"},
+        "writer": writer,
+        "payload": "x" * 20000,  # large enough that a torn write would show
     }
 
 
@@ -28,8 +35,10 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     ctx = mp.get_context("fork")
     n_proc, per_proc = 4, 40
     barrier = ctx.Barrier(n_proc)
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, per_proc, barrier))
-             for w in range(n_proc)]
+    procs = [
+        ctx.Process(target=_writer, args=(str(tmp_path), w, per_proc, barrier))
+        for w in range(n_proc)
+    ]
     for p in procs:
         p.start()
     for p in procs:
