@@ -119,6 +119,16 @@ def expand(
                 "--experiment",
                 f"no experiment {exp_id!r} in the suite (known: {', '.join(suite.experiments)})",
             )
+    pending = [e for e in wanted if suite.experiments[e].pending]
+    if experiments and pending:
+        e = pending[0]
+        raise SuiteError(
+            path,
+            None,
+            "--experiment",
+            f"experiment {e!r} is pending: {suite.experiments[e].pending}",
+        )
+    wanted = [e for e in wanted if e not in pending]
     digest = suite_hash(path)
     trials: list[Trial] = []
     for exp_id in wanted:

@@ -37,7 +37,7 @@ def _alpha_metrics(space: Any, alpha: dict[str, list[list[float]]]) -> dict[str,
     for name, rows in alpha.items():
         for e, row in enumerate(rows):
             for k, p in enumerate(row):
-                out[f"alpha.{name}.e{e}.{space.ops[k]}"] = p
+                out[f"alpha.{name}.e{e}.{space.edge_op_names(name, e)[k]}"] = p
     return out
 
 
@@ -68,14 +68,16 @@ def execute_trial(
         train_limit=settings.train_limit,
     )
     space = build_space(cfg["space"])
-    supernet = space.build_supernet(
-        data.num_classes, in_channels=data.in_channels, **cfg["space_args"]
-    )
+    hooks = build_hooks(cfg["methods"], cfg["method_args"])
+    space_args = dict(cfg["space_args"])
+    for hook in hooks:
+        space_args = hook.configure_space(space_args)
+    supernet = space.build_supernet(data.num_classes, in_channels=data.in_channels, **space_args)
     evaluator = build_evaluator(cfg)
     ctx = SearchContext(
         supernet=supernet,
         settings=settings,
-        hooks=build_hooks(cfg["methods"], cfg["method_args"]),
+        hooks=hooks,
         device=torch.device(device),
         criterion=nn.CrossEntropyLoss(),
     )

@@ -97,11 +97,11 @@ def test_supernet_parameter_count():
 
 def test_search_bn_has_no_affine_and_no_running_stats_by_default():
     net = Nb201Supernet(10)
-    bn = net.body.cells[0].edges[0][3][2]
+    bn = net.body.cells[0].edges[0].ops[3][2]
     assert isinstance(bn, torch.nn.BatchNorm2d)
     assert bn.weight is None and bn.running_mean is None
     assert (
-        Nb201Supernet(10, track_running_stats=True).body.cells[0].edges[0][3][2].running_mean
+        Nb201Supernet(10, track_running_stats=True).body.cells[0].edges[0].ops[3][2].running_mean
         is not None
     )
 

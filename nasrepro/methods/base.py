@@ -19,6 +19,10 @@ class MethodHook:
         if args:
             raise ValueError(f"method {self.name!r} takes no arguments, got {sorted(args)}")
 
+    def configure_space(self, space_args: dict[str, Any]) -> dict[str, Any]:
+        """Space arguments before the supernet is built (e.g. PC-DARTS' partial channels)."""
+        return space_args
+
     def on_build(self, ctx: SearchContext) -> None:
         """After the supernet exists, before optimizers are built."""
 
@@ -29,6 +33,16 @@ class MethodHook:
 
     def on_epoch_start(self, ctx: SearchContext) -> None:
         """Before the first step of `ctx.epoch`."""
+
+    def weight_step_cell_weights(
+        self, ctx: SearchContext, weights: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Per-cell mixing weights for the weight step's forward (default softmax(α) per cell).
+
+        Hooks compose in order: SDARTS-RS perturbs them, Λ-DARTS makes per-cell leaf copies
+        whose gradients it reads in `after_weight_backward`.
+        """
+        return weights
 
     def after_weight_backward(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         """Weight gradients of the training loss exist; add to them before clipping."""

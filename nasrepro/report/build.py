@@ -203,6 +203,9 @@ def _judge_claim(
         return ClaimRow(
             claim, "not run", claimed, "—", "—", (f"not runnable: {claim.not_runnable}", *notes)
         )
+    exp = suite.experiments.get(claim.experiment or "")
+    if exp is not None and exp.pending:
+        return ClaimRow(claim, "not run", claimed, "—", "—", (f"pending: {exp.pending}", *notes))
     by_budget = groups.get(claim.experiment or "", {})
     if stale_count:
         notes.append(f"{stale_count} stale record(s) of another suite version ignored")

@@ -96,7 +96,10 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     net, opt = ctx.supernet, ctx.w_optimizer
     assert opt is not None
     opt.zero_grad(set_to_none=True)
-    logits = net(x)
+    weights = net.cell_weights()
+    for hook in ctx.hooks:
+        weights = hook.weight_step_cell_weights(ctx, weights)
+    logits = net(x, cell_weights=weights)
     loss = ctx.criterion(logits, y)
     _check_finite(loss, ctx, "training")
     loss.backward()

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from nasrepro.spaces.mixed import MixedOp
+
 
 class Supernet(nn.Module, abc.ABC):
     """A weight-sharing network with architecture parameters α kept apart from weights.
@@ -37,6 +39,20 @@ class Supernet(nn.Module, abc.ABC):
         }
 
     @abc.abstractmethod
+    def cell_alpha_index(self) -> list[int]:
+        """For each search cell, in forward order, the index of the α tensor it mixes with
+        (NB201: all 0; DARTS: 0 for normal, 1 for reduction cells)."""
+
+    def cell_weights(self) -> list[torch.Tensor]:
+        """softmax(α) for every search cell: the default `cell_weights` of forward()."""
+        probs = [torch.softmax(a, dim=-1) for a in self.arch_parameters()]
+        return [probs[i] for i in self.cell_alpha_index()]
+
+    def mixed_ops(self) -> list[MixedOp]:
+        """Every mixed edge of the supernet, in module order."""
+        return [m for m in self.modules() if isinstance(m, MixedOp)]
+
+    @abc.abstractmethod
     def alpha_names(self) -> list[str]:
         """One name per α tensor (e.g. `cell` on NB201, `normal`/`reduce` on DARTS)."""
 
@@ -50,6 +66,8 @@ class SearchSpace(Protocol):
     def build_supernet(self, num_classes: int, **args: Any) -> Supernet: ...
 
     def build_network(self, genotype: Any, num_classes: int, **args: Any) -> nn.Module: ...
+
+    def edge_op_names(self, alpha_name: str, edge: int) -> tuple[str, ...]: ...
 
     def parse_genotype(self, text: str) -> Any: ...
 

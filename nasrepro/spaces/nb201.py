@@ -16,6 +16,7 @@ from torch import nn
 
 from nasrepro.catalog import register_op, register_space
 from nasrepro.spaces.base import Supernet
+from nasrepro.spaces.mixed import MixedOp
 
 # NB201's operation order (xautodl/models/cell_operations.py, NAS_BENCH_201).
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -113,7 +114,7 @@ class SearchCell(nn.Module):
     def __init__(self, c: int, affine: bool, track_running_stats: bool) -> None:
         super().__init__()
         self.edges = nn.ModuleList(
-            nn.ModuleList(_OP_BUILDERS[op](c, affine, track_running_stats) for op in OPS)
+            MixedOp((_OP_BUILDERS[op](c, affine, track_running_stats) for op in OPS), OPS)
             for _ in EDGES
         )
 
@@ -123,8 +124,7 @@ class SearchCell(nn.Module):
         for i in range(1, MAX_NODES):
             total = 0
             for j in range(i):
-                ops, w = self.edges[e], weights[e]
-                total = total + sum(op(nodes[j]) * w[k] for k, op in enumerate(ops))
+                total = total + self.edges[e](nodes[j], weights[e])
                 e += 1
             nodes.append(total)
         return nodes[-1]
@@ -215,6 +215,9 @@ class Nb201Supernet(Supernet):
 
     def alpha_names(self) -> list[str]:
         return ["cell"]
+
+    def cell_alpha_index(self) -> list[int]:
+        return [0] * self.num_search_cells
 
     def forward(
         self, x: torch.Tensor, cell_weights: list[torch.Tensor] | None = None
@@ -328,6 +331,10 @@ class Nb201Space:
 
     def build_network(self, genotype: Nb201Genotype, num_classes: int, **args: Any) -> Nb201Network:
         return Nb201Network(genotype, num_classes, **args)
+
+    def edge_op_names(self, alpha_name: str, edge: int) -> tuple[str, ...]:
+        """Names of the ops mixed on `edge` of α tensor `alpha_name` (for logs and plots)."""
+        return OPS
 
     def parse_genotype(self, text: str) -> Nb201Genotype:
         return Nb201Genotype.from_arch_str(text)
