@@ -126,7 +126,7 @@ def execute_trial(
 
         history = run_search(ctx, data.loader, data.steps_per_epoch, on_epoch_end)
         selector = catalog.get("selector", cfg["selector"])
-        genotype = selector(space, supernet, ctx=ctx)
+        genotype = selector(space, supernet, ctx=ctx, data=data, history=history)
         arch = space.format_genotype(genotype)
         result = evaluator.score(arch, cfg["eval_datasets"], ["test_acc", "valid_acc"])
         final = {
@@ -166,7 +166,13 @@ def execute_trial(
                 "source": result.source,
                 "fixture": bool(result.source.get("fixture", False)),
             },
-            "search": {"epochs": settings.epochs, "history": history_json},
+            "search": {
+                "epochs": settings.epochs,
+                "history": history_json,
+                "stopped_by": ctx.state.get("stopped_by"),
+                "stopped_at_epoch": ctx.state.get("stopped_at_epoch"),
+                "selection": ctx.state.get("selection"),
+            },
             "mlflow": {
                 "tracking_uri": tracker.uri,
                 "experiment_id": experiment_id,

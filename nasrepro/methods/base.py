@@ -55,6 +55,10 @@ class MethodHook:
         """Diagnostics to log for the epoch that just ended."""
         return {}
 
+    def should_stop(self, ctx: SearchContext, history: list[Any]) -> bool:
+        """Early-stop criteria (DARTS+, DARTS-ES): True ends the search after this epoch."""
+        return False
+
 
 def build_hooks(methods: list[str], method_args: dict[str, dict[str, Any]]) -> list[MethodHook]:
     from nasrepro import catalog

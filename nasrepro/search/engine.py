@@ -197,4 +197,9 @@ def run_search(
         history.append(log)
         if on_epoch_end is not None:
             on_epoch_end(log)
+        stops = [h.name for h in ctx.hooks if h.should_stop(ctx, history)]
+        if stops:
+            ctx.state["stopped_by"] = stops
+            ctx.state["stopped_at_epoch"] = epoch
+            break
     return history
