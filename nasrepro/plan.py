@@ -57,6 +57,7 @@ def resolve_experiment(
     search = exp.search.model_dump()
     space_args = dict(exp.space_args)
     method_args = {k: dict(v) for k, v in exp.method_args.items()}
+    selector_args = dict(exp.selector_args)
     dataset, seeds = exp.dataset, exp.seeds
     description = "the paper's settings"
     if budget != "full":
@@ -68,6 +69,8 @@ def resolve_experiment(
         description = rule.description
         search.update(rule.search)
         space_args.update(rule.space_args)
+        space_args.update(rule.space_args_by_space.get(exp.space, {}))
+        selector_args.update(rule.selector_args)
         for m, args in rule.method_args.items():
             if m in method_args or m in exp.methods:
                 method_args.setdefault(m, {}).update(args)
@@ -92,6 +95,7 @@ def resolve_experiment(
         "method_args": method_args,
         "search": search,
         "selector": exp.selector,
+        "selector_args": selector_args,
         "evaluator": exp.evaluator,
         "evaluator_args": dict(exp.evaluator_args),
         "eval_datasets": list(exp.eval_datasets),

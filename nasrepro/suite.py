@@ -78,6 +78,7 @@ class Experiment(_Model):
     method_args: dict[str, dict[str, Any]] = {}
     search: SearchSettings
     selector: str = "argmax"
+    selector_args: dict[str, Any] = {}
     evaluator: str = "nb201-table"
     evaluator_args: dict[str, Any] = {}
     eval_datasets: list[str] = Field(min_length=1)
@@ -95,7 +96,11 @@ class BudgetRule(_Model):
     dataset: str | None = None
     search: dict[str, Any] = {}
     space_args: dict[str, Any] = {}
+    # space name -> space_args for experiments on that space only (applied after
+    # `space_args`), so one budget can shrink NB201 (`n`) and DARTS (`layers`) supernets.
+    space_args_by_space: dict[str, dict[str, Any]] = {}
     method_args: dict[str, dict[str, Any]] = {}
+    selector_args: dict[str, Any] = {}
 
 
 class Claim(_Model):

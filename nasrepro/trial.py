@@ -126,7 +126,9 @@ def execute_trial(
 
         history = run_search(ctx, data.loader, data.steps_per_epoch, on_epoch_end)
         selector = catalog.get("selector", cfg["selector"])
-        genotype = selector(space, supernet, ctx=ctx, data=data, history=history)
+        genotype = selector(
+            space, supernet, ctx=ctx, data=data, history=history, **cfg["selector_args"]
+        )
         arch = space.format_genotype(genotype)
         result = evaluator.score(arch, cfg["eval_datasets"], ["test_acc", "valid_acc"])
         final = {
