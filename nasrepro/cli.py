@@ -167,6 +167,76 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from nasrepro.bench import SWITCHES, run_bench, write_results
+
+    # torch.compile costs minutes of CPU compilation: opt-in on CPU, default on CUDA
+    device = args.device or ("cuda" if _cuda_available() else "cpu")
+    default = SWITCHES if device == "cuda" else tuple(s for s in SWITCHES if s != "compile")
+    switches = tuple(args.switch or default)
+    unknown = [s for s in switches if s not in SWITCHES]
+    if unknown:
+        return _fail(f"--switch: unknown {unknown[0]!r} (known: {', '.join(SWITCHES)})")
+    progress = None if args.json else (lambda line: print(line, file=sys.stderr))
+    rows = run_bench(args.quick, device, switches, args.steps, None, progress)
+    command = "nasrepro bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
+    path = write_results(rows, Path(args.out), command.strip())
+    if args.json:
+        keys = (
+            "space",
+            "method",
+            "batch",
+            "device",
+            "step_ms",
+            "images_per_s",
+            "peak_mem_mb",
+            "ratio_to_plain",
+            "switch",
+        )
+        print(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], indent=2))
+    else:
+        table = [
+            [
+                r.space,
+                r.method,
+                r.switch,
+                r.batch,
+                r.step_ms,
+                r.images_per_s,
+                r.peak_mem_mb,
+                r.ratio_to_plain,
+                r.max_rel_diff_vs_plain,
+            ]
+            for r in rows
+        ]
+        print(
+            tabulate(
+                table,
+                headers=[
+                    "space",
+                    "method",
+                    "switch",
+                    "batch",
+                    "step ms",
+                    "images/s",
+                    "peak MB",
+                    "x plain",
+                    "rel diff",
+                ],
+            )
+        )
+        print(f"device: {rows[0].device if rows else device}; written: {path}")
+    return 0
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nasrepro",
@@ -217,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--image-size", type=int)
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
+    b = sub.add_parser("bench", help="time one bilevel search step per method and switch")
+    b.add_argument("--quick", action="store_true", help="tiny supernet, for CPU/CI")
+    b.add_argument("--device", choices=("cpu", "cuda"))
+    b.add_argument("--switch", action="append", help="plain, channels_last, compile, bf16")
+    b.add_argument("--steps", type=int, help="timed steps per case")
+    b.add_argument("--out", default="benchmarks/results")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

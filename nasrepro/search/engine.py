@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,7 +21,9 @@ from nasrepro.methods.base import MethodHook
 from nasrepro.search.schedule import cosine_lr
 from nasrepro.search.unrolled import unrolled_arch_grad
 from nasrepro.spaces.base import Supernet
-from nasrepro.suite import SearchSettings
+
+if TYPE_CHECKING:  # keeps the engine importable without pydantic (e.g. on a bare GPU box)
+    from nasrepro.suite import SearchSettings
 
 
 class SearchDiverged(RuntimeError):
