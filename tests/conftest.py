@@ -1,5 +1,9 @@
 """Test set-up: torchvision must import beside the CPU-only torch wheel (STACK.md)."""
 
+import torch
+
 from nasrepro._compat import ensure_torchvision
 
 ensure_torchvision()
+# Tiny test networks run faster on one thread, and parallel test workers do not fight.
+torch.set_num_threads(1)

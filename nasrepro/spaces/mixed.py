@@ -14,17 +14,70 @@ from torch import nn
 
 
 class MixedOp(nn.Module):
-    """One edge of a supernet. `op_names[k]` names `ops[k]`; `stride` is the edge's stride."""
+    """One edge of a supernet. `op_names[k]` names `ops[k]`; `stride` is the edge's stride.
 
-    def __init__(self, ops: Iterable[nn.Module], op_names: Iterable[str], stride: int = 1) -> None:
+    `channels` is the edge's full input (= output) channel count, for `extras` that must
+    build their own modules (DARTS-' FactorizedReduce on stride-2 edges); None if unknown.
+    """
+
+    def __init__(
+        self,
+        ops: Iterable[nn.Module],
+        op_names: Iterable[str],
+        stride: int = 1,
+        channels: int | None = None,
+    ) -> None:
         super().__init__()
         self.ops = nn.ModuleList(ops)
         self.op_names = tuple(op_names)
         self.stride = stride
+        self.channels = channels
         self.extras = nn.ModuleList()  # terms added to the edge output, e.g. DARTS- β·skip
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         out = sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))
+        for extra in self.extras:
+            out = out + extra(x)
+        return out
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """(N, g·c, H, W) -> view (N, g, c, H, W), swap g and c, flatten back: output channel
+    i·g + j is input channel j·c + i (PC-DARTS model_search.py `channel_shuffle`)."""
+    n, channels, h, w = x.shape
+    x = x.view(n, groups, channels // groups, h, w).transpose(1, 2).contiguous()
+    return x.view(n, channels, h, w)
+
+
+class PartialMixedOp(MixedOp):
+    """PC-DARTS partial channel connection (Xu et al., 2020; yuhuixu1993/PC-DARTS
+    model_search.py MixedOp, commit b74702f): only the first C/K channels go through the
+    ops (which the space builds for C/K channels); the other C - C/K channels bypass them,
+    max-pooled 2x2 on stride-2 edges; the concatenation is channel-shuffled with K groups.
+
+    `extras` see the full input x and are added to the shuffled output.
+    """
+
+    def __init__(
+        self,
+        ops: Iterable[nn.Module],
+        op_names: Iterable[str],
+        stride: int = 1,
+        channels: int | None = None,
+        k: int = 4,
+    ) -> None:
+        super().__init__(ops, op_names, stride, channels)
+        self.k = k
+        self.mp = nn.MaxPool2d(2, 2)  # PC-DARTS MixedOp.mp: the bypass of reduction edges
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        part = x.shape[1] // self.k
+        xtemp, xtemp2 = x[:, :part], x[:, part:]
+        temp1 = sum(w * op(xtemp) for w, op in zip(weights, self.ops, strict=True))
+        # The reference tests the spatial size (temp1.shape[2] == x.shape[2]) to detect a
+        # reduction edge; for the even sizes DARTS supports this is the edge's stride.
+        bypass = xtemp2 if temp1.shape[2] == x.shape[2] else self.mp(xtemp2)
+        out = channel_shuffle(torch.cat([temp1, bypass], dim=1), self.k)
         for extra in self.extras:
             out = out + extra(x)
         return out

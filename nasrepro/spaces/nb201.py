@@ -16,7 +16,7 @@ from torch import nn
 
 from nasrepro.catalog import register_op, register_space
 from nasrepro.spaces.base import Supernet
-from nasrepro.spaces.mixed import MixedOp
+from nasrepro.spaces.mixed import MixedOp, PartialMixedOp
 
 # NB201's operation order (xautodl/models/cell_operations.py, NAS_BENCH_201).
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -109,14 +109,30 @@ class ResNetBasicBlock(nn.Module):
 
 
 class SearchCell(nn.Module):
-    """Four nodes, six mixed edges; the output is node 3 alone (no concatenation)."""
+    """Four nodes, six mixed edges; the output is node 3 alone (no concatenation).
 
-    def __init__(self, c: int, affine: bool, track_running_stats: bool) -> None:
+    `partial_channels` K > 1: PC-DARTS partial channels on every edge (ops on C/K channels,
+    `PartialMixedOp`). PC-DARTS' authors published no NB201 code; this follows the
+    third-party NB201 port aoiang/few-shot-NAS Few-Shot_NasBench201/lib/models/cell_searchs/
+    search_cells.py `forward_pcdarts` (commit d3423c1): NB201 ops unchanged (no BN after
+    pooling), channel shuffle, no edge normalization.
+    """
+
+    def __init__(
+        self, c: int, affine: bool, track_running_stats: bool, partial_channels: int = 1
+    ) -> None:
         super().__init__()
-        self.edges = nn.ModuleList(
-            MixedOp((_OP_BUILDERS[op](c, affine, track_running_stats) for op in OPS), OPS)
-            for _ in EDGES
-        )
+        k = partial_channels
+        if k < 1 or c % k:
+            raise ValueError(f"partial_channels={k} must divide the cell's channels {c}")
+
+        def edge() -> MixedOp:
+            ops = [_OP_BUILDERS[op](c // k, affine, track_running_stats) for op in OPS]
+            if k > 1:
+                return PartialMixedOp(ops, OPS, channels=c, k=k)
+            return MixedOp(ops, OPS, channels=c)
+
+        self.edges = nn.ModuleList(edge() for _ in EDGES)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -191,6 +207,7 @@ class Nb201Supernet(Supernet):
         in_channels: int = 3,
         track_running_stats: bool = False,
         affine: bool = False,
+        partial_channels: int = 1,
     ) -> None:
         super().__init__()
         cells: list[nn.Module] = []
@@ -200,7 +217,7 @@ class Nb201Supernet(Supernet):
             if reduction:
                 cells.append(ResNetBasicBlock(c_prev, c_cur))
             else:
-                cells.append(SearchCell(c_cur, affine, track_running_stats))
+                cells.append(SearchCell(c_cur, affine, track_running_stats, partial_channels))
                 self.search_cell_index.append(idx)
             c_prev = c_cur
         self.body = _Nb201Body(cells, c, c_prev, num_classes, in_channels)
