@@ -44,6 +44,8 @@ class BenchCase:
 FULL_CASES = (
     BenchCase("nb201", "darts-1st", 64, 32, {"c": 16, "n": 5}),
     BenchCase("nb201", "darts-2nd", 64, 32, {"c": 16, "n": 5}),
+    BenchCase("darts", "darts-1st", 64, 32, {"c": 16, "layers": 8}),
+    BenchCase("darts", "darts-2nd", 64, 32, {"c": 16, "layers": 8}),
 )
 QUICK_CASES = (
     BenchCase("nb201", "darts-1st", 8, 16, {"c": 4, "n": 1}),
