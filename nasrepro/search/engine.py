@@ -160,6 +160,7 @@ def run_search(
             g["lr"] = lr
         for hook in ctx.hooks:
             hook.on_epoch_start(ctx)
+        lr = ctx.w_optimizer.param_groups[0]["lr"]  # hooks (EX-DARTS) may have changed it
         sums = np.zeros(4)
         n = n_alpha = 0
         start = time.perf_counter()

@@ -103,19 +103,20 @@ class SearchCell(nn.Module):
         reduction: bool,
         reduction_prev: bool,
         partial_channels: int = 1,
+        affine: bool = False,
     ) -> None:
         super().__init__()
         self.reduction = reduction
         if reduction_prev:
-            self.preprocess0: nn.Module = FactorizedReduce(c_prev_prev, c, affine=False)
+            self.preprocess0: nn.Module = FactorizedReduce(c_prev_prev, c, affine=affine)
         else:
-            self.preprocess0 = ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=False)
-        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0, affine=False)
+            self.preprocess0 = ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=affine)
+        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0, affine=affine)
         k = partial_channels
         self.edges = nn.ModuleList()
         for (_, j), names in zip(EDGES, edge_ops, strict=True):
             stride = 2 if reduction and j < 2 else 1
-            ops = [search_op(name, c // k, stride) for name in names]
+            ops = [search_op(name, c // k, stride, affine) for name in names]
             if k > 1:
                 self.edges.append(PartialMixedOp(ops, names, stride, channels=c, k=k))
             else:
@@ -170,6 +171,7 @@ class DartsSupernet(Supernet):
         in_channels: int = 3,
         stem_multiplier: int = 3,
         cell_ops: CellOps | None = None,
+        affine: bool = False,
     ) -> None:
         super().__init__()
         if cell_ops is None:
@@ -200,6 +202,7 @@ class DartsSupernet(Supernet):
                     reduction,
                     reduction_prev,
                     partial_channels,
+                    affine,
                 )
             )
             reduction_prev = reduction

@@ -215,10 +215,11 @@ def build_op(name: str, c: int, stride: int, affine: bool) -> nn.Module:
     return OPS[name](c, stride, affine)
 
 
-def search_op(name: str, c: int, stride: int) -> nn.Module:
+def search_op(name: str, c: int, stride: int, affine: bool = False) -> nn.Module:
     """The op as a search MixedOp holds it: BN affine=False, pooling followed by
-    BN(c, affine=False) (quark0 cnn/model_search.py MixedOp: `if 'pool' in primitive`)."""
-    op = build_op(name, c, stride, affine=False)
+    BN(c, affine=False) (quark0 cnn/model_search.py MixedOp: `if 'pool' in primitive`).
+    `affine=True` is RF-DARTS' search setting (only BN affine weights train)."""
+    op = build_op(name, c, stride, affine=affine)
     if "pool" in name:
-        op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+        op = nn.Sequential(op, nn.BatchNorm2d(c, affine=affine))
     return op
