@@ -47,6 +47,9 @@ class MethodHook:
     def after_weight_backward(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         """Weight gradients of the training loss exist; add to them before clipping."""
 
+    def after_arch_step(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
+        """After the α step on validation batch (x, y) (DARTS-ES reads the α Hessian here)."""
+
     def update_alpha(self, ctx: SearchContext) -> bool:
         """Whether α is updated this step."""
         return True

@@ -135,6 +135,8 @@ def arch_step(
             a.grad = g
     _check_finite(loss, ctx, "validation")
     opt.step()
+    for hook in ctx.hooks:
+        hook.after_arch_step(ctx, x_a, y_a)
     return loss.item(), _accuracy(logits.detach(), y_a)
 
 
