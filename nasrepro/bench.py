@@ -208,7 +208,9 @@ def run_bench(
     warmup: int | None = None,
     progress: Any = None,
     check: bool = True,
+    on_row: Any = None,
 ) -> list[BenchRow]:
+    """Time every case × switch; `on_row(rows_so_far)` lets callers save partial results."""
     dev = torch.device(device)
     cases = QUICK_CASES if quick else FULL_CASES
     steps = steps or (3 if quick else 20)
@@ -229,19 +231,26 @@ def run_bench(
                     reference, state_after_one_step(case, switch, dev)
                 )
             rows.append(row)
+            if on_row is not None:
+                on_row(rows)
             if progress is not None:
                 progress(f"{row.space} {row.method} {row.switch}: {row.step_ms:.1f} ms/step")
     return rows
 
 
-def write_results(rows: list[BenchRow], folder: Path, command: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+def results_path(folder: Path, device: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    slug = "".join(ch if ch.isalnum() else "-" for ch in device.split(" (")[0]).strip("-")
+    return folder / f"{stamp}-{slug.lower()}.json"
+
+
+def write_results(rows: list[BenchRow], path: Path, command: str, complete: bool) -> Path:
+    """(Re)write the results file; `complete` is False while the run is still going."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     from nasrepro.provenance import package_versions
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     device = rows[0].device if rows else "none"
-    slug = "".join(ch if ch.isalnum() else "-" for ch in device.split(" (")[0]).strip("-")
-    path = folder / f"{stamp}-{slug.lower()}.json"
     payload = {
         "command": command,
         "created_at": stamp,
@@ -249,6 +258,7 @@ def write_results(rows: list[BenchRow], folder: Path, command: str) -> Path:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "packages": package_versions(),
+        "complete": complete,
         "rows": [asdict(r) for r in rows],
     }
     path.write_text(json.dumps(payload, indent=2))

@@ -168,9 +168,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
     from tabulate import tabulate
 
-    from nasrepro.bench import SWITCHES, run_bench, write_results
+    from nasrepro.bench import SWITCHES, device_label, results_path, run_bench, write_results
 
     # torch.compile costs minutes of CPU compilation: opt-in on CPU, default on CUDA
     device = args.device or ("cuda" if _cuda_available() else "cpu")
@@ -180,9 +181,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         return _fail(f"--switch: unknown {unknown[0]!r} (known: {', '.join(SWITCHES)})")
     progress = None if args.json else (lambda line: print(line, file=sys.stderr))
-    rows = run_bench(args.quick, device, switches, args.steps, None, progress)
-    command = "nasrepro bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
-    path = write_results(rows, Path(args.out), command.strip())
+    command = ("nasrepro bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])).strip()
+    path = results_path(Path(args.out), device_label(torch.device(device)))
+    rows = run_bench(
+        args.quick,
+        device,
+        switches,
+        args.steps,
+        None,
+        progress,
+        on_row=lambda so_far: write_results(so_far, path, command, False),
+    )
+    write_results(rows, path, command, True)
     if args.json:
         keys = (
             "space",

@@ -36,13 +36,39 @@ def test_plain_is_reproducible_and_bf16_differs():
 
 
 def test_bench_cli_quick_json(tmp_path, capsys):
-    assert main(["bench", "--quick", "--device", "cpu", "--steps", "1", "--switch", "plain",
-                 "--switch", "channels_last", "--out", str(tmp_path), "--json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--quick",
+                "--device",
+                "cpu",
+                "--steps",
+                "1",
+                "--switch",
+                "plain",
+                "--switch",
+                "channels_last",
+                "--out",
+                str(tmp_path),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert {r["method"] for r in rows} == {"darts-1st", "darts-2nd"}
     for r in rows:
-        assert set(r) >= {"space", "method", "batch", "device", "step_ms", "images_per_s",
-                          "peak_mem_mb", "ratio_to_plain"}
+        assert set(r) >= {
+            "space",
+            "method",
+            "batch",
+            "device",
+            "step_ms",
+            "images_per_s",
+            "peak_mem_mb",
+            "ratio_to_plain",
+        }
         assert r["step_ms"] > 0 and r["images_per_s"] > 0
     assert all(r["ratio_to_plain"] == 1.0 for r in rows if r["switch"] == "plain")
     saved = json.loads(next(tmp_path.glob("*.json")).read_text())
