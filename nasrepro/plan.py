@@ -58,6 +58,7 @@ def resolve_experiment(
     space_args = dict(exp.space_args)
     method_args = {k: dict(v) for k, v in exp.method_args.items()}
     selector_args = dict(exp.selector_args)
+    evaluator_args = dict(exp.evaluator_args)
     dataset, seeds = exp.dataset, exp.seeds
     description = "the paper's settings"
     if budget != "full":
@@ -71,6 +72,7 @@ def resolve_experiment(
         space_args.update(rule.space_args)
         space_args.update(rule.space_args_by_space.get(exp.space, {}))
         selector_args.update(rule.selector_args)
+        evaluator_args.update(rule.evaluator_args)
         for m, args in rule.method_args.items():
             if m in method_args or m in exp.methods:
                 method_args.setdefault(m, {}).update(args)
@@ -97,7 +99,7 @@ def resolve_experiment(
         "selector": exp.selector,
         "selector_args": selector_args,
         "evaluator": exp.evaluator,
-        "evaluator_args": dict(exp.evaluator_args),
+        "evaluator_args": evaluator_args,
         "eval_datasets": list(exp.eval_datasets),
     }
     return config, seeds, description

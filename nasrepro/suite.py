@@ -101,6 +101,7 @@ class BudgetRule(_Model):
     space_args_by_space: dict[str, dict[str, Any]] = {}
     method_args: dict[str, dict[str, Any]] = {}
     selector_args: dict[str, Any] = {}
+    evaluator_args: dict[str, Any] = {}  # e.g. a retraining recipe shrunk for smoke
 
 
 class Claim(_Model):

@@ -130,7 +130,17 @@ def execute_trial(
             space, supernet, ctx=ctx, data=data, history=history, **cfg["selector_args"]
         )
         arch = space.format_genotype(genotype)
-        result = evaluator.score(arch, cfg["eval_datasets"], ["test_acc", "valid_acc"])
+        result = evaluator.score(
+            arch,
+            cfg["eval_datasets"],
+            ["test_acc", "valid_acc"],
+            space=cfg["space"],
+            data_root=data_root,
+            device=device,
+            seed=trial.seed,
+            log=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
+            progress=lambda line: progress(f"{label} {line}"),
+        )
         final = {
             f"final.{ds}.{m}": v for ds, vals in result.metrics.items() for m, v in vals.items()
         }

@@ -239,7 +239,7 @@ def test_pending_experiment_may_name_future_components_and_is_skipped(tmp_path):
     text = VALID.replace(
         "    eval_datasets: [cifar10]\n    seeds: 4\n",
         "    eval_datasets: [cifar10]\n    seeds: 4\n"
-        "  future:\n    space: darts\n    dataset: cifar10\n    methods: [lambda]\n"
+        "  future:\n    space: nb301\n    dataset: cifar10\n    methods: [magic]\n"
         "    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, momentum: 0.9,\n"
         "             weight_decay: 3.0e-4, arch_lr: 3.0e-4, arch_weight_decay: 1.0e-3}\n"
         "    evaluator: retrain\n    eval_datasets: [cifar10]\n    seeds: 4\n"
@@ -253,7 +253,7 @@ def test_pending_experiment_may_name_future_components_and_is_skipped(tmp_path):
     with pytest.raises(SuiteError, match="pending: needs the retraining evaluator"):
         expand(suite, path, "smoke", experiments=["future"])
     # without `pending`, the same names are errors
-    with pytest.raises(SuiteError, match="unknown space 'darts'"):
+    with pytest.raises(SuiteError, match="unknown space .nb301."):
         load_suite(
             _write(tmp_path, text.replace("    pending: needs the retraining evaluator\n", ""))
         )

@@ -189,7 +189,10 @@ class Nb201TableEvaluator:
         if options:  # an ignored option (e.g. a `path`) would silently change nothing
             raise ValueError(f"evaluator nb201-table takes no options, got {sorted(options)}")
 
-    def score(self, arch_str: str, datasets: list[str], metrics: list[str]) -> LookupResult:
+    def score(
+        self, arch_str: str, datasets: list[str], metrics: list[str], **runtime: Any
+    ) -> LookupResult:
+        """Look the cell up; `runtime` (data root, device, seed, logger) is not needed here."""
         _check_request(datasets, metrics)
         table = Nb201Table.load()
         index = table.index_of(arch_str)
@@ -387,7 +390,10 @@ class Nb201ApiEvaluator:
         # only now, with the checksum accepted, is the file unpickled
         self.api = _open_api(self.path, self.kind, self.digest.sha256)
 
-    def score(self, arch_str: str, datasets: list[str], metrics: list[str]) -> LookupResult:
+    def score(
+        self, arch_str: str, datasets: list[str], metrics: list[str], **runtime: Any
+    ) -> LookupResult:
+        """Look the cell up; `runtime` (data root, device, seed, logger) is not needed here."""
         _check_request(datasets, metrics)
         index = self.api.query_index_by_arch(arch_str) if isinstance(arch_str, str) else -1
         if index < 0:
