@@ -50,8 +50,13 @@ def execute_trial(
     data_root: str | None,
     device: str,
     progress: Progress = _stderr,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    run_name: str | None = None,
 ) -> dict[str, Any]:
-    """Run `trial` under a child MLflow run and return its registry record (not yet written)."""
+    """Run `trial` under a child MLflow run and return its registry record (not yet written).
+
+    `on_epoch` sees every epoch's log after it is tracked (Optuna reports and prunes there).
+    """
     from nasrepro.datasets import build_search_data
 
     cfg, settings = trial.config, trial.search
@@ -92,7 +97,7 @@ def execute_trial(
         "dataset": cfg["dataset"],
         "config_hash": trial.config_hash,
     }
-    run_id = tracker.start_run(experiment_id, f"seed{trial.seed}", tags, parent_run_id)
+    run_id = tracker.start_run(experiment_id, run_name or f"seed{trial.seed}", tags, parent_run_id)
     try:
         tracker.log_params(run_id, flatten({k: v for k, v in cfg.items()}))
         tracker.log_params(run_id, {"seed": str(trial.seed), "data.split": str(data.split)})
@@ -123,6 +128,8 @@ def execute_trial(
                 f"train {log.train_loss:.3f}/{log.train_acc:.1f}% "
                 f"valid {log.valid_loss:.3f}/{log.valid_acc:.1f}% ({log.seconds:.1f}s)"
             )
+            if on_epoch is not None:
+                on_epoch(log)
 
         history = run_search(ctx, data.loader, data.steps_per_epoch, on_epoch_end)
         selector = catalog.get("selector", cfg["selector"])
