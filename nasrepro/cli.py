@@ -64,6 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             data_root=args.data_root,
             device=args.device,
             download=args.download,
+            checkpoint_dir=args.checkpoint_dir,
+            rerun=args.rerun,
         )
     except SuiteError as exc:
         print(exc, file=sys.stderr)
@@ -79,7 +81,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{len(summary.run_ids)} parent run(s)); view with `mlflow ui --backend-store-uri "
         f"{summary.tracking_uri}`"
     )
-    print(f"Registry records:  {len(summary.records)} new under {args.registry}/")
+    print(
+        f"Registry records:  {len(summary.records)} new under {args.registry}/"
+        + (f" ({summary.skipped} trial(s) already recorded, skipped)" if summary.skipped else "")
+    )
     for path in summary.records:
         print(f"  {path}")
     print(
@@ -274,6 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="download missing torchvision datasets (CIFAR, SVHN) into --data-root",
     )
     r.add_argument("--out", default="reports", help="report directory")
+    r.add_argument(
+        "--checkpoint-dir",
+        default="checkpoints",
+        help="per-epoch checkpoints; a re-run of a killed trial resumes from them",
+    )
+    r.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run trials the registry already holds again (adds records)",
+    )
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="validate suite files")

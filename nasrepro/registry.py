@@ -90,3 +90,8 @@ def load_records(root: str | Path, suite: str | None = None) -> list[dict[str, A
         records.append(rec)
     records.sort(key=lambda r: (r["provenance"].get("created_at", ""), r["_path"]))
     return records
+
+
+def recorded_hashes(root: str | Path, suite: str) -> set[tuple[str, str]]:
+    """(suite_hash, config_hash) of every record of `suite`: the trials already done."""
+    return {(r.get("suite_hash", ""), r["config_hash"]) for r in load_records(root, suite)}

@@ -9,7 +9,7 @@ from itertools import groupby
 from pathlib import Path
 
 from nasrepro.plan import Trial, expand
-from nasrepro.registry import write_record
+from nasrepro.registry import recorded_hashes, write_record
 from nasrepro.suite import load_suite
 
 Progress = Callable[[str], None]
@@ -29,6 +29,7 @@ class RunSummary:
     experiment_id: str
     records: list[Path] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
+    skipped: int = 0
 
 
 def resolve_device(device: str | None) -> str:
@@ -64,6 +65,20 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
         )
 
 
+def _parent_from_checkpoints(trials: list[Trial], checkpoint_dir: Path) -> str | None:
+    """The parent run of an interrupted group, so a resumed run continues it."""
+    from nasrepro.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+
+    for trial in trials:
+        path = checkpoint_path(checkpoint_dir, trial)
+        if path.exists():
+            try:
+                return str(load_checkpoint(path, trial.config_hash)["parent_run_id"])
+            except CheckpointError:
+                continue  # execute_trial reports it and starts that trial over
+    return None
+
+
 def run_suite(
     suite_path: str | Path,
     *,
@@ -75,37 +90,60 @@ def run_suite(
     data_root: str | None = None,
     device: str | None = None,
     download: bool = False,
+    checkpoint_dir: str | Path = "checkpoints",
+    rerun: bool = False,
     progress: Progress = _stderr,
 ) -> RunSummary:
+    """Run every trial of the suite at `budget` that the registry does not hold yet.
+
+    Trials are idempotent by config hash: one already recorded (same suite file, same
+    resolved config and seed) is skipped unless `rerun`, which adds another record.
+    """
+    from nasrepro.checkpoint import checkpoint_path
     from nasrepro.tracking import Tracker, flatten
     from nasrepro.trial import execute_trial
 
     suite = load_suite(suite_path)
     trials = expand(suite, suite_path, budget, experiments, seeds)
     dev = resolve_device(device)
+    if not rerun:
+        done = recorded_hashes(registry, suite.suite)
+        skipped = [t for t in trials if (t.suite_hash, t.config_hash) in done]
+        trials = [t for t in trials if (t.suite_hash, t.config_hash) not in done]
+        if skipped:
+            progress(
+                f"{suite.suite}: {len(skipped)} trial(s) already in {registry}/, skipped "
+                "(--rerun adds new records)"
+            )
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite)
     summary = RunSummary(tracking_uri=tracker.uri, experiment_id=exp_id)
+    summary.skipped = len(skipped) if not rerun else 0
     progress(f"{suite.suite}: {len(trials)} trial(s) at budget {budget!r} on {dev}")
+    ckpt_root = Path(checkpoint_dir)
     for experiment, group in groupby(trials, key=lambda t: t.experiment):
         group = list(group)
         first = group[0]
-        parent = tracker.start_run(
-            exp_id,
-            f"{experiment}@{budget}",
-            {
-                "suite": suite.suite,
-                "experiment": experiment,
-                "budget": budget,
-                "claim_ids": ",".join(first.claim_ids),
-                "group_hash": first.group_hash,
-                "method": "+".join(first.config["methods"]) or "darts",
-                "space": first.config["space"],
-                "dataset": first.config["dataset"],
-            },
-        )
-        tracker.log_params(parent, flatten(first.config))
+        parent = _parent_from_checkpoints(group, ckpt_root)
+        if parent is not None:
+            tracker.client.update_run(parent, status="RUNNING")
+        else:
+            parent = tracker.start_run(
+                exp_id,
+                f"{experiment}@{budget}",
+                {
+                    "suite": suite.suite,
+                    "experiment": experiment,
+                    "budget": budget,
+                    "claim_ids": ",".join(first.claim_ids),
+                    "group_hash": first.group_hash,
+                    "method": "+".join(first.config["methods"]) or "darts",
+                    "space": first.config["space"],
+                    "dataset": first.config["dataset"],
+                },
+            )
+            tracker.log_params(parent, flatten(first.config))
         summary.run_ids.append(parent)
         try:
             for trial in group:
@@ -117,12 +155,14 @@ def run_suite(
                     data_root=data_root,
                     device=dev,
                     progress=progress,
+                    checkpoint_dir=ckpt_root,
                 )
                 try:
                     summary.records.append(write_record(registry, record))
                 except BaseException:
                     tracker.end_run(record["mlflow"]["run_id"], "FAILED")
                     raise
+                checkpoint_path(ckpt_root, trial).unlink(missing_ok=True)
         except KeyboardInterrupt:
             tracker.end_run(parent, "KILLED")
             raise

@@ -7,12 +7,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from nasrepro import catalog
+from nasrepro.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, save_checkpoint
 from nasrepro.methods.base import build_hooks
 from nasrepro.plan import Trial
 from nasrepro.provenance import provenance
@@ -52,6 +54,7 @@ def execute_trial(
     progress: Progress = _stderr,
     on_epoch: Callable[[EpochLog], None] | None = None,
     run_name: str | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run `trial` under a child MLflow run and return its registry record (not yet written).
 
@@ -97,10 +100,39 @@ def execute_trial(
         "dataset": cfg["dataset"],
         "config_hash": trial.config_hash,
     }
-    run_id = tracker.start_run(experiment_id, run_name or f"seed{trial.seed}", tags, parent_run_id)
+    ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
+    resume = None
+    if ckpt is not None and ckpt.exists():
+        try:
+            resume = load_checkpoint(ckpt, trial.config_hash)
+        except CheckpointError as exc:
+            progress(f"{label} {exc}; starting the trial over")
+            ckpt.unlink(missing_ok=True)
+    if resume is not None:
+        run_id = resume["mlflow_run_id"]  # continue the interrupted run, not a new one
+        tracker.client.update_run(run_id, status="RUNNING")
+        progress(f"{label} resuming after epoch {resume['engine']['epoch']} from {ckpt}")
+    else:
+        run_id = tracker.start_run(
+            experiment_id, run_name or f"seed{trial.seed}", tags, parent_run_id
+        )
+
+    def save(state: dict[str, Any]) -> None:
+        if ckpt is not None:
+            save_checkpoint(
+                ckpt,
+                {
+                    "config_hash": trial.config_hash,
+                    "mlflow_run_id": run_id,
+                    "parent_run_id": parent_run_id,
+                    "engine": state,
+                },
+            )
+
     try:
-        tracker.log_params(run_id, flatten({k: v for k, v in cfg.items()}))
-        tracker.log_params(run_id, {"seed": str(trial.seed), "data.split": str(data.split)})
+        if resume is None:
+            tracker.log_params(run_id, flatten(cfg))
+            tracker.log_params(run_id, {"seed": str(trial.seed), "data.split": str(data.split)})
         lookup_each_epoch = cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
 
         def on_epoch_end(log: EpochLog) -> None:
@@ -131,7 +163,14 @@ def execute_trial(
             if on_epoch is not None:
                 on_epoch(log)
 
-        history = run_search(ctx, data.loader, data.steps_per_epoch, on_epoch_end)
+        history = run_search(
+            ctx,
+            data.loader,
+            data.steps_per_epoch,
+            on_epoch_end,
+            save,
+            None if resume is None else resume["engine"],
+        )
         selector = catalog.get("selector", cfg["selector"])
         genotype = selector(
             space, supernet, ctx=ctx, data=data, history=history, **cfg["selector_args"]

@@ -58,6 +58,13 @@ class MethodHook:
         """Diagnostics to log for the epoch that just ended."""
         return {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """State that must survive a resume (tensors, numbers, strings, lists, dicts)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
     def should_stop(self, ctx: SearchContext, history: list[Any]) -> bool:
         """Early-stop criteria (DARTS+, DARTS-ES): True ends the search after this epoch."""
         return False

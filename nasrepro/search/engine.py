@@ -10,7 +10,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -140,13 +140,75 @@ def arch_step(
     return loss.item(), _accuracy(logits.detach(), y_a)
 
 
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(obj: Any) -> Any:
+    """random.setstate needs tuples where a round trip may have produced lists."""
+    return tuple(_tuples(x) for x in obj) if isinstance(obj, list | tuple) else obj
+
+
+def engine_state(ctx: SearchContext, history: list[EpochLog], loader: Any) -> dict[str, Any]:
+    """Everything the next epoch depends on, as plain tensors and containers."""
+    assert ctx.w_optimizer is not None and ctx.a_optimizer is not None
+    return {
+        "epoch": len(history),
+        "supernet": ctx.supernet.state_dict(),
+        "w_optimizer": ctx.w_optimizer.state_dict(),
+        "a_optimizer": ctx.a_optimizer.state_dict(),
+        "rng": _rng_state(),
+        "loader_epoch": getattr(loader, "epoch", None),
+        "history": [asdict(h) for h in history],
+        "ctx_state": dict(ctx.state),
+        "hooks": {h.name: h.state_dict() for h in ctx.hooks},
+    }
+
+
+def restore_engine_state(ctx: SearchContext, state: dict[str, Any], loader: Any) -> list[EpochLog]:
+    assert ctx.w_optimizer is not None and ctx.a_optimizer is not None
+    ctx.supernet.load_state_dict(state["supernet"])
+    ctx.w_optimizer.load_state_dict(state["w_optimizer"])
+    ctx.a_optimizer.load_state_dict(state["a_optimizer"])
+    _set_rng_state(state["rng"])
+    if state.get("loader_epoch") is not None and hasattr(loader, "set_epoch"):
+        loader.set_epoch(state["loader_epoch"])
+    ctx.state.update(state["ctx_state"])
+    for hook in ctx.hooks:
+        hook.load_state_dict(state["hooks"].get(hook.name, {}))
+    return [EpochLog(**h) for h in state["history"]]
+
+
 def run_search(
     ctx: SearchContext,
     loader: Iterable[tuple[torch.Tensor, ...]],
     steps_per_epoch: int,
     on_epoch_end: Callable[[EpochLog], None] | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> list[EpochLog]:
-    """Train weights and α for `settings.epochs`; returns the per-epoch history."""
+    """Train weights and α for `settings.epochs`; returns the per-epoch history.
+
+    `checkpoint(state)` receives the engine state after every epoch that does not end the
+    search; passing such a state back as `resume` continues exactly where it stopped.
+    """
     s = ctx.settings
     for hook in ctx.hooks:
         hook.on_build(ctx)
@@ -154,8 +216,10 @@ def run_search(
     assert ctx.w_optimizer is not None
     ctx.supernet.to(ctx.device).train()
     history: list[EpochLog] = []
+    if resume is not None:
+        history = restore_engine_state(ctx, resume, loader)
     alpha_first = s.resolved_alpha_step() == "before_weights"
-    for epoch in range(s.epochs):
+    for epoch in range(len(history), s.epochs):
         ctx.epoch = epoch
         lr = cosine_lr(s.lr, s.lr_min, epoch, s.epochs)
         for g in ctx.w_optimizer.param_groups:
@@ -207,4 +271,6 @@ def run_search(
             ctx.state["stopped_by"] = stops
             ctx.state["stopped_at_epoch"] = epoch
             break
+        if checkpoint is not None and epoch + 1 < s.epochs:
+            checkpoint(engine_state(ctx, history, loader))
     return history

@@ -1,0 +1,174 @@
+"""Crash-safe resume: a trial killed by SIGKILL and re-run ends exactly as an uninterrupted one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+SUITE = """\
+suite: resumetest
+version: 1
+paper: {file: 003_55655e6ae543df8d.txt, title: resume test}
+budgets:
+  smoke:
+    description: "tests only: digits, 6 epochs of 6 steps"
+    seeds: 1
+    dataset: digits
+    search: {epochs: 6, steps_per_epoch: 6, batch_size: 16, image_size: 8}
+    space_args: {c: 4, n: 1}
+experiments:
+  d1:
+    space: nb201
+    dataset: cifar10
+    methods: [darts]
+    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, momentum: 0.9,
+             nesterov: true, weight_decay: 5.0e-4, arch_lr: 3.0e-4, arch_weight_decay: 1.0e-3}
+    eval_datasets: [cifar10]
+    seeds: 1
+claims:
+  - {id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: DARTS, method: DARTS,
+     space: nb201, dataset: cifar10, metric: test_acc, value: 54.30, experiment: d1}
+"""
+
+
+def _cmd(workdir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "nasrepro.cli",
+        "run",
+        str(workdir / "s.yaml"),
+        "--budget",
+        "smoke",
+        "--device",
+        "cpu",
+    ]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _workdir(root: Path, name: str) -> Path:
+    d = root / name
+    d.mkdir()
+    (d / "s.yaml").write_text(SUITE)
+    return d
+
+
+def _record(workdir: Path) -> dict:
+    files = sorted((workdir / "registry").rglob("*.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def _comparable(rec: dict) -> dict:
+    history = [{k: v for k, v in h.items() if k != "seconds"} for h in rec["search"]["history"]]
+    return {"genotype": rec["genotype"], "metrics": rec["metrics"], "history": history}
+
+
+def _checkpoint(workdir: Path) -> Path | None:
+    found = (
+        list((workdir / "checkpoints").rglob("*.pt")) if (workdir / "checkpoints").exists() else []
+    )
+    return found[0] if found else None
+
+
+def _run(workdir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        _cmd(workdir), cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300
+    )
+
+
+def _kill_after_epoch(workdir: Path, epoch: int) -> None:
+    proc = subprocess.Popen(
+        _cmd(workdir), cwd=workdir, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            ckpt = _checkpoint(workdir)
+            if ckpt is not None:
+                try:
+                    saved = torch.load(ckpt, weights_only=True)["engine"]["epoch"]
+                except Exception:  # noqa: BLE001  (caught mid-replace: look again)
+                    saved = -1
+                if saved >= epoch:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            if proc.poll() is not None:
+                pytest.fail("the run finished before it could be killed")
+            time.sleep(0.01)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    workdir = _workdir(tmp_path_factory.mktemp("resume"), "uninterrupted")
+    done = _run(workdir)
+    assert done.returncode == 0, done.stderr
+    return {"workdir": workdir, "record": _record(workdir)}
+
+
+@pytest.mark.parametrize("kill_after", [1, 3])
+def test_killed_trial_resumes_identically(tmp_path, reference, kill_after):
+    workdir = _workdir(tmp_path, f"killed{kill_after}")
+    _kill_after_epoch(workdir, kill_after)
+    assert not (workdir / "registry").exists() or not list((workdir / "registry").rglob("*.json"))
+    done = _run(workdir)
+    assert done.returncode == 0, done.stderr
+    assert "resuming after epoch" in done.stderr
+    assert _comparable(_record(workdir)) == _comparable(reference["record"])
+    assert _checkpoint(workdir) is None  # removed once the record is written
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("nasrepro/resumetest")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 2  # one parent, one child: continued, not duplicated
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_corrupt_checkpoint_is_refused_and_the_trial_restarts(tmp_path, reference):
+    workdir = _workdir(tmp_path, "corrupt")
+    _kill_after_epoch(workdir, 1)
+    ckpt = _checkpoint(workdir)
+    ckpt.write_bytes(b"not a checkpoint")
+    done = _run(workdir)
+    assert done.returncode == 0, done.stderr
+    assert "corrupt checkpoint" in done.stderr and "starting the trial over" in done.stderr
+    assert _comparable(_record(workdir)) == _comparable(reference["record"])
+
+
+def test_rerun_of_a_recorded_trial_adds_nothing(reference):
+    workdir = reference["workdir"]
+    done = _run(workdir)
+    assert done.returncode == 0, done.stderr
+    assert "already in registry/" in done.stderr
+    assert len(list((workdir / "registry").rglob("*.json"))) == 1
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    from nasrepro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"config_hash": "a" * 64, "engine": {"epoch": 1}})
+    assert load_checkpoint(path, "a" * 64)["engine"]["epoch"] == 1
+    with pytest.raises(CheckpointError, match="another configuration"):
+        load_checkpoint(path, "b" * 64)
+    torch.save({"format": "other"}, path)
+    with pytest.raises(CheckpointError, match="not a nasrepro.checkpoint/1"):
+        load_checkpoint(path, "a" * 64)
