@@ -312,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--image-size", type=int)
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
+    from nasrepro.tune import add_tune_parser
+
+    add_tune_parser(sub)
+
     b = sub.add_parser("bench", help="time one bilevel search step per method and switch")
     b.add_argument("--quick", action="store_true", help="tiny supernet, for CPU/CI")
     b.add_argument("--device", choices=("cpu", "cuda"))

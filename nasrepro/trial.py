@@ -55,10 +55,13 @@ def execute_trial(
     on_epoch: Callable[[EpochLog], None] | None = None,
     run_name: str | None = None,
     checkpoint_dir: str | Path | None = None,
+    evaluate: bool = True,
 ) -> dict[str, Any]:
     """Run `trial` under a child MLflow run and return its registry record (not yet written).
 
     `on_epoch` sees every epoch's log after it is tracked (Optuna reports and prunes there).
+    `evaluate=False` (tuning) stops after the search: no selection, no lookups, no test
+    numbers, and the returned dict holds only the MLflow ids and the search history.
     """
     from nasrepro.datasets import build_search_data
 
@@ -133,7 +136,9 @@ def execute_trial(
         if resume is None:
             tracker.log_params(run_id, flatten(cfg))
             tracker.log_params(run_id, {"seed": str(trial.seed), "data.split": str(data.split)})
-        lookup_each_epoch = cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
+        lookup_each_epoch = (
+            evaluate and cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
+        )
 
         def on_epoch_end(log: EpochLog) -> None:
             if lookup_each_epoch:
@@ -171,6 +176,13 @@ def execute_trial(
             save,
             None if resume is None else resume["engine"],
         )
+        if not evaluate:
+            tracker.log_json(run_id, [asdict(h) for h in history], "search_history.json")
+            tracker.end_run(run_id)
+            return {
+                "mlflow": {"run_id": run_id, "parent_run_id": parent_run_id},
+                "search": {"history": [asdict(h) for h in history]},
+            }
         selector = catalog.get("selector", cfg["selector"])
         genotype = selector(
             space, supernet, ctx=ctx, data=data, history=history, **cfg["selector_args"]
