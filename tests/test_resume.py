@@ -172,3 +172,79 @@ def test_foreign_checkpoint_is_refused(tmp_path):
     torch.save({"format": "other"}, path)
     with pytest.raises(CheckpointError, match="not a nasrepro.checkpoint/1"):
         load_checkpoint(path, "a" * 64)
+
+
+def test_stateful_hooks_resume_identically_in_process():
+    """Λ-DARTS (f/b parity), SDARTS-RS (noise generator) and DARTS+ (ranking) keep state."""
+    import io
+
+    from torch import nn
+
+    from nasrepro.datasets import build_search_data
+    from nasrepro.methods.base import build_hooks
+    from nasrepro.search.engine import SearchContext, run_search, seed_everything
+    from nasrepro.spaces.nb201 import Nb201Supernet
+    from nasrepro.suite import SearchSettings
+
+    settings = SearchSettings(
+        epochs=4,
+        batch_size=16,
+        lr=0.025,
+        lr_min=0.001,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        arch_lr=3e-4,
+        arch_weight_decay=1e-3,
+        steps_per_epoch=3,
+        image_size=8,
+    )
+    methods = ["darts", "lambda", "sdarts_rs", "darts_plus"]
+    args = {"lambda": {"difference": "forward_backward"}, "darts_plus": {"sc_k": None, "rt_k": 10}}
+
+    def make():
+        seed_everything(3, True)
+        data = build_search_data(
+            "synthetic",
+            root=None,
+            batch_size=16,
+            seed=3,
+            image_size=8,
+            options={"n": 96, "num_classes": 3},
+        )
+        ctx = SearchContext(
+            supernet=Nb201Supernet(3, c=4, n=1),
+            settings=settings,
+            hooks=build_hooks(methods, args),
+            device=torch.device("cpu"),
+            criterion=nn.CrossEntropyLoss(),
+        )
+        return ctx, data
+
+    ctx, data = make()
+    full = run_search(ctx, data.loader, data.steps_per_epoch)
+
+    saved: dict[str, bytes] = {}
+
+    class Killed(Exception):
+        pass
+
+    def checkpoint(state):
+        if state["epoch"] == 2:
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            saved["state"] = buf.getvalue()
+            raise Killed
+
+    ctx2, data2 = make()
+    with pytest.raises(Killed):
+        run_search(ctx2, data2.loader, data2.steps_per_epoch, checkpoint=checkpoint)
+    ctx3, data3 = make()
+    state = torch.load(io.BytesIO(saved["state"]), weights_only=True)
+    resumed = run_search(ctx3, data3.loader, data3.steps_per_epoch, resume=state)
+
+    def strip(history):
+        return [{k: v for k, v in vars(h).items() if k != "seconds"} for h in history]
+
+    assert torch.equal(ctx.supernet.arch_alpha, ctx3.supernet.arch_alpha)
+    assert strip(full) == strip(resumed)

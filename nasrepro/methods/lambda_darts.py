@@ -199,6 +199,12 @@ class LambdaDarts(MethodHook):
                 )
         self._reset_epoch()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self._steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._steps = int(state.get("steps", 0))
+
     def on_epoch_start(self, ctx: SearchContext) -> None:
         self.lambda_t = lambda_schedule(self.lambda_, ctx.epoch, ctx.settings.epochs)
         self._reset_epoch()

@@ -25,7 +25,7 @@ neither changes the noise nor the global random stream (nor Λ-DARTS' RNG replay
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -92,6 +92,13 @@ class SdartsRS(MethodHook):
         self._generator = torch.Generator().manual_seed(
             (torch.initial_seed() + _SEED_OFFSET) % 2**63
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self._generator is None else {"generator": self._generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "generator" in state and self._generator is not None:
+            self._generator.set_state(state["generator"])
 
     def on_epoch_start(self, ctx: SearchContext) -> None:
         self.epsilon = epsilon_schedule(

@@ -81,6 +81,15 @@ class DartsPlus(MethodHook):
         self._stable = 0
         self._stop: list[str] = []
 
+    def state_dict(self) -> dict[str, Any]:
+        ranking = None if self._ranking is None else [list(r) for r in self._ranking]
+        return {"ranking": ranking, "stable": self._stable}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ranking = state.get("ranking")
+        self._ranking = None if ranking is None else tuple(tuple(r) for r in ranking)
+        self._stable = int(state.get("stable", 0))
+
     def on_epoch_end(self, ctx: SearchContext) -> dict[str, float]:
         net = ctx.supernet
         probs = net.alpha_softmax()
@@ -257,6 +266,20 @@ class DartsEs(MethodHook):
         self._ev: list[float] = []
         self._alphas: dict[int, list[torch.Tensor]] = {}
         self._stop_epoch: int | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "ev_epochs": list(self._ev_epochs),
+            "ev": list(self._ev),
+            "alphas": {str(k): v for k, v in self._alphas.items()},
+            "stop_epoch": self._stop_epoch,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._ev_epochs = [int(e) for e in state.get("ev_epochs", [])]
+        self._ev = [float(v) for v in state.get("ev", [])]
+        self._alphas = {int(k): list(v) for k, v in state.get("alphas", {}).items()}
+        self._stop_epoch = state.get("stop_epoch")
 
     def after_arch_step(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         """The α batch of the step just taken; the last one of an epoch is used."""
