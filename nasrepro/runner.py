@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
+from nasrepro.executor import Executor, LocalExecutor
 from nasrepro.plan import Trial, expand
 from nasrepro.registry import recorded_hashes, write_record
 from nasrepro.suite import load_suite
@@ -65,6 +66,50 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
         )
 
 
+@dataclass(frozen=True)
+class TrialJob:
+    """Everything a worker process needs to run one trial and record it (picklable)."""
+
+    trial: Trial
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    data_root: str | None
+    device: str
+    registry: str
+    checkpoint_dir: str
+
+
+def run_job(job: TrialJob, progress: Progress = _stderr) -> Path:
+    """Execute one trial, write its registry record, drop its checkpoint; the record path.
+
+    The unit every executor runs (in this process, a worker process or a Ray task): it
+    opens its own MLflow client, so it needs nothing from the caller but the job.
+    """
+    from nasrepro.checkpoint import checkpoint_path
+    from nasrepro.tracking import Tracker
+    from nasrepro.trial import execute_trial
+
+    tracker = Tracker(job.tracking_uri)
+    record = execute_trial(
+        job.trial,
+        tracker=tracker,
+        experiment_id=job.experiment_id,
+        parent_run_id=job.parent_run_id,
+        data_root=job.data_root,
+        device=job.device,
+        progress=progress,
+        checkpoint_dir=job.checkpoint_dir,
+    )
+    try:
+        path = write_record(job.registry, record)
+    except BaseException:
+        tracker.end_run(record["mlflow"]["run_id"], "FAILED")
+        raise
+    checkpoint_path(job.checkpoint_dir, job.trial).unlink(missing_ok=True)
+    return path
+
+
 def _parent_from_checkpoints(trials: list[Trial], checkpoint_dir: Path) -> str | None:
     """The parent run of an interrupted group, so a resumed run continues it."""
     from nasrepro.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
@@ -92,6 +137,7 @@ def run_suite(
     download: bool = False,
     checkpoint_dir: str | Path = "checkpoints",
     rerun: bool = False,
+    executor: Executor | None = None,
     progress: Progress = _stderr,
 ) -> RunSummary:
     """Run every trial of the suite at `budget` that the registry does not hold yet.
@@ -99,9 +145,7 @@ def run_suite(
     Trials are idempotent by config hash: one already recorded (same suite file, same
     resolved config and seed) is skipped unless `rerun`, which adds another record.
     """
-    from nasrepro.checkpoint import checkpoint_path
     from nasrepro.tracking import Tracker, flatten
-    from nasrepro.trial import execute_trial
 
     suite = load_suite(suite_path)
     trials = expand(suite, suite_path, budget, experiments, seeds)
@@ -122,8 +166,9 @@ def run_suite(
     summary.skipped = len(skipped) if not rerun else 0
     progress(f"{suite.suite}: {len(trials)} trial(s) at budget {budget!r} on {dev}")
     ckpt_root = Path(checkpoint_dir)
-    for experiment, group in groupby(trials, key=lambda t: t.experiment):
-        group = list(group)
+    groups: list[tuple[str, str, list[TrialJob]]] = []
+    for experiment, members in groupby(trials, key=lambda t: t.experiment):
+        group = list(members)
         first = group[0]
         parent = _parent_from_checkpoints(group, ckpt_root)
         if parent is not None:
@@ -145,29 +190,27 @@ def run_suite(
             )
             tracker.log_params(parent, flatten(first.config))
         summary.run_ids.append(parent)
-        try:
-            for trial in group:
-                record = execute_trial(
-                    trial,
-                    tracker=tracker,
-                    experiment_id=exp_id,
-                    parent_run_id=parent,
-                    data_root=data_root,
-                    device=dev,
-                    progress=progress,
-                    checkpoint_dir=ckpt_root,
-                )
-                try:
-                    summary.records.append(write_record(registry, record))
-                except BaseException:
-                    tracker.end_run(record["mlflow"]["run_id"], "FAILED")
-                    raise
-                checkpoint_path(ckpt_root, trial).unlink(missing_ok=True)
-        except KeyboardInterrupt:
+        jobs = [
+            TrialJob(t, tracker.uri, exp_id, parent, data_root, dev, str(registry), str(ckpt_root))
+            for t in group
+        ]
+        groups.append((experiment, parent, jobs))
+    runner = executor if executor is not None else LocalExecutor.for_device(dev)
+    try:
+        outcomes = runner.run([job for _, _, jobs in groups for job in jobs], progress)
+    except KeyboardInterrupt:
+        for _, parent, _ in groups:
             tracker.end_run(parent, "KILLED")
-            raise
-        except Exception as exc:
-            tracker.end_run(parent, "FAILED")
-            raise TrialFailed(f"{suite_path}: experiments.{experiment}: {exc}") from exc
-        tracker.end_run(parent)
+        raise
+    failed: list[str] = []
+    for experiment, parent, jobs in groups:
+        mine = [o for o in outcomes if o.job in jobs]
+        errors = [o.error for o in mine if o.error is not None]
+        summary.records.extend(o.path for o in mine if o.path is not None)
+        tracker.end_run(parent, "FAILED" if errors or len(mine) < len(jobs) else "FINISHED")
+        if errors:
+            failed.append(f"{suite_path}: experiments.{experiment}: {errors[0]}")
+    if failed:
+        more = f" (and {len(failed) - 1} more experiment(s))" if len(failed) > 1 else ""
+        raise TrialFailed(failed[0] + more)
     return summary

@@ -1,0 +1,66 @@
+"""Local execution: in this process on one device, or one worker process per GPU."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from nasrepro.executor.base import JobOutcome, Progress, run_safely
+
+if TYPE_CHECKING:
+    from nasrepro.runner import TrialJob
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _worker(job: TrialJob) -> JobOutcome:
+    return run_safely(job, _stderr)
+
+
+@dataclass
+class LocalExecutor:
+    """`devices` = one entry per worker: ["cpu"], ["cuda"], or ["cuda:0", "cuda:1", ...].
+
+    With one device, jobs run here one after another and the first failure stops the rest
+    (as a plain loop would); with several, one worker process per GPU runs the jobs given
+    to it (job i on device i mod n), and every job runs whatever the others do.
+    """
+
+    devices: list[str]
+
+    @classmethod
+    def for_device(cls, device: str) -> LocalExecutor:
+        import torch
+
+        if device == "cuda" and torch.cuda.device_count() > 1:
+            return cls([f"cuda:{i}" for i in range(torch.cuda.device_count())])
+        return cls([device])
+
+    def run(self, jobs: list[TrialJob], progress: Progress) -> list[JobOutcome]:
+        if len(self.devices) == 1 or len(jobs) <= 1:
+            outcomes = []
+            for job in jobs:
+                outcome = run_safely(replace(job, device=self.devices[0]), progress)
+                outcomes.append(JobOutcome(job, outcome.path, outcome.error))
+                if outcome.error is not None:
+                    break
+            return outcomes
+        ctx = mp.get_context("spawn")  # CUDA cannot be re-initialised in a forked child
+        pools = [ProcessPoolExecutor(max_workers=1, mp_context=ctx) for _ in self.devices]
+        try:
+            futures: list[Future[JobOutcome]] = [
+                pools[i % len(pools)].submit(
+                    _worker, replace(job, device=self.devices[i % len(pools)])
+                )
+                for i, job in enumerate(jobs)
+            ]
+            results = [f.result() for f in futures]
+        finally:
+            for pool in pools:
+                pool.shutdown(cancel_futures=True)
+        return [JobOutcome(job, r.path, r.error) for job, r in zip(jobs, results, strict=True)]

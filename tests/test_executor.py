@@ -1,0 +1,91 @@
+"""Executors: the same trials run here, in one worker per device, or on a Ray cluster."""
+
+import json
+
+import pytest
+
+from nasrepro.executor import LocalExecutor
+from nasrepro.runner import TrialFailed, run_suite
+
+SUITE = """\
+suite: exectest
+version: 1
+paper: {file: 003_55655e6ae543df8d.txt, title: executor test}
+budgets:
+  smoke:
+    description: "tests only: digits, 1 epoch of 2 steps, 2 seeds"
+    seeds: 2
+    dataset: digits
+    search: {epochs: 1, steps_per_epoch: 2, batch_size: 16, image_size: 8}
+    space_args: {c: 2, n: 1}
+experiments:
+  d1:
+    space: nb201
+    dataset: cifar10
+    methods: [darts]
+    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, momentum: 0.9,
+             nesterov: true, weight_decay: 5.0e-4, arch_lr: 3.0e-4, arch_weight_decay: 1.0e-3}
+    eval_datasets: [cifar10]
+    seeds: 2
+claims:
+  - {id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: DARTS, method: DARTS,
+     space: nb201, dataset: cifar10, metric: test_acc, value: 54.30, experiment: d1}
+"""
+
+
+@pytest.fixture
+def suite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE)
+    return path
+
+
+def _children(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("nasrepro/exectest")
+    runs = client.search_runs([exp.experiment_id])
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags], runs
+
+
+def test_one_worker_per_device_runs_every_trial(suite, tmp_path):
+    summary = run_suite(suite, budget="smoke", executor=LocalExecutor(["cpu", "cpu"]))
+    assert len(summary.records) == 2
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in summary.records)
+    assert seeds == [0, 1]
+    children, runs = _children(tmp_path)
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    # idempotent: a second run finds both trials recorded and runs nothing
+    again = run_suite(suite, budget="smoke", executor=LocalExecutor(["cpu", "cpu"]))
+    assert again.records == [] and again.skipped == 2
+
+
+def test_ray_executor_runs_trials_on_a_local_cluster(suite, tmp_path):
+    pytest.importorskip("ray")
+    from nasrepro.executor.ray import RayExecutor
+
+    summary = run_suite(suite, budget="smoke", executor=RayExecutor(address=None, num_cpus=2))
+    assert len(summary.records) == 2
+    children, runs = _children(tmp_path)
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_a_failing_trial_marks_runs_failed_and_records_nothing(suite, tmp_path):
+    bad = (
+        suite.read_text()
+        .replace("lr: 0.025", "lr: 1.0e+12")
+        .replace("search: {epochs: 1,", "search: {epochs: 1, grad_clip: null,")
+    )
+    suite.write_text(bad)
+    with pytest.raises(TrialFailed, match="loss became"):
+        run_suite(suite, budget="smoke", executor=LocalExecutor(["cpu"]))
+    assert (
+        not list((tmp_path / "registry").rglob("*.json"))
+        if (tmp_path / "registry").exists()
+        else True
+    )
+    _, runs = _children(tmp_path)
+    assert runs and all(r.info.status == "FAILED" for r in runs)
