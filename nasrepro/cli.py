@@ -66,6 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             download=args.download,
             checkpoint_dir=args.checkpoint_dir,
             rerun=args.rerun,
+            executor=_executor(args),
         )
     except SuiteError as exc:
         print(exc, file=sys.stderr)
@@ -93,6 +94,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     print(format_summary(rows))
     return 0
+
+
+def _executor(args: argparse.Namespace) -> object | None:
+    """None = the runner's default local executor (one worker per visible GPU)."""
+    if args.executor == "ray":
+        from nasrepro.executor.ray import RayExecutor
+
+        return RayExecutor(address=args.ray_address)
+    return None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -284,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="checkpoints",
         help="per-epoch checkpoints; a re-run of a killed trial resumes from them",
     )
+    r.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: here, one worker per visible GPU; ray: one Ray task per trial",
+    )
+    r.add_argument("--ray-address", help="Ray cluster address (default: a local instance)")
     r.add_argument(
         "--rerun",
         action="store_true",
