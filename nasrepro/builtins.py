@@ -1,7 +1,9 @@
 """Importing this module registers every built-in component (see nasrepro.catalog)."""
 
 import nasrepro.datasets  # noqa: F401
+import nasrepro.datasets.imagenet  # noqa: F401
 import nasrepro.evaluate.nb201  # noqa: F401
+import nasrepro.evaluate.retrain  # noqa: F401
 import nasrepro.methods.darts  # noqa: F401
 import nasrepro.methods.darts_minus  # noqa: F401
 import nasrepro.methods.exchanged_lr  # noqa: F401

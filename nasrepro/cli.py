@@ -157,6 +157,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     except KeyError as exc:
         return _fail(f"--space: {exc.args[0]}")
     size = {"nb201": 32}.get(args.space, 32) if args.image_size is None else args.image_size
+    if args.net:
+        if args.space != "darts" or not args.genotype:
+            return _fail("--net: evaluation networks are for --space darts with --genotype")
+        from nasrepro.nets.darts_eval import eval_net_info
+
+        try:
+            info = eval_net_info(args.genotype, args.net, args.num_classes, args.image_size)
+        except (KeyError, ValueError) as exc:
+            return _fail(f"--genotype: {exc}")
+        print(
+            json.dumps(info)
+            if args.json
+            else f"darts {args.net} network of {args.genotype}: {info['params']:,} parameters "
+            f"(auxiliary head excluded), {info['flops']:,} FLOPs per image"
+        )
+        return 0
     if args.genotype:
         try:
             genotype = space.parse_genotype(args.genotype)
@@ -327,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--genotype", help="genotype string (e.g. an NB201 arch string)")
     i.add_argument("--num-classes", type=int, default=10)
     i.add_argument("--image-size", type=int)
+    i.add_argument(
+        "--net",
+        choices=("cifar", "imagenet"),
+        help="the evaluation network (20 cells/36 ch, or 14/48 ImageNet) of a "
+        "DARTS-space genotype, named (e.g. DARTS_V2) or as a Genotype(...) string",
+    )
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
     from nasrepro.tune import add_tune_parser

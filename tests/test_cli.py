@@ -143,3 +143,13 @@ def test_list_shows_every_registry(capsys):
     )
     assert {"nb201-table", "nb201-api"} <= set(listed["evaluator"])
     assert "argmax" in listed["selector"] and "nb201/nor_conv_3x3" in listed["op"]
+
+
+def test_info_eval_network_of_a_named_genotype(capsys):
+    # quark0/darts logs "param size = 3.349342MB" for DARTS_V2 (auxiliary head excluded)
+    assert (
+        main(["info", "--space", "darts", "--genotype", "DARTS_V2", "--net", "cifar", "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["params"] == 3_349_342
+    assert main(["info", "--space", "nb201", "--genotype", "DARTS_V2", "--net", "cifar"]) == 2

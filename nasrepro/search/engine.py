@@ -7,6 +7,7 @@ architecture step on a validation batch (Adam on α), in the order the setting n
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -58,6 +59,9 @@ class SearchContext:
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
+    if deterministic:
+        # cuBLAS needs a fixed workspace for deterministic matmuls (set before CUDA starts)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
