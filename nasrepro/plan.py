@@ -71,8 +71,8 @@ def resolve_experiment(
         search.update(rule.search)
         space_args.update(rule.space_args)
         space_args.update(rule.space_args_by_space.get(exp.space, {}))
-        selector_args.update(rule.selector_args)
-        evaluator_args.update(rule.evaluator_args)
+        selector_args.update(rule.selector_args.get(exp.selector, {}))
+        evaluator_args.update(rule.evaluator_args.get(exp.evaluator, {}))
         for m, args in rule.method_args.items():
             if m in method_args or m in exp.methods:
                 method_args.setdefault(m, {}).update(args)

@@ -99,9 +99,11 @@ class BudgetRule(_Model):
     # space name -> space_args for experiments on that space only (applied after
     # `space_args`), so one budget can shrink NB201 (`n`) and DARTS (`layers`) supernets.
     space_args_by_space: dict[str, dict[str, Any]] = {}
+    # Keyed by component name like method_args, so one budget can shrink PT's tuning and a
+    # retraining recipe without touching experiments that use other selectors/evaluators.
     method_args: dict[str, dict[str, Any]] = {}
-    selector_args: dict[str, Any] = {}
-    evaluator_args: dict[str, Any] = {}  # e.g. a retraining recipe shrunk for smoke
+    selector_args: dict[str, dict[str, Any]] = {}
+    evaluator_args: dict[str, dict[str, Any]] = {}
 
 
 class Claim(_Model):
@@ -258,6 +260,13 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
                     )
                 )
     for name, rule in suite.budgets.items():
+        for kind, table in (
+            ("selector", rule.selector_args),
+            ("evaluator", rule.evaluator_args),
+            ("method", rule.method_args),
+        ):
+            for key in table:
+                known(kind, key, ("budgets", name, f"{kind}_args", key))
         if rule.dataset is not None:
             known("dataset", rule.dataset, ("budgets", name, "dataset"))
         bad = sorted(set(rule.search) - set(SearchSettings.model_fields))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,18 @@ def _stderr(line: str) -> None:
 
 def build_evaluator(config: dict[str, Any]) -> Any:
     return catalog.get("evaluator", config["evaluator"])(**config["evaluator_args"])
+
+
+def finite_or_none(obj: Any) -> Any:
+    """NaN/inf → None, recursively: records are strict JSON, and an epoch without α steps
+    (fix-α, PC-DARTS warm-up) has no validation numbers rather than a NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_none(v) for v in obj]
+    return obj
 
 
 def _alpha_metrics(space: Any, alpha: dict[str, list[list[float]]]) -> dict[str, float]:
@@ -204,7 +217,7 @@ def execute_trial(
         }
         tracker.log_metrics(run_id, final, settings.epochs)
         tracker.set_tags(run_id, {"genotype": arch, "evaluator": cfg["evaluator"]})
-        history_json = [asdict(h) for h in history]
+        history_json = finite_or_none([asdict(h) for h in history])
         tracker.log_json(
             run_id,
             {"genotype": arch, "arch_index": result.arch_index, "source": result.source},
@@ -241,7 +254,7 @@ def execute_trial(
                 "history": history_json,
                 "stopped_by": ctx.state.get("stopped_by"),
                 "stopped_at_epoch": ctx.state.get("stopped_at_epoch"),
-                "selection": ctx.state.get("selection"),
+                "selection": finite_or_none(ctx.state.get("selection")),
             },
             "mlflow": {
                 "tracking_uri": tracker.uri,

@@ -208,8 +208,16 @@ class Nb201Supernet(Supernet):
         track_running_stats: bool = False,
         affine: bool = False,
         partial_channels: int = 1,
+        edge_normalization: bool = False,
     ) -> None:
         super().__init__()
+        if edge_normalization:
+            # PC-DARTS' edge normalization has no NB201 reference implementation (the NB201
+            # PC-DARTS port, few-shot-NAS forward_pcdarts, uses partial channels only).
+            raise ValueError(
+                "edge_normalization is not defined on nb201; set method_args.pc."
+                "edge_normalization: false"
+            )
         cells: list[nn.Module] = []
         c_prev = c
         self.search_cell_index: list[int] = []
