@@ -409,3 +409,14 @@ def test_discrete_network():
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     assert bns and all(bn.affine for bn in bns)
     assert len(net.cells[1].ops) == 8 and net.cells[1].reduction
+
+
+def test_partial_mixed_op_without_shuffle_keeps_channel_order():
+    # DARTS- Table 5 ablation: PC-DARTS without channel shuffle = plain concatenation
+    from nasrepro.spaces.mixed import PartialMixedOp
+
+    op = PartialMixedOp([torch.nn.Identity()], ["skip_connect"], k=2, shuffle=False)
+    x = torch.arange(8.0).view(1, 4, 1, 2).expand(1, 4, 2, 2).contiguous()
+    assert torch.equal(op(x, torch.ones(1)), x)
+    shuffled = PartialMixedOp([torch.nn.Identity()], ["skip_connect"], k=2, shuffle=True)
+    assert not torch.equal(shuffled(x, torch.ones(1)), x)

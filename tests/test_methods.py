@@ -290,10 +290,12 @@ def test_pc_configures_the_space():
         "c": 16,
         "partial_channels": 4,
         "edge_normalization": True,
+        "channel_shuffle": True,
     }
-    assert PcDarts(k=2, edge_normalization=False).configure_space({}) == {
+    assert PcDarts(k=2, edge_normalization=False, shuffle=False).configure_space({}) == {
         "partial_channels": 2,
         "edge_normalization": False,
+        "channel_shuffle": False,
     }
     with pytest.raises(ValueError, match="method 'pc': space argument partial_channels=2"):
         PcDarts(k=4).configure_space({"partial_channels": 2})

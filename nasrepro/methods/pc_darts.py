@@ -34,13 +34,14 @@ class PcDarts(MethodHook):
         k: int = 4,
         edge_normalization: bool = True,
         alpha_warmup_epochs: int = 15,
+        shuffle: bool = True,
         **unknown: Any,
     ) -> None:
         super().__init__()
         if unknown:
             raise ValueError(
                 f"method 'pc': unknown argument(s) {sorted(unknown)} (known: k, "
-                "edge_normalization, alpha_warmup_epochs)"
+                "edge_normalization, alpha_warmup_epochs, shuffle)"
             )
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"method 'pc': k must be a positive integer, got {k!r}")
@@ -57,12 +58,19 @@ class PcDarts(MethodHook):
                 "method 'pc': alpha_warmup_epochs must be an integer >= 0, "
                 f"got {alpha_warmup_epochs!r}"
             )
+        if not isinstance(shuffle, bool):
+            raise ValueError(f"method 'pc': shuffle must be true or false, got {shuffle!r}")
         self.k = k
         self.edge_normalization = edge_normalization
         self.alpha_warmup_epochs = alpha_warmup_epochs
+        self.shuffle = shuffle
 
     def configure_space(self, space_args: dict[str, Any]) -> dict[str, Any]:
-        wanted = {"partial_channels": self.k, "edge_normalization": self.edge_normalization}
+        wanted = {
+            "partial_channels": self.k,
+            "edge_normalization": self.edge_normalization,
+            "channel_shuffle": self.shuffle,
+        }
         for key, value in wanted.items():
             if key in space_args and space_args[key] != value:
                 raise ValueError(

@@ -104,6 +104,7 @@ class SearchCell(nn.Module):
         reduction_prev: bool,
         partial_channels: int = 1,
         affine: bool = False,
+        channel_shuffle: bool = True,
     ) -> None:
         super().__init__()
         self.reduction = reduction
@@ -118,7 +119,9 @@ class SearchCell(nn.Module):
             stride = 2 if reduction and j < 2 else 1
             ops = [search_op(name, c // k, stride, affine) for name in names]
             if k > 1:
-                self.edges.append(PartialMixedOp(ops, names, stride, channels=c, k=k))
+                self.edges.append(
+                    PartialMixedOp(ops, names, stride, channels=c, k=k, shuffle=channel_shuffle)
+                )
             else:
                 self.edges.append(MixedOp(ops, names, stride, channels=c))
 
@@ -172,6 +175,7 @@ class DartsSupernet(Supernet):
         stem_multiplier: int = 3,
         cell_ops: CellOps | None = None,
         affine: bool = False,
+        channel_shuffle: bool = True,
     ) -> None:
         super().__init__()
         if cell_ops is None:
@@ -203,6 +207,7 @@ class DartsSupernet(Supernet):
                     reduction_prev,
                     partial_channels,
                     affine,
+                    channel_shuffle,
                 )
             )
             reduction_prev = reduction

@@ -65,9 +65,11 @@ class PartialMixedOp(MixedOp):
         stride: int = 1,
         channels: int | None = None,
         k: int = 4,
+        shuffle: bool = True,
     ) -> None:
         super().__init__(ops, op_names, stride, channels)
         self.k = k
+        self.shuffle = shuffle  # DARTS- Table 5 ablates the shuffle away
         self.mp = nn.MaxPool2d(2, 2)  # PC-DARTS MixedOp.mp: the bypass of reduction edges
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -77,7 +79,9 @@ class PartialMixedOp(MixedOp):
         # The reference tests the spatial size (temp1.shape[2] == x.shape[2]) to detect a
         # reduction edge; for the even sizes DARTS supports this is the edge's stride.
         bypass = xtemp2 if temp1.shape[2] == x.shape[2] else self.mp(xtemp2)
-        out = channel_shuffle(torch.cat([temp1, bypass], dim=1), self.k)
+        out = torch.cat([temp1, bypass], dim=1)
+        if self.shuffle:
+            out = channel_shuffle(out, self.k)
         for extra in self.extras:
             out = out + extra(x)
         return out

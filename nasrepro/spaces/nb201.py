@@ -119,7 +119,12 @@ class SearchCell(nn.Module):
     """
 
     def __init__(
-        self, c: int, affine: bool, track_running_stats: bool, partial_channels: int = 1
+        self,
+        c: int,
+        affine: bool,
+        track_running_stats: bool,
+        partial_channels: int = 1,
+        channel_shuffle: bool = True,
     ) -> None:
         super().__init__()
         k = partial_channels
@@ -129,7 +134,7 @@ class SearchCell(nn.Module):
         def edge() -> MixedOp:
             ops = [_OP_BUILDERS[op](c // k, affine, track_running_stats) for op in OPS]
             if k > 1:
-                return PartialMixedOp(ops, OPS, channels=c, k=k)
+                return PartialMixedOp(ops, OPS, channels=c, k=k, shuffle=channel_shuffle)
             return MixedOp(ops, OPS, channels=c)
 
         self.edges = nn.ModuleList(edge() for _ in EDGES)
@@ -209,6 +214,7 @@ class Nb201Supernet(Supernet):
         affine: bool = False,
         partial_channels: int = 1,
         edge_normalization: bool = False,
+        channel_shuffle: bool = True,
     ) -> None:
         super().__init__()
         if edge_normalization:
@@ -225,7 +231,11 @@ class Nb201Supernet(Supernet):
             if reduction:
                 cells.append(ResNetBasicBlock(c_prev, c_cur))
             else:
-                cells.append(SearchCell(c_cur, affine, track_running_stats, partial_channels))
+                cells.append(
+                    SearchCell(
+                        c_cur, affine, track_running_stats, partial_channels, channel_shuffle
+                    )
+                )
                 self.search_cell_index.append(idx)
             c_prev = c_cur
         self.body = _Nb201Body(cells, c, c_prev, num_classes, in_channels)
