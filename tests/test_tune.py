@@ -321,3 +321,25 @@ def test_cmd_tune_bad_input_exits_2_before_anything_is_written(workdir, capsys, 
     assert problem in err and "\n" not in err
     assert not (workdir / "mlflow.db").exists() and not (workdir / "optuna.db").exists()
     assert not (workdir / "suites").exists()
+
+
+def test_report_shows_tuned_next_to_paper_values(tmp_path):
+    """The report lists suites/tuned/ suggestions beside the paper's values."""
+    from pathlib import Path
+
+    from nasrepro.report import build_report
+
+    root = Path(__file__).resolve().parents[1]
+    suite_text = (root / "suites" / "lambda_darts.yaml").read_text()
+    (tmp_path / "lambda_darts.yaml").write_text(suite_text)
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "lambda_darts.nb201-lambda.smoke.yaml").write_text(
+        "experiment: nb201-lambda\nbudget: smoke\n"
+        "objective: {metric: valid_acc, best_value: 12.5}\n"
+        "trials: {complete: 2, total: 3}\n"
+        "params:\n  lambda.lambda_: {paper: 0.125, tuned: 0.3}\n"
+    )
+    build_report([tmp_path / "lambda_darts.yaml"], tmp_path / "registry", tmp_path / "out")
+    page = (tmp_path / "out" / "lambda_darts.md").read_text()
+    assert "Tuned hyper-parameters (suggestions, not applied)" in page
+    assert "| nb201-lambda" in page and "0.125" in page and "0.3" in page

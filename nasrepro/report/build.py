@@ -628,7 +628,56 @@ def _render(a: _Analysis, figures: dict[tuple[str, str], str]) -> str:
             )
         )
         out.append("")
+    out.extend(_tuned_section(a))
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _tuned_section(a: _Analysis) -> list[str]:
+    """`nasrepro tune` suggestions next to the paper's values (suites/tuned/, never applied)."""
+    import yaml
+
+    files = sorted((a.path.parent / "tuned").glob(f"{a.suite.suite}.*.yaml"))
+    rows = []
+    for path in files:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        objective = data.get("objective") or {}
+        trials = data.get("trials") or {}
+        for name, p in sorted((data.get("params") or {}).items()):
+            rows.append(
+                [
+                    data.get("experiment", "?"),
+                    data.get("budget", "?"),
+                    name,
+                    p.get("paper"),
+                    p.get("tuned"),
+                    f"{objective.get('metric', '?')} {objective.get('best_value')}",
+                    f"{trials.get('complete', '?')}/{trials.get('total', '?')}",
+                    path.name,
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "## Tuned hyper-parameters (suggestions, not applied)",
+        "",
+        "From `nasrepro tune` on validation metrics only; the claims above are judged with the "
+        "paper's values.",
+        "",
+        _md_table(
+            [
+                "experiment",
+                "budget",
+                "parameter",
+                "paper",
+                "tuned",
+                "objective (best)",
+                "complete/total trials",
+                "file",
+            ],
+            rows,
+        ),
+        "",
+    ]
 
 
 def _render_index(analyses: list[_Analysis]) -> str:
