@@ -69,6 +69,7 @@ def resolve_experiment(
             )
         description = rule.description
         search.update(rule.search)
+        search.update(exp.budget_search.get(budget, {}))  # type: ignore[call-overload]
         space_args.update(rule.space_args)
         space_args.update(rule.space_args_by_space.get(exp.space, {}))
         selector_args.update(rule.selector_args.get(exp.selector, {}))

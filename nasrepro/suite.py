@@ -83,6 +83,9 @@ class Experiment(_Model):
     evaluator_args: dict[str, Any] = {}
     eval_datasets: list[str] = Field(min_length=1)
     seeds: int = Field(gt=0, le=100)
+    # Search settings for one budget only, applied after the suite's budget rule (e.g. the
+    # ImageNet stem's three stride-2 convs need larger smoke images than CIFAR cells).
+    budget_search: dict[Literal["reduced", "smoke"], dict[str, Any]] = {}
     # Declared with the paper's settings but not executable yet (a method, space or
     # evaluator still missing): the runner skips it and the report says why.
     pending: str | None = Field(default=None, min_length=1)

@@ -420,3 +420,16 @@ def test_partial_mixed_op_without_shuffle_keeps_channel_order():
     assert torch.equal(op(x, torch.ones(1)), x)
     shuffled = PartialMixedOp([torch.nn.Identity()], ["skip_connect"], k=2, shuffle=True)
     assert not torch.equal(shuffled(x, torch.ones(1)), x)
+
+
+def test_imagenet_stem_reduces_224_to_28_as_pc_darts():
+    # PC-DARTS model_search_imagenet.py: stem0 (two stride-2 convs) and stem1 (one more)
+    from nasrepro.spaces.darts import DartsSupernet
+
+    net = DartsSupernet(7, c=4, layers=3, stem="imagenet")
+    x = torch.randn(1, 3, 224, 224)
+    s0 = net.stem(x)
+    assert s0.shape[-1] == 56 and net.stem1(s0).shape[-1] == 28
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+    with pytest.raises(ValueError, match="stem must be"):
+        DartsSupernet(7, c=4, layers=3, stem="mobile")

@@ -176,6 +176,7 @@ class DartsSupernet(Supernet):
         cell_ops: CellOps | None = None,
         affine: bool = False,
         channel_shuffle: bool = True,
+        stem: str = "cifar",
     ) -> None:
         super().__init__()
         if cell_ops is None:
@@ -187,13 +188,35 @@ class DartsSupernet(Supernet):
         self.cell_ops = cell_ops
         self.partial_channels = partial_channels
         self.edge_normalization = edge_normalization
-        c_curr = stem_multiplier * c
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
-        )
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, c
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+        self.stem_kind = stem
+        self.stem1: nn.Module | None = None
+        if stem == "imagenet":
+            # PC-DARTS model_search_imagenet.py: three stride-2 3x3 convs (224 -> 28) as
+            # stem0 (3 -> C/2 -> C) and stem1 (C -> C); the first cell sees a reduced s0.
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c // 2),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+            )
+            self.stem1 = nn.Sequential(
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+            )
+            c_prev_prev, c_prev, c_curr = c, c, c
+            reduction_prev = True
+        else:
+            c_curr = stem_multiplier * c
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
+            )
+            c_prev_prev, c_prev, c_curr = c_curr, c_curr, c
+            reduction_prev = False
         self.cells = nn.ModuleList()
-        reduction_prev = False
         for reduction in _cell_layout(layers):
             if reduction:
                 c_curr *= 2
@@ -264,6 +287,8 @@ class DartsSupernet(Supernet):
             cell_weights = self.cell_weights()
         edge_weights = self.edge_weights()
         s0 = s1 = self.stem(x)
+        if self.stem1 is not None:
+            s1 = self.stem1(s0)
         for cell, weights in zip(self.cells, cell_weights, strict=True):
             ew = None if edge_weights is None else edge_weights[int(cell.reduction)]
             s0, s1 = s1, cell(s0, s1, weights, ew)
@@ -497,15 +522,38 @@ class DartsNetwork(nn.Module):
         layers: int = 8,
         in_channels: int = 3,
         stem_multiplier: int = 3,
+        stem: str = "cifar",
     ) -> None:
         super().__init__()
-        c_curr = stem_multiplier * c
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
-        )
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, c
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+        self.stem_kind = stem
+        self.stem1: nn.Module | None = None
+        if stem == "imagenet":
+            # PC-DARTS model_search_imagenet.py: three stride-2 3x3 convs (224 -> 28) as
+            # stem0 (3 -> C/2 -> C) and stem1 (C -> C); the first cell sees a reduced s0.
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c // 2),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+            )
+            self.stem1 = nn.Sequential(
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+            )
+            c_prev_prev, c_prev, c_curr = c, c, c
+            reduction_prev = True
+        else:
+            c_curr = stem_multiplier * c
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
+            )
+            c_prev_prev, c_prev, c_curr = c_curr, c_curr, c
+            reduction_prev = False
         self.cells = nn.ModuleList()
-        reduction_prev = False
         for reduction in _cell_layout(layers):
             if reduction:
                 c_curr *= 2
@@ -518,6 +566,8 @@ class DartsNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(x)
+        if self.stem1 is not None:
+            s1 = self.stem1(s0)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
         return self.classifier(self.global_pooling(s1).flatten(1))
