@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from nasrepro import __version__
@@ -366,11 +368,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM takes the same path as Ctrl-C: runs marked KILLED
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     if getattr(args, "seeds", None) is not None and args.seeds < 1:
         return _fail("--seeds: must be at least 1")
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(
+            "nasrepro: interrupted; MLflow runs marked KILLED. Re-run the same command to "
+            "resume from the last epoch checkpoint.",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

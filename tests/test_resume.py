@@ -89,7 +89,7 @@ def _run(workdir: Path) -> subprocess.CompletedProcess:
     )
 
 
-def _kill_after_epoch(workdir: Path, epoch: int) -> None:
+def _kill_after_epoch(workdir: Path, epoch: int, sig: int = signal.SIGKILL) -> int:
     proc = subprocess.Popen(
         _cmd(workdir), cwd=workdir, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -103,12 +103,12 @@ def _kill_after_epoch(workdir: Path, epoch: int) -> None:
                 except Exception:  # noqa: BLE001  (caught mid-replace: look again)
                     saved = -1
                 if saved >= epoch:
-                    proc.send_signal(signal.SIGKILL)
+                    proc.send_signal(sig)
                     break
             if proc.poll() is not None:
                 pytest.fail("the run finished before it could be killed")
             time.sleep(0.01)
-        assert proc.wait(30) == -signal.SIGKILL
+        return proc.wait(60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -125,7 +125,7 @@ def reference(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("kill_after", [1, 3])
 def test_killed_trial_resumes_identically(tmp_path, reference, kill_after):
     workdir = _workdir(tmp_path, f"killed{kill_after}")
-    _kill_after_epoch(workdir, kill_after)
+    assert _kill_after_epoch(workdir, kill_after) == -signal.SIGKILL
     assert not (workdir / "registry").exists() or not list((workdir / "registry").rglob("*.json"))
     done = _run(workdir)
     assert done.returncode == 0, done.stderr
@@ -142,9 +142,23 @@ def test_killed_trial_resumes_identically(tmp_path, reference, kill_after):
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
+def test_sigterm_marks_runs_killed_and_resumes(tmp_path, reference):
+    workdir = _workdir(tmp_path, "terminated")
+    assert _kill_after_epoch(workdir, 2, signal.SIGTERM) == 130
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("nasrepro/resumetest")
+    assert {r.info.status for r in client.search_runs([exp.experiment_id])} == {"KILLED"}
+    done = _run(workdir)
+    assert done.returncode == 0, done.stderr
+    assert _comparable(_record(workdir)) == _comparable(reference["record"])
+
+
 def test_corrupt_checkpoint_is_refused_and_the_trial_restarts(tmp_path, reference):
     workdir = _workdir(tmp_path, "corrupt")
-    _kill_after_epoch(workdir, 1)
+    assert _kill_after_epoch(workdir, 1) == -signal.SIGKILL
     ckpt = _checkpoint(workdir)
     ckpt.write_bytes(b"not a checkpoint")
     done = _run(workdir)
