@@ -90,6 +90,38 @@ class CellOps:
 # ----------------------------------------------------------------------------- supernet
 
 
+def build_stem(
+    stem: str, in_channels: int, c: int, stem_multiplier: int
+) -> tuple[nn.Module, nn.Module | None, int, int, int, bool]:
+    """(stem, stem1, C_prev_prev, C_prev, C_curr, reduction_prev) for the first cell.
+
+    `cifar`: quark0's 3x3 conv to stem_multiplier·C. `imagenet`: PC-DARTS
+    model_search_imagenet.py, three stride-2 3x3 convs (224 -> 28) as stem0 (3 -> C/2 -> C)
+    and stem1 (C -> C); the first cell then sees a reduced s0.
+    """
+    if stem == "imagenet":
+        stem0 = nn.Sequential(
+            nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c // 2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+        )
+        stem1 = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+        )
+        return stem0, stem1, c, c, c, True
+    if stem != "cifar":
+        raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+    c_stem = stem_multiplier * c
+    conv = nn.Sequential(
+        nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
+    )
+    return conv, None, c_stem, c_stem, c, False
+
+
 class SearchCell(nn.Module):
     """quark0 model_search.Cell: preprocess both inputs to C channels, 4 nodes each summing
     a mixed edge from every earlier state, output = concat of the 4 nodes (4C channels)."""
@@ -188,34 +220,10 @@ class DartsSupernet(Supernet):
         self.cell_ops = cell_ops
         self.partial_channels = partial_channels
         self.edge_normalization = edge_normalization
-        if stem not in ("cifar", "imagenet"):
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
         self.stem_kind = stem
-        self.stem1: nn.Module | None = None
-        if stem == "imagenet":
-            # PC-DARTS model_search_imagenet.py: three stride-2 3x3 convs (224 -> 28) as
-            # stem0 (3 -> C/2 -> C) and stem1 (C -> C); the first cell sees a reduced s0.
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c // 2),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c),
-            )
-            self.stem1 = nn.Sequential(
-                nn.ReLU(inplace=True),
-                nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c),
-            )
-            c_prev_prev, c_prev, c_curr = c, c, c
-            reduction_prev = True
-        else:
-            c_curr = stem_multiplier * c
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
-            )
-            c_prev_prev, c_prev, c_curr = c_curr, c_curr, c
-            reduction_prev = False
+        self.stem, self.stem1, c_prev_prev, c_prev, c_curr, reduction_prev = build_stem(
+            stem, in_channels, c, stem_multiplier
+        )
         self.cells = nn.ModuleList()
         for reduction in _cell_layout(layers):
             if reduction:
@@ -525,34 +533,10 @@ class DartsNetwork(nn.Module):
         stem: str = "cifar",
     ) -> None:
         super().__init__()
-        if stem not in ("cifar", "imagenet"):
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
         self.stem_kind = stem
-        self.stem1: nn.Module | None = None
-        if stem == "imagenet":
-            # PC-DARTS model_search_imagenet.py: three stride-2 3x3 convs (224 -> 28) as
-            # stem0 (3 -> C/2 -> C) and stem1 (C -> C); the first cell sees a reduced s0.
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c // 2),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c),
-            )
-            self.stem1 = nn.Sequential(
-                nn.ReLU(inplace=True),
-                nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c),
-            )
-            c_prev_prev, c_prev, c_curr = c, c, c
-            reduction_prev = True
-        else:
-            c_curr = stem_multiplier * c
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
-            )
-            c_prev_prev, c_prev, c_curr = c_curr, c_curr, c
-            reduction_prev = False
+        self.stem, self.stem1, c_prev_prev, c_prev, c_curr, reduction_prev = build_stem(
+            stem, in_channels, c, stem_multiplier
+        )
         self.cells = nn.ModuleList()
         for reduction in _cell_layout(layers):
             if reduction:
