@@ -316,7 +316,13 @@ def _labels(space: str, n_ops: int) -> list[str]:
         ops = list(getattr(catalog.get("space", space), "ops", ()))
     except (KeyError, ImportError):
         ops = []
-    return ops if len(ops) == n_ops else [f"op {k}" for k in range(n_ops)]
+    if len(ops) == n_ops:
+        return ops
+    if "none" in ops and len(ops) == n_ops + 1:  # the 7-op DARTS space without `none`
+        return [op for op in ops if op != "none"]
+    if n_ops == 1:  # PC-DARTS edge-normalization β: one weight per edge
+        return ["β"]
+    return [f"op {k}" for k in range(n_ops)]  # per-edge op sets (S1): see the space
 
 
 def _alpha_series(
@@ -362,11 +368,16 @@ def _plot_alpha(
     from matplotlib.ticker import MaxNLocator
 
     panels = [(name, row) for name in names for row in range(len(series[name][0][0]))]
-    n_ops = len(series[names[0]][0][0][0])
-    ops = _labels(str(recs[0].get("space", "")), n_ops)
-    ncols = min(3, len(panels))
+    # α tensors differ in width (PC-DARTS' β has one entry per edge): labels per tensor
+    widths = {name: len(series[name][0][0][0]) for name in names}
+    space = str(recs[0].get("space", ""))
+    # DARTS-space cells have 14 edges per α tensor: small panels keep the page (and the
+    # repository, which commits reports/) light.
+    small = len(panels) > 12
+    ncols = min(7 if small else 3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig = Figure(figsize=(4.2 * ncols, 2.8 * nrows + 1.0), dpi=100)
+    width, height = (2.4, 1.9) if small else (4.2, 2.8)
+    fig = Figure(figsize=(width * ncols, height * nrows + 1.0), dpi=60 if small else 80)
     FigureCanvasAgg(fig)
     label = f"{budget} budget" + (" (smoke)" if budget == "smoke" else "")
     seeds = f"mean over {used} seeds, band = min–max" if used > 1 else "1 seed"
@@ -374,7 +385,8 @@ def _plot_alpha(
     for i, (name, row) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         xs = epochs[name]
-        for k in range(n_ops):
+        ops = _labels(space, widths[name])
+        for k in range(widths[name]):
             per_epoch = [[m[row][k] for m in seeds] for seeds in series[name]]
             mean = [math.fsum(v) / len(v) for v in per_epoch]
             (line,) = ax.plot(xs, mean, label=ops[k], linewidth=1.4)
@@ -394,8 +406,9 @@ def _plot_alpha(
         ax.set_ylabel("softmax(α)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(n_ops, 6), fontsize=8)
+    widest = max(range(len(panels)), key=lambda i: widths[panels[i][0]])
+    handles, labels = fig.axes[widest].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8)
     fig.tight_layout(rect=(0.0, 0.06, 1.0, 0.95))
     out_file.parent.mkdir(parents=True, exist_ok=True)
     # No "Software" metadata: the bytes depend only on the data and the renderer.
