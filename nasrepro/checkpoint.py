@@ -61,3 +61,67 @@ def load_checkpoint(path: Path, config_hash: str) -> dict[str, Any]:
             f"{path}: checkpoint of another configuration ({str(payload.get('config_hash'))[:12]}…)"
         )
     return payload
+
+
+def stage_path(trial_checkpoint: Path, stage: str) -> Path:
+    """The checkpoint of a stage after the search (PT tuning, a retraining) of one trial:
+    beside the trial's own, so that finishing or restarting the trial removes it too."""
+    return trial_checkpoint.with_name(f"{trial_checkpoint.stem}.{stage}.pt")
+
+
+def remove_checkpoints(trial_checkpoint: Path) -> None:
+    """The trial's checkpoint and every stage checkpoint beside it."""
+    for path in trial_checkpoint.parent.glob(f"{trial_checkpoint.stem}.*.pt"):
+        path.unlink(missing_ok=True)
+    trial_checkpoint.unlink(missing_ok=True)
+
+
+class TrialLocked(RuntimeError):
+    """Another process is running the same trial."""
+
+
+class TrialLock:
+    """An exclusive, non-blocking lock on one trial, held while it runs.
+
+    Two invocations of one suite (two shells, two Ray tasks on shared storage) would
+    otherwise both train the trial and race on its checkpoint. `flock` is released by the
+    kernel when the holder dies, so a killed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, trial_checkpoint: Path) -> None:
+        self.path = trial_checkpoint.with_name(f"{trial_checkpoint.stem}.lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> TrialLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise TrialLocked(
+                    f"another process (pid {holder}) is running this trial; lock {self.path}"
+                ) from None
+            try:  # the holder may have removed the file between our open and flock
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

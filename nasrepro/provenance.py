@@ -71,7 +71,9 @@ def device_name(device: str) -> str:
     import torch
 
     if device.startswith("cuda") and torch.cuda.is_available():
-        return f"cuda:{torch.cuda.get_device_name(torch.device(device))}"
+        gpus = device.partition(":")[2].split(",")
+        name = torch.cuda.get_device_name(torch.device(device.split(",")[0]))
+        return f"cuda:{name}" + (f" x{len(gpus)}" if len(gpus) > 1 else "")
     return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
 
 

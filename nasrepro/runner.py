@@ -78,35 +78,47 @@ class TrialJob:
     device: str
     registry: str
     checkpoint_dir: str
+    rerun: bool = False
 
 
-def run_job(job: TrialJob, progress: Progress = _stderr) -> Path:
-    """Execute one trial, write its registry record, drop its checkpoint; the record path.
+def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
+    """Execute one trial, write its registry record, drop its checkpoints; the record path,
+    or None when another invocation recorded the trial meanwhile.
 
     The unit every executor runs (in this process, a worker process or a Ray task): it
-    opens its own MLflow client, so it needs nothing from the caller but the job.
+    opens its own MLflow client, so it needs nothing from the caller but the job. The trial
+    is locked while it runs; a second invocation of the same trial fails at once with
+    `TrialLocked` instead of training it twice.
     """
-    from nasrepro.checkpoint import checkpoint_path
+    from nasrepro.checkpoint import TrialLock, checkpoint_path, remove_checkpoints
     from nasrepro.tracking import Tracker
     from nasrepro.trial import execute_trial
 
-    tracker = Tracker(job.tracking_uri)
-    record = execute_trial(
-        job.trial,
-        tracker=tracker,
-        experiment_id=job.experiment_id,
-        parent_run_id=job.parent_run_id,
-        data_root=job.data_root,
-        device=job.device,
-        progress=progress,
-        checkpoint_dir=job.checkpoint_dir,
-    )
-    try:
-        path = write_record(job.registry, record)
-    except BaseException:
-        tracker.end_run(record["mlflow"]["run_id"], "FAILED")
-        raise
-    checkpoint_path(job.checkpoint_dir, job.trial).unlink(missing_ok=True)
+    t = job.trial
+    ckpt = checkpoint_path(job.checkpoint_dir, t)
+    with TrialLock(ckpt):
+        if not job.rerun and (t.suite_hash, t.config_hash) in recorded_hashes(
+            job.registry, t.suite
+        ):
+            progress(f"[{t.suite}/{t.experiment} seed {t.seed}] recorded meanwhile; skipped")
+            return None
+        tracker = Tracker(job.tracking_uri)
+        record = execute_trial(
+            t,
+            tracker=tracker,
+            experiment_id=job.experiment_id,
+            parent_run_id=job.parent_run_id,
+            data_root=job.data_root,
+            device=job.device,
+            progress=progress,
+            checkpoint_dir=job.checkpoint_dir,
+        )
+        try:
+            path = write_record(job.registry, record)
+        except BaseException:
+            tracker.end_run(record["mlflow"]["run_id"], "FAILED")
+            raise
+        remove_checkpoints(ckpt)
     return path
 
 
@@ -191,7 +203,9 @@ def run_suite(
             tracker.log_params(parent, flatten(first.config))
         summary.run_ids.append(parent)
         jobs = [
-            TrialJob(t, tracker.uri, exp_id, parent, data_root, dev, str(registry), str(ckpt_root))
+            TrialJob(
+                t, tracker.uri, exp_id, parent, data_root, dev, str(registry), str(ckpt_root), rerun
+            )
             for t in group
         ]
         groups.append((experiment, parent, jobs))

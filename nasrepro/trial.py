@@ -15,7 +15,14 @@ import torch
 from torch import nn
 
 from nasrepro import catalog
-from nasrepro.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, save_checkpoint
+from nasrepro.checkpoint import (
+    CheckpointError,
+    checkpoint_path,
+    load_checkpoint,
+    remove_checkpoints,
+    save_checkpoint,
+)
+from nasrepro.evaluate.distributed import primary_device
 from nasrepro.methods.base import build_hooks
 from nasrepro.plan import Trial
 from nasrepro.provenance import provenance
@@ -102,9 +109,11 @@ def execute_trial(
         supernet=supernet,
         settings=settings,
         hooks=hooks,
-        device=torch.device(device),
+        device=torch.device(primary_device(device)),  # `cuda:0,1`: search on the first GPU
         criterion=nn.CrossEntropyLoss(),
     )
+    ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
+    ctx.checkpoint = ckpt
     tags = {
         "suite": trial.suite,
         "experiment": trial.experiment,
@@ -116,34 +125,40 @@ def execute_trial(
         "dataset": cfg["dataset"],
         "config_hash": trial.config_hash,
     }
-    ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
     resume = None
     if ckpt is not None and ckpt.exists():
         try:
             resume = load_checkpoint(ckpt, trial.config_hash)
         except CheckpointError as exc:
             progress(f"{label} {exc}; starting the trial over")
-            ckpt.unlink(missing_ok=True)
+            remove_checkpoints(ckpt)
     if resume is not None:
         run_id = resume["mlflow_run_id"]  # continue the interrupted run, not a new one
         tracker.client.update_run(run_id, status="RUNNING")
-        progress(f"{label} resuming after epoch {resume['engine']['epoch']} from {ckpt}")
+        if resume.get("selected"):
+            where = "the selection"
+        elif resume["engine"].get("finished"):
+            where = "the search"
+        else:
+            where = f"epoch {resume['engine']['epoch']}"
+        progress(f"{label} resuming after {where} from {ckpt}")
     else:
+        if ckpt is not None:
+            remove_checkpoints(ckpt)  # stage files of an older, abandoned attempt
         run_id = tracker.start_run(
             experiment_id, run_name or f"seed{trial.seed}", tags, parent_run_id
         )
+    payload: dict[str, Any] = {
+        "config_hash": trial.config_hash,
+        "mlflow_run_id": run_id,
+        "parent_run_id": parent_run_id,
+        **({} if resume is None else {k: resume[k] for k in ("engine", "selected") if k in resume}),
+    }
 
     def save(state: dict[str, Any]) -> None:
         if ckpt is not None:
-            save_checkpoint(
-                ckpt,
-                {
-                    "config_hash": trial.config_hash,
-                    "mlflow_run_id": run_id,
-                    "parent_run_id": parent_run_id,
-                    "engine": state,
-                },
-            )
+            payload["engine"] = state
+            save_checkpoint(ckpt, payload)
 
     try:
         if resume is None:
@@ -196,11 +211,22 @@ def execute_trial(
                 "mlflow": {"run_id": run_id, "parent_run_id": parent_run_id},
                 "search": {"history": [asdict(h) for h in history]},
             }
-        selector = catalog.get("selector", cfg["selector"])
-        genotype = selector(
-            space, supernet, ctx=ctx, data=data, history=history, **cfg["selector_args"]
-        )
-        arch = space.format_genotype(genotype)
+        if "selected" in payload:  # selection finished before the interruption
+            arch = payload["selected"]["genotype"]
+            if payload["selected"]["selection"] is not None:
+                ctx.state["selection"] = payload["selected"]["selection"]
+        else:
+            selector = catalog.get("selector", cfg["selector"])
+            genotype = selector(
+                space, supernet, ctx=ctx, data=data, history=history, **cfg["selector_args"]
+            )
+            arch = space.format_genotype(genotype)
+            payload["selected"] = {
+                "genotype": arch,
+                "selection": finite_or_none(ctx.state.get("selection")),
+            }
+            if ckpt is not None:
+                save_checkpoint(ckpt, payload)
         result = evaluator.score(
             arch,
             cfg["eval_datasets"],
@@ -209,6 +235,8 @@ def execute_trial(
             data_root=data_root,
             device=device,
             seed=trial.seed,
+            checkpoint=ckpt,
+            tracking={"uri": tracker.uri, "run_id": run_id},
             log=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
             progress=lambda line: progress(f"{label} {line}"),
         )

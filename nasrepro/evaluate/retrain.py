@@ -31,6 +31,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from nasrepro._compat import ensure_torchvision
 from nasrepro.catalog import register_evaluator
+from nasrepro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, stage_path
+from nasrepro.evaluate.distributed import (
+    Dist,
+    EpochShards,
+    device_ids,
+    launch,
+    primary_device,
+    sync_batch_norm,
+)
 from nasrepro.evaluate.nb201 import LookupResult
+from nasrepro.search.engine import rng_state, set_rng_state
 
 # --------------------------------------------------------------------------- options
 
@@ -98,6 +109,8 @@ RUN_KEYS = (
     "download",
     "fixture",
     "eval_every",
+    "processes",
+    "sync_bn",
 )
 RUN_DEFAULTS: dict[str, Any] = {
     "dataset": None,  # train on this registered dataset instead of the recipe's (smoke)
@@ -108,6 +121,11 @@ RUN_DEFAULTS: dict[str, Any] = {
     "download": False,
     "fixture": False,  # the caller declares the data a generated test fixture
     "eval_every": 1,  # quark0 evaluates the test set after every epoch
+    # Data-parallel processes (evaluate/distributed.py): None = one per GPU of the trial's
+    # device (`cuda:0,1` → 2; one process on CPU or a single GPU); an integer forces that
+    # many (on CPU: gloo, for tests).
+    "processes": None,
+    "sync_bn": True,  # batch-norm statistics over all processes = the single-process math
 }
 PCDARTS_TAIL_EPOCHS = 5  # PC-DARTS train_imagenet.py adjust_lr: `args.epochs - 5`, hard-coded
 _WHERE = "evaluator retrain"
@@ -189,7 +207,8 @@ def _check_run(options: Mapping[str, Any]) -> dict[str, Any]:
     _int("", "image_size", run["image_size"], 8, allow_none=True)
     _int("", "num_workers", run["num_workers"], 0)
     _int("", "eval_every", run["eval_every"], 1)
-    for key in ("download", "fixture"):
+    _int("", "processes", run["processes"], 1, allow_none=True)
+    for key in ("download", "fixture", "sync_bn"):
         if not isinstance(run[key], bool):
             raise _fail("", key, run[key], "true or false")
     return run
@@ -324,9 +343,14 @@ def _topk_correct(logits: torch.Tensor, y: torch.Tensor, k: int) -> tuple[int, i
 
 
 def evaluate(
-    model: nn.Module, loader: DataLoader, device: torch.device, max_batches: int | None
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    max_batches: int | None,
+    ddp: Dist | None = None,
 ) -> dict[str, float]:
-    """Top-1/top-5 accuracy (%) and cross-entropy over the loader (quark0 `infer`)."""
+    """Top-1/top-5 accuracy (%) and cross-entropy over the loader (quark0 `infer`); with
+    `ddp`, over every rank's shard of the test set."""
     model.eval()
     ce = nn.CrossEntropyLoss(reduction="sum")
     n = top1 = top5 = 0
@@ -342,6 +366,8 @@ def evaluate(
             c1, c5 = _topk_correct(logits, y, 5)
             top1, top5, n = top1 + c1, top5 + c5, n + len(y)
             batches += 1
+    if ddp is not None:
+        top1, top5, loss, n, batches = ddp.sum([top1, top5, loss, n, batches])
     if n == 0:
         raise ValueError(f"{_WHERE}: the test set yielded no images")
     return {
@@ -385,6 +411,7 @@ class RetrainEvaluator:
                 "recipes: {cifar10: {epochs: 600, ...}}"
             )
         known = catalog.names("dataset")
+        self.options = dict(options)  # what a data-parallel worker rebuilds this from
         self.overrides = _check_recipe(
             "", {k: v for k, v in options.items() if k in RECIPE_KEYS and k != "source"}
         )
@@ -424,8 +451,11 @@ class RetrainEvaluator:
     ) -> LookupResult:
         """Train and test the genotype's network on each dataset with a recipe.
 
-        `runtime`: space, data_root, device, seed, log(metrics, step), progress(line), as the
-        trial passes them; all optional here (defaults: darts, env data root, cpu, 0).
+        `runtime`: space, data_root, device, seed, checkpoint, log(metrics, step),
+        progress(line), tracking (uri, run_id: where data-parallel workers log), as the trial
+        passes them; all optional here (defaults: darts, env data root, cpu, 0, none).
+        With `checkpoint` (the trial's checkpoint file) every epoch is checkpointed beside
+        it and a killed retraining resumes; a dataset already finished is not retrained.
         """
         space = runtime.get("space") or "darts"
         if space not in _DARTS_CELL_SPACES:
@@ -441,14 +471,45 @@ class RetrainEvaluator:
             )
         log: Callable[[dict[str, float], int], None] = runtime.get("log") or (lambda m, s: None)
         progress: Callable[[str], None] = runtime.get("progress") or (lambda line: None)
-        device = torch.device(runtime.get("device") or "cpu")
+        device = str(runtime.get("device") or "cpu")
         seed = int(runtime.get("seed") or 0)
+        ckpt = runtime.get("checkpoint")
+        gpus = device_ids(device)
+        processes = self.run["processes"] or (len(gpus) if gpus else 1)
         values: dict[str, dict[str, float]] = {}
         runs: dict[str, Any] = {}
         for ds in covered:
-            values[ds], runs[ds] = self._train(
-                ds, genotype, runtime.get("data_root"), device, seed, log, progress
-            )
+            if self.recipes[ds]["batch_size"] % processes:
+                raise ValueError(
+                    f"{_WHERE}: recipes.{ds}.batch_size {self.recipes[ds]['batch_size']} is "
+                    f"not divisible by the {processes} data-parallel processes"
+                )
+        for ds in covered:
+            path = None if ckpt is None else stage_path(Path(ckpt), f"retrain-{ds}")
+            if processes == 1:
+                values[ds], runs[ds] = self.train_on(
+                    ds,
+                    genotype,
+                    runtime.get("data_root"),
+                    torch.device(primary_device(device)),
+                    seed,
+                    log,
+                    progress,
+                    path,
+                )
+                continue
+            spec = {
+                "options": self.options,
+                "dataset": ds,
+                "genotype": genotype.to_str(),
+                "data_root": runtime.get("data_root"),
+                "seed": seed,
+                "checkpoint": None if path is None else str(path),
+                "tracking": runtime.get("tracking"),
+            }
+            workdir = Path(ckpt).parent if ckpt is not None else Path.cwd() / "checkpoints"
+            out = launch(spec, processes, workdir / f"ddp-{seed}-{ds}", progress, gpus)
+            values[ds], runs[ds] = out["values"], out["info"]
         produced = {m for vals in values.values() for m in vals}
         source: dict[str, object] = {
             "backend": "retrain",
@@ -484,7 +545,7 @@ class RetrainEvaluator:
         test = source.dataset("test", data_root, augment=False, **kw)
         return source, train, test
 
-    def _train(
+    def train_on(
         self,
         ds: str,
         genotype: Any,
@@ -493,7 +554,11 @@ class RetrainEvaluator:
         seed: int,
         log: Callable[[dict[str, float], int], None],
         progress: Callable[[str], None],
+        checkpoint: Path | None = None,
+        ddp: Dist | None = None,
     ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Train and test on `ds`; with `ddp`, this process's share of a data-parallel run
+        (rank 0 logs, reports and checkpoints)."""
         ensure_torchvision()
         import timm
         from timm.utils import ModelEmaV3, dispatch_clip_grad
@@ -501,30 +566,47 @@ class RetrainEvaluator:
         from nasrepro.datasets.transforms import describe_transform
         from nasrepro.nets.darts_eval import MODEL_NAMES, count_eval_flops, count_eval_params
 
+        ddp = ddp or Dist()
         r, run = self.recipes[ds], self.run
+        key = f"{checkpoint.stem if checkpoint else ''}:{ds}:{genotype.to_str()}:{ddp.world}"
+        state = self._resume(checkpoint, key, ddp, progress)
+        if state is not None and state.get("finished"):
+            progress(f"retrain {ds}: finished before the interruption, not retrained")
+            return state["values"], state["info"]
+        if r["batch_size"] % ddp.world:
+            raise ValueError(
+                f"{_WHERE}: recipes.{ds}.batch_size {r['batch_size']} is not divisible by "
+                f"the {ddp.world} data-parallel processes"
+            )
         train_name = run["dataset"] or ds
         start = time.perf_counter()
-        _seed(seed)
+        _seed(seed)  # the same initial network in every process
         source, train_set, test_set = self._data(train_name, run["image_size"], data_root)
         net = r.get("net") or ("imagenet" if train_name == "imagenet" else "cifar")
         transform = describe_transform(getattr(train_set, "transform", None))
         if r["cutout"]:
             train_set = _WithCutout(train_set, r["cutout"])
             transform += f", Cutout({r['cutout']})"
-        gen = torch.Generator().manual_seed(seed)
         pin = device.type == "cuda"
         workers = run["num_workers"]
+        per_process = r["batch_size"] // ddp.world
+        # Epoch-indexed shards: the same batches after a resume and, split over processes,
+        # the single process's batches. Workers are not persistent: each epoch's workers
+        # are seeded from the (checkpointed) torch RNG, so a resume sees the same crops.
+        sampler = EpochShards(len(train_set), seed, ddp.rank, ddp.world)
         train_loader = DataLoader(
             train_set,
-            batch_size=r["batch_size"],
-            shuffle=True,
+            batch_size=per_process,
+            sampler=sampler,
             num_workers=workers,
             pin_memory=pin,
-            generator=gen,
-            persistent_workers=workers > 0,
         )
         test_loader = DataLoader(
-            test_set, batch_size=r["batch_size"], shuffle=False, num_workers=workers, pin_memory=pin
+            test_set,
+            batch_size=per_process,
+            sampler=EpochShards(len(test_set), 0, ddp.rank, ddp.world, False, False),
+            num_workers=workers,
+            pin_memory=pin,
         )
         model = timm.create_model(
             MODEL_NAMES[net],
@@ -538,7 +620,17 @@ class RetrainEvaluator:
         )
         params = count_eval_params(model)
         flops = count_eval_flops(model, source.image_size, source.in_channels)
+        if ddp.world > 1 and run["sync_bn"]:
+            model = sync_batch_norm(model, device.type == "cuda")
         model.to(device)
+        trained: nn.Module = model
+        if ddp.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            trained = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+            _seed(seed + 7919 * ddp.rank)  # own crops, cutouts and drop-path masks per rank
         # all parameters decay, auxiliary tower included (quark0 train.py SGD(model.parameters()))
         optimizer = torch.optim.SGD(
             model.parameters(), r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"]
@@ -552,19 +644,53 @@ class RetrainEvaluator:
             steps_per_epoch = min(steps_per_epoch, run["max_steps"])
         history: list[dict[str, float]] = []
         last_test: dict[str, float] | None = None
-        best = (-1.0, -1)
-        for epoch in range(epochs):
+        best = [-1.0, -1]
+        first = 0
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
+            set_rng_state(state["rng"][ddp.rank])
+            history, best, last_test = state["history"], state["best"], state["last_test"]
+            first = len(history)
+            progress(f"retrain {ds}: resuming after epoch {first} from {checkpoint}")
+
+        def save(finished: bool, extra: dict[str, Any]) -> None:
+            rngs = ddp.gather(rng_state())
+            if checkpoint is not None and ddp.main:
+                save_checkpoint(
+                    checkpoint,
+                    {
+                        "config_hash": key,
+                        "finished": finished,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "ema": None if ema is None else ema.state_dict(),
+                        "rng": rngs,
+                        "history": history,
+                        "best": best,
+                        "last_test": last_test,
+                        **extra,
+                    },
+                )
+            ddp.barrier()
+
+        for epoch in range(first, epochs):
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             drop = model.set_drop_path(epoch, epochs)
-            model.train()
+            sampler.set_epoch(epoch)
+            trained.train()
             tot_loss, correct, seen = 0.0, 0, 0
             for step, (x, y) in enumerate(train_loader):
                 if step >= steps_per_epoch:
                     break
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                out = model(x)
+                out = trained(x)
                 logits, aux = out if isinstance(out, tuple) else (out, None)
                 loss = criterion(logits, y)
                 if aux is not None:
@@ -579,6 +705,7 @@ class RetrainEvaluator:
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
             scheduler.step(epoch + 1)
+            tot_loss, correct, seen = ddp.sum([tot_loss, correct, seen])
             row = {
                 "train_loss": tot_loss / max(seen, 1),
                 "train_acc": 100.0 * correct / max(seen, 1),
@@ -587,19 +714,22 @@ class RetrainEvaluator:
             }
             if (epoch + 1) % run["eval_every"] == 0 or epoch == epochs - 1:
                 eval_model = ema.module if ema is not None else model
-                last_test = evaluate(eval_model, test_loader, device, run["max_eval_batches"])
+                last_test = evaluate(eval_model, test_loader, device, run["max_eval_batches"], ddp)
                 row.update(test_acc=last_test["acc"], test_loss=last_test["loss"])
                 if last_test["acc"] > best[0]:
-                    best = (last_test["acc"], epoch)
+                    best = [last_test["acc"], epoch]
             row["epoch_seconds"] = time.perf_counter() - t0
             history.append(row)
-            log({f"retrain.{ds}.{k}": v for k, v in row.items()}, epoch)
-            test_txt = f" test {row['test_acc']:.2f}%" if "test_acc" in row else ""
-            progress(
-                f"retrain {ds} ({train_name}) epoch {epoch + 1}/{epochs} lr {lr:.4g} "
-                f"train {row['train_loss']:.3f}/{row['train_acc']:.1f}%{test_txt} "
-                f"({row['epoch_seconds']:.1f}s)"
-            )
+            if ddp.main:
+                log({f"retrain.{ds}.{k}": v for k, v in row.items()}, epoch)
+                test_txt = f" test {row['test_acc']:.2f}%" if "test_acc" in row else ""
+                progress(
+                    f"retrain {ds} ({train_name}) epoch {epoch + 1}/{epochs} lr {lr:.4g} "
+                    f"train {row['train_loss']:.3f}/{row['train_acc']:.1f}%{test_txt} "
+                    f"({row['epoch_seconds']:.1f}s)"
+                )
+            if epoch + 1 < epochs:
+                save(False, {})
         assert last_test is not None  # the last epoch always evaluates
         values = {
             "test_acc": last_test["acc"],
@@ -632,6 +762,9 @@ class RetrainEvaluator:
             "steps_per_epoch": steps_per_epoch,
             "full_epochs": full_epoch,
             "max_steps_per_epoch": run["max_steps"],
+            "processes": ddp.world,
+            "batch_per_process": per_process,
+            "sync_bn": bool(run["sync_bn"]) if ddp.world > 1 else None,
             "params": params,
             "params_convention": "all parameters except the auxiliary tower (quark0 "
             "count_parameters_in_MB: names containing 'auxiliary' excluded)",
@@ -646,8 +779,24 @@ class RetrainEvaluator:
             "device": str(device),
             "deterministic": torch.are_deterministic_algorithms_enabled(),
             "wall_seconds": time.perf_counter() - start,
+            "resumed": state is not None,
             "history": history,
             "smoke": train_name != ds or not full_epoch or not full_test,
             "reduced": bool(overridden) or train_name != ds or not full_epoch or not full_test,
         }
+        save(True, {"values": values, "info": info})
         return values, info
+
+    @staticmethod
+    def _resume(
+        path: Path | None, key: str, ddp: Dist, progress: Callable[[str], None]
+    ) -> dict[str, Any] | None:
+        """The retraining's checkpoint, or None to start over (with the reason reported)."""
+        if path is None or not path.exists():
+            return None
+        try:
+            return load_checkpoint(path, key)
+        except CheckpointError as exc:
+            if ddp.main:
+                progress(f"{exc}; retraining from the start")
+            return None

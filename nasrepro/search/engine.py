@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,6 +57,9 @@ class SearchContext:
     w_optimizer: torch.optim.SGD | None = None
     a_optimizer: torch.optim.Adam | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    # The trial's checkpoint file, beside which stages after the search (PT tuning) keep
+    # their own progress; None when the trial is not checkpointed.
+    checkpoint: Path | None = None
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -144,7 +148,7 @@ def arch_step(
     return loss.item(), _accuracy(logits.detach(), y_a)
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -156,7 +160,7 @@ def _rng_state() -> dict[str, Any]:
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
@@ -178,7 +182,7 @@ def engine_state(ctx: SearchContext, history: list[EpochLog], loader: Any) -> di
         "supernet": ctx.supernet.state_dict(),
         "w_optimizer": ctx.w_optimizer.state_dict(),
         "a_optimizer": ctx.a_optimizer.state_dict(),
-        "rng": _rng_state(),
+        "rng": rng_state(),
         "loader_epoch": getattr(loader, "epoch", None),
         "history": [asdict(h) for h in history],
         "ctx_state": dict(ctx.state),
@@ -191,7 +195,7 @@ def restore_engine_state(ctx: SearchContext, state: dict[str, Any], loader: Any)
     ctx.supernet.load_state_dict(state["supernet"])
     ctx.w_optimizer.load_state_dict(state["w_optimizer"])
     ctx.a_optimizer.load_state_dict(state["a_optimizer"])
-    _set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
     if state.get("loader_epoch") is not None and hasattr(loader, "set_epoch"):
         loader.set_epoch(state["loader_epoch"])
     ctx.state.update(state["ctx_state"])
@@ -210,8 +214,10 @@ def run_search(
 ) -> list[EpochLog]:
     """Train weights and α for `settings.epochs`; returns the per-epoch history.
 
-    `checkpoint(state)` receives the engine state after every epoch that does not end the
-    search; passing such a state back as `resume` continues exactly where it stopped.
+    `checkpoint(state)` receives the engine state after every epoch; passing such a state
+    back as `resume` continues exactly where it stopped. The state after the last epoch (or
+    a method's stop) is marked `finished`: resuming from it returns the history at once, so
+    a trial killed during selection or evaluation does not search again.
     """
     s = ctx.settings
     for hook in ctx.hooks:
@@ -222,6 +228,8 @@ def run_search(
     history: list[EpochLog] = []
     if resume is not None:
         history = restore_engine_state(ctx, resume, loader)
+        if resume.get("finished"):
+            return history
     alpha_first = s.resolved_alpha_step() == "before_weights"
     for epoch in range(len(history), s.epochs):
         ctx.epoch = epoch
@@ -274,7 +282,9 @@ def run_search(
         if stops:
             ctx.state["stopped_by"] = stops
             ctx.state["stopped_at_epoch"] = epoch
+        finished = bool(stops) or epoch + 1 == s.epochs
+        if checkpoint is not None:
+            checkpoint({**engine_state(ctx, history, loader), "finished": finished})
+        if finished:
             break
-        if checkpoint is not None and epoch + 1 < s.epochs:
-            checkpoint(engine_state(ctx, history, loader))
     return history

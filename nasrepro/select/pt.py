@@ -40,8 +40,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from nasrepro.catalog import register_selector
+from nasrepro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, stage_path
 from nasrepro.datasets.search import SearchData, _seeded_rngs
-from nasrepro.search.engine import SearchContext, SearchDiverged, build_optimizers
+from nasrepro.search.engine import (
+    SearchContext,
+    SearchDiverged,
+    build_optimizers,
+    rng_state,
+    set_rng_state,
+)
 from nasrepro.select.selective_stop import derive_from_weights
 from nasrepro.spaces.base import SearchSpace, Supernet
 from nasrepro.spaces.nb201 import Nb201Supernet
@@ -568,12 +575,86 @@ class _Selector:
             elif self.node_queue[t]:
                 self.decide_node(t, epoch)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Decisions so far and the edge-draw stream, for resuming a killed selection."""
+        return {
+            "ops": [dict(d) for d in self.proj.ops],
+            "pruned": [sorted(p) for p in self.proj.pruned],
+            "node_queue": {t: list(q) for t, q in self.node_queue.items()},
+            "rng": self.rng.bit_generator.state,
+            "decisions": self.decisions,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.proj.ops = [dict(d) for d in state["ops"]]
+        self.proj.pruned = [set(p) for p in state["pruned"]]
+        self.node_queue = {int(t): list(q) for t, q in state["node_queue"].items()}
+        self.rng.bit_generator.state = state["rng"]
+        self.decisions = list(state["decisions"])
+
     def final_weights(self) -> list[torch.Tensor | None]:
         """Projected weights of the mixed α tensors; None (keep as is) for the others."""
         return [
             self.proj.apply(t, self._softmax(t)) if t in self.rows else None
             for t in range(len(self.alpha_names))
         ]
+
+
+class _Progress:
+    """Tuning progress in a stage checkpoint beside the trial's (when it has one), written
+    after every tuning epoch: supernet, both optimizers, decisions, edge draws, RNGs, the
+    loader's epoch and the hooks' state, so a killed selection resumes where it stopped."""
+
+    STAGE = "select"
+
+    def __init__(
+        self, ctx: SearchContext, sel: _Selector, opt: torch.optim.SGD, data: SearchData
+    ) -> None:
+        self.ctx, self.sel, self.opt, self.loader = ctx, sel, opt, data.loader
+        self.path = None if ctx.checkpoint is None else stage_path(ctx.checkpoint, self.STAGE)
+        self.key = "" if ctx.checkpoint is None else ctx.checkpoint.stem
+
+    def save(self, tune_log: list[dict[str, float]]) -> None:
+        if self.path is None:
+            return
+        ctx = self.ctx
+        assert ctx.a_optimizer is not None
+        save_checkpoint(
+            self.path,
+            {
+                "config_hash": self.key,
+                "tune_log": tune_log,
+                "supernet": ctx.supernet.state_dict(),
+                "w_optimizer": self.opt.state_dict(),
+                "a_optimizer": ctx.a_optimizer.state_dict(),
+                "selector": self.sel.state_dict(),
+                "rng": rng_state(),
+                "loader_epoch": getattr(self.loader, "epoch", None),
+                "hooks": {h.name: h.state_dict() for h in ctx.hooks},
+            },
+        )
+
+    def resume(self) -> list[dict[str, float]]:
+        """The tuning log so far, after restoring everything it depends on; [] to start."""
+        if self.path is None or not self.path.exists():
+            return []
+        try:
+            state = load_checkpoint(self.path, self.key)
+        except CheckpointError:
+            self.path.unlink(missing_ok=True)
+            return []  # tuning restarts from the finished search's state
+        ctx = self.ctx
+        assert ctx.a_optimizer is not None
+        ctx.supernet.load_state_dict(state["supernet"])
+        self.opt.load_state_dict(state["w_optimizer"])
+        ctx.a_optimizer.load_state_dict(state["a_optimizer"])
+        self.sel.load_state_dict(state["selector"])
+        set_rng_state(state["rng"])
+        if state["loader_epoch"] is not None and hasattr(self.loader, "set_epoch"):
+            self.loader.set_epoch(state["loader_epoch"])
+        for hook in ctx.hooks:
+            hook.load_state_dict(state["hooks"].get(hook.name, {}))
+        return list(state["tune_log"])
 
 
 def _run(
@@ -628,12 +709,14 @@ def _run(
         weight_decay=s.weight_decay,
     )
     supernet.to(ctx.device)
-    tune_log = []
-    for epoch in range(epochs):
+    progress = _Progress(ctx, sel, opt, data)
+    tune_log = progress.resume()
+    for epoch in range(len(tune_log), epochs):
         for k, at in enumerate(schedule):
             if at == epoch:
                 sel.decide(k, epoch)
         tune_log.append(_tune_epoch(ctx, data, sel.proj, opt, epoch, fix_alpha))
+        progress.save(tune_log)
 
     final = sel.final_weights()
     genotype = derive_from_weights(space, supernet, final)
