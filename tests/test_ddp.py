@@ -112,3 +112,16 @@ def test_a_failing_rank_reports_its_error(tmp_path):
     }
     with pytest.raises(RuntimeError, match="failed.*ValueError: evaluator retrain: `recipes`"):
         launch(spec, 2, tmp_path, lambda line: None, None)
+
+
+def test_gpus_per_trial_groups_the_visible_gpus(monkeypatch):
+    from nasrepro.executor import LocalExecutor
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 5)
+    assert LocalExecutor.for_device("cuda", 2).devices == ["cuda:0,1", "cuda:2,3"]
+    assert LocalExecutor.for_device("cuda").devices == [f"cuda:{i}" for i in range(5)]
+    assert LocalExecutor.for_device("cpu").devices == ["cpu"]
+    with pytest.raises(ValueError, match="only 5 GPU"):
+        LocalExecutor.for_device("cuda", 8)
+    with pytest.raises(ValueError, match="only 0 GPU"):
+        LocalExecutor.for_device("cpu", 2)

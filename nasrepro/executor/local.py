@@ -34,11 +34,22 @@ class LocalExecutor:
     devices: list[str]
 
     @classmethod
-    def for_device(cls, device: str) -> LocalExecutor:
+    def for_device(cls, device: str, gpus_per_trial: int = 1) -> LocalExecutor:
+        """One worker per `gpus_per_trial` visible GPUs (`cuda:0,1` names a pair: a
+        retraining runs data-parallel over it); one worker on CPU."""
         import torch
 
-        if device == "cuda" and torch.cuda.device_count() > 1:
-            return cls([f"cuda:{i}" for i in range(torch.cuda.device_count())])
+        if gpus_per_trial < 1:
+            raise ValueError(f"--gpus-per-trial must be >= 1, got {gpus_per_trial}")
+        count = torch.cuda.device_count() if device == "cuda" else 0
+        if gpus_per_trial > 1 and gpus_per_trial > count:
+            raise ValueError(
+                f"--gpus-per-trial {gpus_per_trial}: only {count} GPU(s) visible on {device}"
+            )
+        if count > 1:
+            ids = list(range(count - count % gpus_per_trial))
+            groups = [ids[i : i + gpus_per_trial] for i in range(0, len(ids), gpus_per_trial)]
+            return cls(["cuda:" + ",".join(map(str, g)) for g in groups])
         return cls([device])
 
     def run(self, jobs: list[TrialJob], progress: Progress) -> list[JobOutcome]:
