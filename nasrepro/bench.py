@@ -5,7 +5,13 @@ order) and the weight step, on random data of the papers' batch size. Each switc
 measured against the plain fp32 eager path on the same machine in the same process, so
 `ratio_to_plain` (plain step time / switch step time) is a like-for-like speed-up.
 fp32 switches keep the math (tests check outputs equal the plain path to fp32 tolerance);
-`bf16` is opt-in and changes it.
+`bf16` is opt-in and changes it. A switch joins features with `+`: `fused` (NB201 space arg
+fused=True, nb201_fused.py), `cudagraph` (the first-order step as one CUDA graph,
+search/graphed.py), `compile`, `channels_last`.
+
+The `darts-eval`/`retrain` case times one training step of the DARTS_V2 CIFAR evaluation
+network (quark0 train.py: 20 cells, 36 channels, batch 96, auxiliary weight 0.4, drop-path
+0.2, clip 5, SGD), from which the 600-epoch retraining time follows (521 steps per epoch).
 """
 
 from __future__ import annotations
@@ -25,14 +31,25 @@ from typing import Any
 import torch
 from torch import nn
 
-FP32_SWITCHES = ("plain", "channels_last", "compile")
+FP32_SWITCHES = (
+    "plain",
+    "channels_last",
+    "compile",
+    "fused",
+    "cudagraph",
+    "fused+cudagraph",
+    "compile+fused",
+)
 SWITCHES = (*FP32_SWITCHES, "bf16")
+RETRAIN_SWITCHES = ("plain", "channels_last", "compile", "bf16")
+RETRAIN_STEPS_PER_EPOCH = 521  # ceil(50000 / 96): the CIFAR-10 train set at batch 96
+RETRAIN_EPOCHS = 600
 
 
 @dataclass(frozen=True)
 class BenchCase:
-    space: str
-    method: str  # "darts-1st" | "darts-2nd"
+    space: str  # a search space, or "darts-eval" (the retraining network)
+    method: str  # "darts-1st" | "darts-2nd" | "retrain"
     batch: int
     image_size: int
     space_args: dict[str, Any] = field(default_factory=dict)
@@ -46,10 +63,14 @@ FULL_CASES = (
     BenchCase("nb201", "darts-2nd", 64, 32, {"c": 16, "n": 5}),
     BenchCase("darts", "darts-1st", 64, 32, {"c": 16, "layers": 8}),
     BenchCase("darts", "darts-2nd", 64, 32, {"c": 16, "layers": 8}),
+    # quark0/darts cnn/train.py --auxiliary --cutout: the evaluation network retrained 600 epochs
+    BenchCase("darts-eval", "retrain", 96, 32, {"layers": 20, "init_channels": 36}),
 )
 QUICK_CASES = (
     BenchCase("nb201", "darts-1st", 8, 16, {"c": 4, "n": 1}),
     BenchCase("nb201", "darts-2nd", 8, 16, {"c": 4, "n": 1}),
+    # 3 cells (both reductions) at 32x32: the auxiliary head needs 8x8 maps
+    BenchCase("darts-eval", "retrain", 4, 32, {"layers": 3, "init_channels": 4}),
 )
 
 
@@ -66,6 +87,7 @@ class BenchRow:
     ratio_to_plain: float | None
     steps: int
     max_rel_diff_vs_plain: float | None = None  # after one step, over α and all weights
+    note: str | None = None
 
 
 def _settings(order: int) -> Any:
@@ -85,13 +107,45 @@ def _settings(order: int) -> Any:
     )
 
 
+def _features(switch: str) -> set[str]:
+    return set(switch.split("+"))
+
+
+def skip_reason(case: BenchCase, switch: str, device: torch.device) -> str | None:
+    """Why a switch does not apply to a case on a device (None: it does)."""
+    feats = _features(switch)
+    if case.method == "retrain":
+        return None if switch in RETRAIN_SWITCHES else "not a retraining switch"
+    if "fused" in feats and case.space != "nb201":
+        return "fused is an nb201 space arg"
+    if "cudagraph" in feats and device.type != "cuda":
+        return "CUDA graphs need a CUDA device"
+    if "cudagraph" in feats and case.method != "darts-1st":
+        return "CUDA graphs capture the first-order step only"
+    if "compile" in feats and case.method == "darts-2nd":
+        return "the unrolled step's functional_call re-traces every call"
+    return None
+
+
+def _compile_cells(net: nn.Module) -> None:
+    # Compile each cell's forward: the engine keeps calling the supernet itself, so α,
+    # optimizers and the unrolled functional_call see the same modules.
+    for module in net.modules():
+        if type(module).__name__ in ("SearchCell", "FusedSearchCell", "ResNetBasicBlock"):
+            module.forward = torch.compile(module.forward, dynamic=False)
+
+
 def build_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0) -> Any:
     """(step function, context) for one case and switch, from a seeded initial state."""
+    if case.method == "retrain":
+        return build_retrain_step(case, switch, device, seed)
     from nasrepro.search.engine import SearchContext, arch_step, build_optimizers, weight_step
     from nasrepro.spaces import build_space
 
+    feats = _features(switch)
+    space_args = {**case.space_args, **({"fused": True} if "fused" in feats else {})}
     torch.manual_seed(seed)
-    net = build_space(case.space).build_supernet(case.num_classes, **case.space_args).to(device)
+    net = build_space(case.space).build_supernet(case.num_classes, **space_args).to(device)
     gen = torch.Generator().manual_seed(seed + 1)
     shape = (case.batch, 3, case.image_size, case.image_size)
     xw, xa = (torch.randn(shape, generator=gen).to(device) for _ in range(2))
@@ -99,7 +153,7 @@ def build_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0
         torch.randint(0, case.num_classes, (case.batch,), generator=gen).to(device)
         for _ in range(2)
     )
-    if switch == "channels_last":
+    if "channels_last" in feats:
         net = net.to(memory_format=torch.channels_last)
         xw, xa = (x.contiguous(memory_format=torch.channels_last) for x in (xw, xa))
     order = 2 if case.method == "darts-2nd" else 1
@@ -111,32 +165,108 @@ def build_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0
         criterion=nn.CrossEntropyLoss(),
     )
     build_optimizers(ctx)
-    if switch == "compile":
-        # Compile each cell's forward: the engine keeps calling the supernet itself, so
-        # α, optimizers and the unrolled functional_call see the same modules.
-        for module in net.modules():
-            if type(module).__name__ in ("SearchCell", "ResNetBasicBlock"):
-                module.forward = torch.compile(module.forward, dynamic=False)
+    if "compile" in feats:
+        _compile_cells(net)
+    if "cudagraph" in feats:
+        from nasrepro.search.graphed import graph_first_order_step
+
+        graphed = graph_first_order_step(ctx, xw, yw, xa, ya)
+
+        def replay() -> None:
+            graphed(xw, yw, xa, ya)
+
+        return replay, ctx
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16)
-        if switch == "bf16"
+        if "bf16" in feats
         else contextlib.nullcontext()
     )
 
+    alpha_first = ctx.settings.resolved_alpha_step() == "before_weights"
+
     def step() -> None:
-        with autocast:
-            arch_step(ctx, xw, yw, xa, ya)
+        with autocast:  # in the engine's order (1st order: weights, then α)
+            if alpha_first:
+                arch_step(ctx, xw, yw, xa, ya)
             weight_step(ctx, xw, yw)
+            if not alpha_first:
+                arch_step(ctx, xw, yw, xa, ya)
 
     return step, ctx
 
 
+def build_retrain_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0) -> Any:
+    """(step, model) for one training step of the DARTS_V2 CIFAR evaluation network, as
+    evaluate/retrain.py runs it: forward, loss + 0.4·aux loss, backward, clip 5, SGD."""
+    from nasrepro._compat import ensure_torchvision
+
+    ensure_torchvision()  # before timm, which imports torchvision (STACK.md)
+    import timm
+
+    import nasrepro.nets.darts_eval  # noqa: F401  (registers the timm models)
+
+    feats = _features(switch)
+    torch.manual_seed(seed)
+    model = timm.create_model(
+        "nasrepro_darts_cifar",
+        genotype="DARTS_V2",
+        num_classes=case.num_classes,
+        auxiliary=True,
+        drop_path_rate=0.2,  # the full rate: the ramp's last epochs, the costliest
+        **case.space_args,
+    ).to(device)
+    model.train()
+    gen = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn((case.batch, 3, case.image_size, case.image_size), generator=gen).to(device)
+    y = torch.randint(0, case.num_classes, (case.batch,), generator=gen).to(device)
+    if "channels_last" in feats:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    # quark0 train.py: SGD(0.025, momentum 0.9, wd 3e-4) over all parameters
+    opt = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    forward = torch.compile(model, dynamic=False) if "compile" in feats else model
+    criterion = nn.CrossEntropyLoss()
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if "bf16" in feats
+        else contextlib.nullcontext()
+    )
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            logits, aux = forward(x)
+            loss = criterion(logits, y) + 0.4 * criterion(aux, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+
+    return step, model
+
+
 def state_after_one_step(case: BenchCase, switch: str, device: torch.device) -> list[torch.Tensor]:
     """α and every weight after one step from the seeded initial state (for equality checks)."""
+    if case.method == "retrain":
+        # inductor draws its own random numbers; eager's keep drop-path masks comparable
+        with _inductor_eager_random():
+            step, model = build_step(case, switch, device)
+            step()
+        return [p.detach().float().cpu() for p in model.parameters()]
     step, ctx = build_step(case, switch, device)
     step()
     net = ctx.supernet
     return [p.detach().float().cpu() for p in [*net.arch_parameters(), *net.weight_parameters()]]
+
+
+@contextlib.contextmanager
+def _inductor_eager_random() -> Iterator[None]:
+    try:
+        from torch._inductor import config
+    except ImportError:  # pragma: no cover - inductor ships with torch
+        yield
+        return
+    with config.patch(fallback_random=True):
+        yield
 
 
 def max_rel_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -169,6 +299,7 @@ def time_case(
     case: BenchCase, switch: str, device: torch.device, steps: int, warmup: int
 ) -> BenchRow:
     step, _ = build_step(case, switch, device)
+    _sync(device)
     with _peak_memory(device) as mem:
         for _ in range(warmup):
             step()
@@ -191,6 +322,15 @@ def time_case(
         None if mem["mb"] is None else round(mem["mb"], 1),
         None,
         steps,
+        note=_retrain_estimate(ms) if case.method == "retrain" else None,
+    )
+
+
+def _retrain_estimate(step_ms: float) -> str:
+    hours = RETRAIN_EPOCHS * RETRAIN_STEPS_PER_EPOCH * step_ms / 1e3 / 3600
+    return (
+        f"{RETRAIN_EPOCHS} epochs x {RETRAIN_STEPS_PER_EPOCH} steps ≈ {hours:.1f} h "
+        "(training steps only)"
     )
 
 
@@ -219,8 +359,11 @@ def run_bench(
     for case in cases:
         plain: float | None = None
         for switch in ("plain", *[s for s in switches if s != "plain"]):
-            if switch == "compile" and case.method == "darts-2nd":
-                continue  # the unrolled step's functional_call re-traces every call
+            reason = skip_reason(case, switch, dev)
+            if reason is not None:
+                if progress is not None and case.method != "retrain":
+                    progress(f"{case.space} {case.method} {switch}: skipped ({reason})")
+                continue
             row = time_case(case, switch, dev, steps, warmup)
             if switch == "plain":
                 plain = row.step_ms

@@ -27,6 +27,13 @@ def test_channels_last_equals_plain(order):
     assert max_rel_diff(initial, plain) > 1e-4
 
 
+@pytest.mark.parametrize("order", [1, 2])
+def test_fused_equals_plain(order):
+    cpu = torch.device("cpu")
+    plain = state_after_one_step(TINY[order], "plain", cpu)
+    assert max_rel_diff(plain, state_after_one_step(TINY[order], "fused", cpu)) < 1e-5
+
+
 def test_plain_is_reproducible_and_bf16_differs():
     cpu = torch.device("cpu")
     a = state_after_one_step(TINY[1], "plain", cpu)
@@ -57,7 +64,7 @@ def test_bench_cli_quick_json(tmp_path, capsys):
         == 0
     )
     rows = json.loads(capsys.readouterr().out)
-    assert {r["method"] for r in rows} == {"darts-1st", "darts-2nd"}
+    assert {r["method"] for r in rows} == {"darts-1st", "darts-2nd", "retrain"}
     for r in rows:
         assert set(r) >= {
             "space",

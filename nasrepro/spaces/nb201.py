@@ -215,6 +215,7 @@ class Nb201Supernet(Supernet):
         partial_channels: int = 1,
         edge_normalization: bool = False,
         channel_shuffle: bool = True,
+        fused: bool = False,
     ) -> None:
         super().__init__()
         if edge_normalization:
@@ -224,6 +225,9 @@ class Nb201Supernet(Supernet):
                 "edge_normalization is not defined on nb201; set method_args.pc."
                 "edge_normalization: false"
             )
+        cell_cls = SearchCell
+        if fused:  # one conv/BN per source node, same parameters (nb201_fused.py, issue #6)
+            from nasrepro.spaces.nb201_fused import FusedSearchCell as cell_cls
         cells: list[nn.Module] = []
         c_prev = c
         self.search_cell_index: list[int] = []
@@ -232,9 +236,7 @@ class Nb201Supernet(Supernet):
                 cells.append(ResNetBasicBlock(c_prev, c_cur))
             else:
                 cells.append(
-                    SearchCell(
-                        c_cur, affine, track_running_stats, partial_channels, channel_shuffle
-                    )
+                    cell_cls(c_cur, affine, track_running_stats, partial_channels, channel_shuffle)
                 )
                 self.search_cell_index.append(idx)
             c_prev = c_cur
