@@ -47,6 +47,22 @@ Deviations from the reference, on purpose:
 - A step whose per-cell gradients include a zero row (Λ undefined) or whose Δ is zero adds
   nothing and is left out of the logged means.
 
+`batched=True` (opt-in; central differences, inner objective): the two extra passes at
+P ∓ εΔ run as one vmapped forward (`torch.func.vmap` over the sign, x shared) and one
+backward of ½L(P−εΔ) − ½L(P+εΔ), which is the same ∇ difference by linearity. Plain batch
+concatenation would not keep the math: BN in train mode would normalise both passes with
+the statistics of the 2B images together (and the mixing weights are per pass, not per
+image). Under vmap BN keeps per-pass batch statistics, as two separate passes. The BN
+running statistics of the passes go to per-pass copies that are dropped (the unbatched path
+saves and restores them); random ops draw the same values in both passes
+(`randomness="same"`, replayed from the main pass' RNG state), as the unbatched replay.
+Only the floating-point rounding differs (the difference is formed inside one backward
+instead of by subtracting two gradients); tests/test_lambda_batched.py checks it.
+Measured, it does not pay: on CPU it is slower than two passes (NB201 C=8 N=1, batch 16,
+16×16, one thread: 3.0× the DARTS step vs 2.07× unbatched), and on an H200 at the paper's
+size (C=16, N=5, batch 64) it costs the same, 2.01× vs 2.02× (benchmarks/README.md): vmap
+keeps the kernel count of two passes, and the step is launch-bound. Kept opt-in.
+
 Composition: every cell (regularized or not) gets a leaf copy, so the extra passes replay
 exactly the mixing weights of the main pass. A hook after `lambda` in the methods list may
 change those weights only in place (`sdarts_rs` does); one before it is simply copied.
@@ -62,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.func import functional_call, vmap
 
 from nasrepro.catalog import register_method
 from nasrepro.methods.base import MethodHook
@@ -152,6 +169,7 @@ class LambdaDarts(MethodHook):
         difference: str = "central",
         objective: str = "inner",
         cells: str | None = None,
+        batched: bool = False,
     ) -> None:
         if not (isinstance(lambda_, int | float) and math.isfinite(lambda_) and lambda_ >= 0):
             raise ValueError(f"lambda: lambda_ must be a finite number >= 0, got {lambda_!r}")
@@ -165,12 +183,19 @@ class LambdaDarts(MethodHook):
             raise ValueError(f"lambda: objective must be one of {OBJECTIVES}, got {objective!r}")
         if cells is not None and cells not in CELLS:
             raise ValueError(f"lambda: cells must be one of {CELLS} or None, got {cells!r}")
+        if not isinstance(batched, bool):
+            raise ValueError(f"lambda: batched must be true or false, got {batched!r}")
+        if batched and (difference != "central" or objective != "inner"):
+            # forward_backward has one extra pass (nothing to batch); the outer objective's
+            # passes differentiate through softmax(α) and are not batched (yet).
+            raise ValueError("lambda: batched needs difference 'central' and objective 'inner'")
         self.lambda_ = float(lambda_)
         self.eps0 = float(eps0)
         self.variant = variant
         self.difference = difference
         self.objective = objective
         self.cells = cells
+        self.batched = batched
         self.lambda_t = 0.0
         self.eps = float("nan")  # ε of the last regularized step
         self.groups: list[list[int]] = []  # per regularized α tensor: its cells' positions
@@ -309,17 +334,21 @@ class LambdaDarts(MethodHook):
         step: int,
     ) -> None:
         params = _weights_of(ctx)
-        base = [None if p.grad is None else p.grad.detach().clone() for p in params]
-        at: dict[float, Sequence[torch.Tensor | None]] = {}
-        with frozen_bn_stats(ctx.supernet):
-            for sign in self._signs(step):
-                weights = [
-                    p.detach() + (sign * eps) * d for p, d in zip(leaves, delta, strict=True)
-                ]
-                at[sign] = self._grads(ctx, x, y, weights, params)
+        if self.batched:
+            reg = self._central_batched(ctx, x, y, leaves, delta, eps, params)
+        else:
+            base = [None if p.grad is None else p.grad.detach().clone() for p in params]
+            at: dict[float, Sequence[torch.Tensor | None]] = {}
+            with frozen_bn_stats(ctx.supernet):
+                for sign in self._signs(step):
+                    weights = [
+                        p.detach() + (sign * eps) * d for p, d in zip(leaves, delta, strict=True)
+                    ]
+                    at[sign] = self._grads(ctx, x, y, weights, params)
+            reg = self._combine(at, base)
         scale = self.lambda_t / eps
         with torch.no_grad():
-            for p, r in zip(params, self._combine(at, base), strict=True):
+            for p, r in zip(params, reg, strict=True):
                 if r is None:
                     continue
                 if p.grad is None:
@@ -381,6 +410,40 @@ class LambdaDarts(MethodHook):
         with self._rng.replay(), torch.enable_grad():
             loss = ctx.criterion(ctx.supernet(x, cell_weights=weights), y)
             return torch.autograd.grad(loss, list(wrt), allow_unused=True)
+
+    def _central_batched(
+        self,
+        ctx: SearchContext,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        leaves: list[torch.Tensor],
+        delta: list[torch.Tensor],
+        eps: float,
+        params: Sequence[torch.Tensor],
+    ) -> Sequence[torch.Tensor | None]:
+        """[∇L(P−εΔ) − ∇L(P+εΔ)]/2 from one vmapped forward/backward of both passes."""
+        assert self._rng is not None
+        net = ctx.supernet
+        signs = torch.tensor([-1.0, 1.0], dtype=leaves[0].dtype, device=leaves[0].device)
+        # (2, ...) mixing weights per cell: slice 0 at P − εΔ, slice 1 at P + εΔ.
+        stacked = [
+            p.detach() + (signs * eps).view(-1, *([1] * p.dim())) * d
+            for p, d in zip(leaves, delta, strict=True)
+        ]
+        # Per-pass copies of the BN buffers: train-mode BN writes its running statistics
+        # in place, and under vmap that needs a tensor with the pass axis.
+        buffers = {
+            n: b.detach().unsqueeze(0).repeat(2, *([1] * b.dim())) for n, b in net.named_buffers()
+        }
+
+        def loss(weights: list[torch.Tensor], bufs: dict[str, torch.Tensor]) -> torch.Tensor:
+            logits = functional_call(net, bufs, (x,), {"cell_weights": weights}, strict=False)
+            return ctx.criterion(logits, y)
+
+        with self._rng.replay(), torch.enable_grad():
+            losses = vmap(loss, randomness="same")(stacked, buffers)
+            half = torch.tensor([0.5, -0.5], dtype=losses.dtype, device=losses.device)
+            return torch.autograd.grad(losses, list(params), grad_outputs=half, allow_unused=True)
 
     def _add_alpha_reg(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """α-optimizer pre-step hook (outer objective): α.grad += −λ_t·∇_α Λ."""

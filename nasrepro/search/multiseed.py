@@ -1,0 +1,272 @@
+"""Several seeds of one small supernet, trained together in one vmapped step.
+
+S independent supernets (same shape, different seeds) are stacked with
+`torch.func.stack_module_state`: every weight, α and BN buffer gets a leading seed axis.
+One forward is `vmap(functional_call)` over that axis, each seed on its own batch, so a
+conv becomes one grouped conv over S·B images and BN normalises with each seed's own
+batch statistics (vmap's batch-norm rule keeps the seed axis apart).
+
+Why this is exactly S separate first-order DARTS runs:
+- The per-seed losses are independent, so ∂(Σ_s L_s)/∂θ_s = ∂L_s/∂θ_s: one backward of
+  the summed loss gives every seed its own gradient.
+- SGD (momentum, Nesterov, weight decay) and Adam (L2 weight decay) are elementwise, so one
+  optimizer over the stacked tensors is S optimizers (their step counts are all equal).
+- Gradient clipping is not elementwise: the norm is taken per seed over all its weights,
+  as `clip_grad_norm_` in each separate run would (`_clip_per_seed`).
+- BN running statistics (stem, ResNet blocks, head; the search cells' too when
+  `track_running_stats`) are stacked buffers; the in-place update in train mode writes
+  each seed's slice under vmap (checked against separate runs in tests/test_multiseed.py).
+
+Measured on CPU only (one shared thread, `time_multiseed`): 1.2× / 1.8× / 2.1× the
+throughput of sequential steps for S = 2 / 4 / 8 at C=4, N=1, batch 16, 16×16; no gain
+(0.6×–1.1×, noisy) at C=8, batch 32, 32×32, where the CPU is compute-bound anyway. The
+target is a GPU, where one small supernet cannot fill the device; not timed there yet.
+
+Only the first-order step (DARTS-1st, no method hooks): the unrolled step and hooks that
+read per-seed state (Λ-DARTS' per-cell leaves) would need their own vmapped versions.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from nasrepro.spaces.base import Supernet
+
+if TYPE_CHECKING:
+    from nasrepro.suite import SearchSettings
+
+
+def nb201_darts_settings() -> SearchSettings:
+    """The NB201 DARTS-1st search settings (suites/lambda_darts.yaml nb201-darts-1st)."""
+    from nasrepro.suite import SearchSettings
+
+    return SearchSettings(
+        epochs=50,
+        batch_size=64,
+        order=1,
+        lr=0.025,
+        lr_min=0.001,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        arch_lr=3e-4,
+        arch_betas=(0.5, 0.999),
+        arch_weight_decay=1e-3,
+        grad_clip=5.0,
+    )
+
+
+class MultiSeedSearch:
+    """S supernets stepped together: first-order bilevel DARTS, one optimizer pair for all."""
+
+    def __init__(
+        self, nets: list[Supernet], settings: SearchSettings, criterion: nn.Module | None = None
+    ) -> None:
+        if settings.order != 1:
+            raise ValueError("multi-seed search implements the first-order step only")
+        self.settings = settings
+        self.criterion = criterion or nn.CrossEntropyLoss()
+        self.seeds = len(nets)
+        for net in nets:
+            net.train()
+        arch = {id(p) for p in nets[0].arch_parameters()}
+        names = [n for n, p in nets[0].named_parameters() if id(p) in arch]
+        # Stacked leaves (requires_grad as the originals); the template runs on "meta" so it
+        # holds no memory and any tensor not passed to functional_call would fail loudly.
+        self.params, self.buffers = stack_module_state(nets)
+        self.template = copy.deepcopy(nets[0]).to("meta")
+        self.alpha_names = names
+        self.weight_names = [n for n in self.params if n not in set(names)]
+        s = settings
+        self.w_optimizer = torch.optim.SGD(
+            [self.params[n] for n in self.weight_names if self.params[n].requires_grad],
+            lr=s.lr,
+            momentum=s.momentum,
+            nesterov=s.nesterov,
+            weight_decay=s.weight_decay,
+        )
+        self.a_optimizer = torch.optim.Adam(
+            [self.params[n] for n in names],
+            lr=s.arch_lr,
+            betas=tuple(s.arch_betas),
+            weight_decay=s.arch_weight_decay,
+        )
+
+    def _losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-seed loss (S,) and logits (S, B, classes) for batches x (S, B, ...), y (S, B)."""
+
+        def one(
+            params: dict[str, torch.Tensor],
+            buffers: dict[str, torch.Tensor],
+            xs: torch.Tensor,
+            ys: torch.Tensor,
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            logits = functional_call(self.template, (params, buffers), (xs,))
+            return self.criterion(logits, ys), logits
+
+        return vmap(one)(self.params, self.buffers, x, y)
+
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Adam step on α from the validation batches; returns the per-seed losses."""
+        self.a_optimizer.zero_grad(set_to_none=True)
+        losses, _ = self._losses(x, y)
+        _check_finite(losses, "validation")
+        alphas = [self.params[n] for n in self.alpha_names]
+        for a, g in zip(alphas, torch.autograd.grad(losses.sum(), alphas), strict=True):
+            a.grad = g
+        self.a_optimizer.step()
+        return losses.detach()
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Clipped SGD step on the weights from the training batches; per-seed losses."""
+        self.w_optimizer.zero_grad(set_to_none=True)
+        losses, _ = self._losses(x, y)
+        _check_finite(losses, "training")
+        weights = [p for g in self.w_optimizer.param_groups for p in g["params"]]
+        # Only the weights: α's gradient of the training loss is never used (the engine
+        # computes and then drops it).
+        for p, g in zip(weights, torch.autograd.grad(losses.sum(), weights), strict=True):
+            p.grad = g
+        if self.settings.grad_clip is not None:
+            _clip_per_seed(weights, self.settings.grad_clip)
+        self.w_optimizer.step()
+        return losses.detach()
+
+    def step(
+        self, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor, y_a: torch.Tensor
+    ) -> None:
+        """One bilevel step in the settings' order (DARTS-1st on NB201: weights, then α)."""
+        if self.settings.resolved_alpha_step() == "before_weights":
+            self.arch_step(x_a, y_a)
+            self.weight_step(x_w, y_w)
+        else:
+            self.weight_step(x_w, y_w)
+            self.arch_step(x_a, y_a)
+
+    def seed_state(self, s: int) -> dict[str, torch.Tensor]:
+        """Seed s's parameters and buffers, keyed as the supernet's state_dict."""
+        return {n: t[s].detach() for n, t in {**self.params, **self.buffers}.items()}
+
+
+def _check_finite(losses: torch.Tensor, what: str) -> None:
+    bad = (~torch.isfinite(losses)).nonzero().flatten().tolist()
+    if bad:
+        raise FloatingPointError(f"{what} loss became non-finite for seed slot(s) {bad}")
+
+
+@torch.no_grad()
+def _clip_per_seed(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """`clip_grad_norm_` per seed: the total 2-norm over seed s's gradients scales only s."""
+    grads = [p.grad for p in params if p.grad is not None]
+    per_tensor = torch.stack([g.flatten(1).norm(dim=1) for g in grads])  # (tensors, S)
+    total = per_tensor.norm(dim=0)  # (S,)
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)  # as torch.nn.utils.clip_grad_norm_
+    for g in grads:
+        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+    return total
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_ms(step: Any, device: torch.device, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def build_nets(
+    space: str, space_args: dict[str, Any], seeds: list[int], num_classes: int
+) -> list[Supernet]:
+    """One supernet per seed, each built as a single-seed run builds it (seed, then init)."""
+    from nasrepro.spaces import build_space
+
+    nets = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        nets.append(build_space(space).build_supernet(num_classes, **space_args))
+    return nets
+
+
+def time_multiseed(
+    space_args: dict[str, Any],
+    seeds: int | list[int],
+    batch: int,
+    image_size: int,
+    device: str | torch.device,
+    steps: int = 10,
+    warmup: int = 2,
+    num_classes: int = 10,
+) -> dict[str, Any]:
+    """Median step time of S NB201 DARTS-1st searches stepped together vs one after another.
+
+    A "step" is one bilevel step of every seed (weight + α step); images_per_s counts the
+    `batch` training images each seed sees per step (as `nasrepro bench`), summed over seeds.
+    """
+    from nasrepro.search.engine import SearchContext, arch_step, build_optimizers, weight_step
+
+    dev = torch.device(device)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    n = len(seed_list)
+    settings = nb201_darts_settings()
+    gen = torch.Generator().manual_seed(1234)
+    shape = (n, batch, 3, image_size, image_size)
+    xw, xa = (torch.randn(shape, generator=gen).to(dev) for _ in range(2))
+    yw, ya = (torch.randint(0, num_classes, (n, batch), generator=gen).to(dev) for _ in range(2))
+
+    multi = MultiSeedSearch(
+        [net.to(dev) for net in build_nets("nb201", space_args, seed_list, num_classes)], settings
+    )
+    multi_ms = _median_ms(lambda: multi.step(xw, yw, xa, ya), dev, steps, warmup)
+
+    contexts = []
+    for net in build_nets("nb201", space_args, seed_list, num_classes):
+        ctx = SearchContext(
+            supernet=net.to(dev).train(),
+            settings=settings,
+            hooks=[],
+            device=dev,
+            criterion=nn.CrossEntropyLoss(),
+        )
+        build_optimizers(ctx)
+        contexts.append(ctx)
+
+    def sequential() -> None:
+        for s, ctx in enumerate(contexts):
+            weight_step(ctx, xw[s], yw[s])
+            arch_step(ctx, xw[s], yw[s], xa[s], ya[s])
+
+    seq_ms = _median_ms(sequential, dev, steps, warmup)
+    images = n * batch
+    return {
+        "seeds": n,
+        "batch": batch,
+        "image_size": image_size,
+        "space_args": dict(space_args),
+        "device": str(dev),
+        "step_ms": round(multi_ms, 3),
+        "images_per_s": round(images / (multi_ms / 1e3), 1),
+        "sequential_step_ms": round(seq_ms, 3),
+        "sequential_images_per_s": round(images / (seq_ms / 1e3), 1),
+        "speedup": round(seq_ms / multi_ms, 3),
+        "steps": steps,
+    }
