@@ -39,7 +39,13 @@ def ensure_torchvision() -> None:
     except Exception:  # noqa: BLE001  (any load failure means: define the schemas)
         pass
     lib = torch.library.Library("torchvision", "FRAGMENT")
-    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    for schema in (
+        "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+        "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+    ):
+        try:
+            lib.define(schema)
+        except RuntimeError:  # already registered (a partly working extension): keep it
+            pass
     # keep the library object alive for the process lifetime
     globals()["_torchvision_fragment"] = lib

@@ -68,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             download=args.download,
             checkpoint_dir=args.checkpoint_dir,
             rerun=args.rerun,
+            search_processes=args.search_processes,
+            fast=args.fast,
             executor=_executor(args),
         )
     except SuiteError as exc:
@@ -104,6 +106,11 @@ def _executor(args: argparse.Namespace) -> object | None:
         from nasrepro.executor.ray import RayExecutor
 
         return RayExecutor(address=args.ray_address)
+    if args.gpus_per_trial != 1:
+        from nasrepro.executor import LocalExecutor
+        from nasrepro.runner import resolve_device
+
+        return LocalExecutor.for_device(resolve_device(args.device), args.gpus_per_trial)
     return None
 
 
@@ -208,7 +215,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     # torch.compile costs minutes of CPU compilation: opt-in on CPU, default on CUDA
     device = args.device or ("cuda" if _cuda_available() else "cpu")
-    default = SWITCHES if device == "cuda" else tuple(s for s in SWITCHES if s != "compile")
+    # (cudagraph switches stay in the CPU default: the bench skips them with a note)
+    default = SWITCHES if device == "cuda" else tuple(s for s in SWITCHES if "compile" not in s)
     switches = tuple(args.switch or default)
     unknown = [s for s in switches if s not in SWITCHES]
     if unknown:
@@ -237,6 +245,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "peak_mem_mb",
             "ratio_to_plain",
             "switch",
+            "note",
         )
         print(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], indent=2))
     else:
@@ -270,6 +279,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 ],
             )
         )
+        for r in rows:
+            if r.note:
+                print(f"{r.space} {r.method} {r.switch}: {r.note}")
         print(f"device: {rows[0].device if rows else device}; written: {path}")
     return 0
 
@@ -320,6 +332,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--ray-address", help="Ray cluster address (default: a local instance)")
     r.add_argument(
+        "--fast",
+        action="store_true",
+        help="fp32 speed switches that keep the math: fused NB201 mixed ops, CUDA graphs for "
+        "plain first-order searches on a GPU (benchmarks/README.md)",
+    )
+    r.add_argument(
+        "--search-processes",
+        type=int,
+        metavar="N",
+        help="data-parallel search processes (torchrun; gloo on CPU); default: one per GPU "
+        "of the trial for ImageNet searches, else 1",
+    )
+    r.add_argument(
+        "--gpus-per-trial",
+        type=int,
+        default=1,
+        metavar="N",
+        help="local executor: N GPUs per worker; retrainings run data-parallel over them "
+        "(torchrun + DDP), searches on the first",
+    )
+    r.add_argument(
         "--rerun",
         action="store_true",
         help="run trials the registry already holds again (adds records)",
@@ -360,7 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="time one bilevel search step per method and switch")
     b.add_argument("--quick", action="store_true", help="tiny supernet, for CPU/CI")
     b.add_argument("--device", choices=("cpu", "cuda"))
-    b.add_argument("--switch", action="append", help="plain, channels_last, compile, bf16")
+    b.add_argument(
+        "--switch",
+        action="append",
+        help="plain, channels_last, compile, fused, cudagraph, fused+cudagraph, "
+        "compile+fused, bf16",
+    )
     b.add_argument("--steps", type=int, help="timed steps per case")
     b.add_argument("--out", default="benchmarks/results")
     b.add_argument("--json", action="store_true")

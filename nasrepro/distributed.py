@@ -1,4 +1,6 @@
-"""Data-parallel retraining: one process per GPU under `torchrun`, equal to one process.
+"""Data parallelism: one process per GPU under `torchrun`.
+
+Retraining (`evaluate/retrain.py`) is data-parallel so as to equal one process:
 
 A retraining is split over `world` processes so that it computes what a single process
 with the recipe's batch would: every rank takes batch/world images of the same global batch
@@ -8,8 +10,14 @@ the papers' DataParallel ImageNet runs had per-GPU statistics, which `sync_bn: f
 restores), and gradient clipping sees the averaged gradient. Evaluation shards the test set
 and sums the counts. tests/test_ddp.py checks two gloo processes on CPU against one process.
 
+ImageNet proxy searches (PC-DARTS: batch 1024 over 8 GPUs) are data-parallel too
+(`trial_worker.py`): every rank draws its slice of each global batch, weight and α gradients
+are averaged over ranks before clipping and the optimizer steps, and batch norm keeps
+per-process statistics, as PC-DARTS' nn.DataParallel search did.
+
 Devices: a trial's device may name several GPUs, `cuda:0,1,2,3` (`nasrepro run
---gpus-per-trial 4`); the search runs on the first and a retraining on all of them.
+--gpus-per-trial 4`); an ImageNet search and a retraining run over all of them, other
+searches on the first.
 """
 
 from __future__ import annotations
@@ -62,6 +70,16 @@ class Dist:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+
+def check_replicas(ddp: Dist, net: nn.Module) -> None:
+    """Raise unless every rank holds the same parameters (a data-parallel search whose ranks
+    drifted apart would report rank 0's network as if it were the search's)."""
+    with torch.no_grad():
+        sums = [float(p.double().sum()) for p in net.parameters()]
+    everyone = ddp.gather(sums)
+    if any(other != everyone[0] for other in everyone[1:]):
+        raise RuntimeError("data-parallel search: the ranks' networks differ after the search")
 
 
 def device_ids(device: str) -> list[int] | None:
@@ -207,15 +225,17 @@ def init_from_env() -> tuple[Dist, torch.device]:
 
 
 def launch(
+    module: str,
     spec: dict[str, Any],
     processes: int,
     workdir: Path,
     progress: Callable[[str], None],
     gpus: list[int] | None,
 ) -> dict[str, Any]:
-    """Run `nasrepro.evaluate.retrain_worker` under torchrun with `processes` ranks on the
-    GPUs `gpus` (None: CPU, gloo) and return rank 0's result. Rank 0's progress lines are
-    passed to `progress`; a failed rank makes this raise with the last line it printed."""
+    """Run `python -m module SPEC.json` under torchrun with `processes` ranks on the GPUs
+    `gpus` (None: CPU, gloo) and return the JSON result rank 0 writes to `spec["result"]`.
+    Lines rank 0 prints with PROGRESS_PREFIX go to `progress`, the rest to stderr; a failed
+    rank makes this raise with its exception's line."""
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path, result_path = workdir / "ddp-spec.json", workdir / "ddp-result.json"
     result_path.unlink(missing_ok=True)
@@ -235,7 +255,7 @@ def launch(
         "--standalone",
         f"--nproc-per-node={processes}",
         "-m",
-        "nasrepro.evaluate.retrain_worker",
+        module,
         str(spec_path),
     ]
     last = "no error message (see the output above)"
@@ -254,7 +274,7 @@ def launch(
                 print(line, file=sys.stderr, flush=True)
         code = proc.wait()
     if code != 0 or not result_path.exists():
-        raise RuntimeError(f"data-parallel retraining failed (exit {code}): {last}")
+        raise RuntimeError(f"data-parallel run of {module} failed (exit {code}): {last}")
     return json.loads(result_path.read_text())
 
 

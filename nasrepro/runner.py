@@ -79,6 +79,34 @@ class TrialJob:
     registry: str
     checkpoint_dir: str
     rerun: bool = False
+    # Processes of a data-parallel search; None = one per GPU of `device` for ImageNet
+    # searches whose methods allow it, else 1 (see search_processes).
+    search_processes: int | None = None
+    fast: bool = False  # fused NB201 mixed ops, CUDA graphs (execute_trial)
+
+
+def search_processes(job: TrialJob, progress: Progress = _stderr) -> int:
+    """How many processes search `job`'s trial (nasrepro/distributed.py)."""
+    from nasrepro import catalog
+    from nasrepro.distributed import device_ids
+
+    cfg = job.trial.config
+    if job.search_processes is not None:
+        wanted = job.search_processes
+    else:
+        gpus = device_ids(job.device) or []
+        wanted = len(gpus) if cfg["dataset"] == "imagenet" else 1
+    if wanted <= 1:
+        return 1
+    unsafe = [m for m in cfg["methods"] if not catalog.get("method", m).data_parallel]
+    if cfg["search"].get("order", 1) != 1 or unsafe:
+        why = f"methods {unsafe}" if unsafe else "second order"
+        progress(
+            f"[{job.trial.suite}/{job.trial.experiment} seed {job.trial.seed}] searching in one "
+            f"process: {why} not data-parallel"
+        )
+        return 1
+    return wanted
 
 
 def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
@@ -102,24 +130,56 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
         ):
             progress(f"[{t.suite}/{t.experiment} seed {t.seed}] recorded meanwhile; skipped")
             return None
-        tracker = Tracker(job.tracking_uri)
-        record = execute_trial(
-            t,
-            tracker=tracker,
-            experiment_id=job.experiment_id,
-            parent_run_id=job.parent_run_id,
-            data_root=job.data_root,
-            device=job.device,
-            progress=progress,
-            checkpoint_dir=job.checkpoint_dir,
-        )
-        try:
-            path = write_record(job.registry, record)
-        except BaseException:
-            tracker.end_run(record["mlflow"]["run_id"], "FAILED")
-            raise
+        processes = search_processes(job, progress)
+        if processes > 1:
+            path = _run_data_parallel(job, processes, ckpt, progress)
+        else:
+            tracker = Tracker(job.tracking_uri)
+            record = execute_trial(
+                t,
+                tracker=tracker,
+                experiment_id=job.experiment_id,
+                parent_run_id=job.parent_run_id,
+                data_root=job.data_root,
+                device=job.device,
+                progress=progress,
+                checkpoint_dir=job.checkpoint_dir,
+                fast=job.fast,
+            )
+            assert record is not None
+            try:
+                path = write_record(job.registry, record)
+            except BaseException:
+                tracker.end_run(record["mlflow"]["run_id"], "FAILED")
+                raise
         remove_checkpoints(ckpt)
     return path
+
+
+def _run_data_parallel(job: TrialJob, processes: int, ckpt: Path, progress: Progress) -> Path:
+    """The trial under torchrun (trial_worker.py); rank 0 writes the record."""
+    import pickle
+    import shutil
+
+    from nasrepro.distributed import device_ids, launch
+
+    workdir = ckpt.with_name(f"{ckpt.stem}.ddp")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "job.pickle").write_bytes(pickle.dumps(job))
+    gpus = device_ids(job.device)
+    eval_device = "cpu" if gpus is None else "cuda:" + ",".join(map(str, range(len(gpus))))
+    try:
+        out = launch(
+            "nasrepro.trial_worker",
+            {"job": str(workdir / "job.pickle"), "eval_device": eval_device},
+            processes,
+            workdir,
+            progress,
+            gpus,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return Path(out["record"])
 
 
 def _parent_from_checkpoints(trials: list[Trial], checkpoint_dir: Path) -> str | None:
@@ -149,6 +209,8 @@ def run_suite(
     download: bool = False,
     checkpoint_dir: str | Path = "checkpoints",
     rerun: bool = False,
+    search_processes: int | None = None,
+    fast: bool = False,
     executor: Executor | None = None,
     progress: Progress = _stderr,
 ) -> RunSummary:
@@ -184,7 +246,7 @@ def run_suite(
         first = group[0]
         parent = _parent_from_checkpoints(group, ckpt_root)
         if parent is not None:
-            tracker.client.update_run(parent, status="RUNNING")
+            tracker.reopen(parent)
         else:
             parent = tracker.start_run(
                 exp_id,
@@ -204,7 +266,17 @@ def run_suite(
         summary.run_ids.append(parent)
         jobs = [
             TrialJob(
-                t, tracker.uri, exp_id, parent, data_root, dev, str(registry), str(ckpt_root), rerun
+                t,
+                tracker.uri,
+                exp_id,
+                parent,
+                data_root,
+                dev,
+                str(registry),
+                str(ckpt_root),
+                rerun,
+                search_processes,
+                fast,
             )
             for t in group
         ]

@@ -100,5 +100,39 @@ class Tracker:
             figure.savefig(path, dpi=100)
             self.client.log_artifact(run_id, str(path))
 
+    def reopen(self, run_id: str) -> None:
+        """Mark an interrupted run running again (a resumed trial continues it)."""
+        self.client.update_run(run_id, status="RUNNING")
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+
+
+class NullTracker(Tracker):
+    """Tracks nothing: the ranks other than 0 of a data-parallel search."""
+
+    def __init__(self) -> None:
+        self.uri = ""
+
+    def start_run(
+        self, experiment_id: str, name: str, tags: dict[str, str], parent_run_id: str | None = None
+    ) -> str:
+        return ""
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        pass
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        pass
+
+    def log_json(self, run_id: str, obj: Any, name: str) -> None:
+        pass
+
+    def reopen(self, run_id: str) -> None:
+        pass
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        pass

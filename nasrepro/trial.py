@@ -22,14 +22,14 @@ from nasrepro.checkpoint import (
     remove_checkpoints,
     save_checkpoint,
 )
-from nasrepro.evaluate.distributed import primary_device
+from nasrepro.distributed import Dist, check_replicas, primary_device
 from nasrepro.methods.base import build_hooks
 from nasrepro.plan import Trial
 from nasrepro.provenance import provenance
 from nasrepro.registry import SCHEMA
 from nasrepro.search.engine import EpochLog, SearchContext, run_search, seed_everything
 from nasrepro.spaces import build_space
-from nasrepro.tracking import Tracker, flatten
+from nasrepro.tracking import NullTracker, Tracker, flatten
 
 Progress = Callable[[str], None]
 
@@ -76,12 +76,22 @@ def execute_trial(
     run_name: str | None = None,
     checkpoint_dir: str | Path | None = None,
     evaluate: bool = True,
-) -> dict[str, Any]:
+    ddp: Dist | None = None,
+    eval_device: str | None = None,
+    fast: bool = False,
+) -> dict[str, Any] | None:
     """Run `trial` under a child MLflow run and return its registry record (not yet written).
 
     `on_epoch` sees every epoch's log after it is tracked (Optuna reports and prunes there).
     `evaluate=False` (tuning) stops after the search: no selection, no lookups, no test
     numbers, and the returned dict holds only the MLflow ids and the search history.
+    `ddp`: this process's rank in a data-parallel search (trial_worker.py). Rank 0 tracks,
+    checkpoints, selects and evaluates; the other ranks return None after the search.
+    `eval_device`: where the evaluator runs, if not on `device` (a data-parallel retraining
+    over the GPUs of a data-parallel search).
+    `fast`: the fp32 speed switches that keep the math (benchmarks/README.md): NB201's fused
+    mixed ops, and CUDA graphs for plain first-order searches on a GPU; recorded in the
+    record's provenance, not in its config.
     """
     from nasrepro.datasets import build_search_data
 
@@ -97,23 +107,40 @@ def execute_trial(
         seed=trial.seed,
         image_size=settings.image_size,
         train_limit=settings.train_limit,
+        rank=ddp.rank if ddp else 0,
+        world=ddp.world if ddp else 1,
     )
+    if ddp is not None and not ddp.main:
+        tracker = NullTracker()  # rank 0 alone writes to MLflow
     space = build_space(cfg["space"])
     hooks = build_hooks(cfg["methods"], cfg["method_args"])
     space_args = dict(cfg["space_args"])
     for hook in hooks:
         space_args = hook.configure_space(space_args)
+    search_device = torch.device(primary_device(device))
+    speed = {
+        "fused": fast and cfg["space"] == "nb201",
+        "cuda_graph": fast
+        and search_device.type == "cuda"
+        and not hooks
+        and settings.order == 1
+        and (ddp is None or ddp.world == 1),
+    }
+    if speed["fused"]:
+        space_args["fused"] = True
     supernet = space.build_supernet(data.num_classes, in_channels=data.in_channels, **space_args)
     evaluator = build_evaluator(cfg)
     ctx = SearchContext(
         supernet=supernet,
         settings=settings,
         hooks=hooks,
-        device=torch.device(primary_device(device)),  # `cuda:0,1`: search on the first GPU
+        device=search_device,  # `cuda:0,1`: search on the first GPU
         criterion=nn.CrossEntropyLoss(),
+        cuda_graph=speed["cuda_graph"],
     )
     ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
     ctx.checkpoint = ckpt
+    ctx.dist = ddp
     tags = {
         "suite": trial.suite,
         "experiment": trial.experiment,
@@ -131,10 +158,11 @@ def execute_trial(
             resume = load_checkpoint(ckpt, trial.config_hash)
         except CheckpointError as exc:
             progress(f"{label} {exc}; starting the trial over")
-            remove_checkpoints(ckpt)
+            if ddp is None or ddp.main:
+                remove_checkpoints(ckpt)
     if resume is not None:
         run_id = resume["mlflow_run_id"]  # continue the interrupted run, not a new one
-        tracker.client.update_run(run_id, status="RUNNING")
+        tracker.reopen(run_id)
         if resume.get("selected"):
             where = "the selection"
         elif resume["engine"].get("finished"):
@@ -143,7 +171,7 @@ def execute_trial(
             where = f"epoch {resume['engine']['epoch']}"
         progress(f"{label} resuming after {where} from {ckpt}")
     else:
-        if ckpt is not None:
+        if ckpt is not None and (ddp is None or ddp.main):
             remove_checkpoints(ckpt)  # stage files of an older, abandoned attempt
         run_id = tracker.start_run(
             experiment_id, run_name or f"seed{trial.seed}", tags, parent_run_id
@@ -156,9 +184,16 @@ def execute_trial(
     }
 
     def save(state: dict[str, Any]) -> None:
-        if ckpt is not None:
+        if ddp is not None:  # each rank's RNGs; rank 0 writes
+            state = {**state, "rng_by_rank": ddp.gather(state["rng"])}
+        if ckpt is not None and (ddp is None or ddp.main):
             payload["engine"] = state
             save_checkpoint(ckpt, payload)
+        if ddp is not None:
+            ddp.barrier()
+
+    if ddp is not None and resume is not None and "rng_by_rank" in resume["engine"]:
+        resume["engine"]["rng"] = resume["engine"]["rng_by_rank"][ddp.rank]
 
     try:
         if resume is None:
@@ -204,6 +239,10 @@ def execute_trial(
             save,
             None if resume is None else resume["engine"],
         )
+        if ddp is not None:
+            check_replicas(ddp, supernet)
+            if not ddp.main:
+                return None
         if not evaluate:
             tracker.log_json(run_id, [asdict(h) for h in history], "search_history.json")
             tracker.end_run(run_id)
@@ -233,7 +272,7 @@ def execute_trial(
             ["test_acc", "valid_acc"],
             space=cfg["space"],
             data_root=data_root,
-            device=device,
+            device=eval_device or device,
             seed=trial.seed,
             checkpoint=ckpt,
             tracking={"uri": tracker.uri, "run_id": run_id},
@@ -290,7 +329,11 @@ def execute_trial(
                 "run_id": run_id,
                 "parent_run_id": parent_run_id,
             },
-            "provenance": provenance(device, settings.deterministic, wall, created),
+            "provenance": {
+                **provenance(device, settings.deterministic, wall, created),
+                "speed_switches": speed,
+                "search_processes": ddp.world if ddp is not None else 1,
+            },
         }
     except BaseException as exc:
         tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})

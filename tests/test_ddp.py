@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasrepro.evaluate.distributed import EpochShards, device_ids, primary_device
+from nasrepro.distributed import EpochShards, device_ids, primary_device
 from nasrepro.evaluate.retrain import RetrainEvaluator
 
 # Tests only: the synthetic dataset (no augmentation, so every process sees fixed images),
@@ -99,7 +99,7 @@ def test_batch_not_divisible_by_processes_is_refused(tmp_path):
 
 
 def test_a_failing_rank_reports_its_error(tmp_path):
-    from nasrepro.evaluate.distributed import launch
+    from nasrepro.distributed import launch
 
     spec = {
         "options": {"recipes": {}},
@@ -110,8 +110,10 @@ def test_a_failing_rank_reports_its_error(tmp_path):
         "checkpoint": None,
         "tracking": None,
     }
-    with pytest.raises(RuntimeError, match="failed.*ValueError: evaluator retrain: `recipes`"):
-        launch(spec, 2, tmp_path, lambda line: None, None)
+    with pytest.raises(
+        RuntimeError, match="retrain_worker failed.*ValueError: evaluator retrain: `recipes`"
+    ):
+        launch("nasrepro.evaluate.retrain_worker", spec, 2, tmp_path, lambda line: None, None)
 
 
 def test_gpus_per_trial_groups_the_visible_gpus(monkeypatch):
@@ -125,3 +127,79 @@ def test_gpus_per_trial_groups_the_visible_gpus(monkeypatch):
         LocalExecutor.for_device("cuda", 8)
     with pytest.raises(ValueError, match="only 0 GPU"):
         LocalExecutor.for_device("cpu", 2)
+
+
+SEARCH_SUITE = """\
+suite: ddpsearch
+version: 1
+paper: {file: 003_55655e6ae543df8d.txt, title: data-parallel search test}
+budgets:
+  smoke:
+    description: "tests only: synthetic 8x8, 2 epochs of 3 steps, batch 8"
+    seeds: 1
+    dataset: synthetic
+    search: {epochs: 2, steps_per_epoch: 3, batch_size: 8, image_size: 8}
+    space_args: {c: 4, n: 1}
+experiments:
+  pc:
+    space: nb201
+    dataset: cifar10
+    methods: [pc]
+    method_args: {pc: {edge_normalization: false, alpha_warmup_epochs: 1}}
+    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, momentum: 0.9,
+             weight_decay: 3.0e-4, arch_lr: 6.0e-4, arch_weight_decay: 1.0e-3}
+    eval_datasets: [cifar10]
+    seeds: 1
+  lam:
+    space: nb201
+    dataset: cifar10
+    methods: [lambda]
+    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, momentum: 0.9,
+             weight_decay: 3.0e-4, arch_lr: 3.0e-4, arch_weight_decay: 1.0e-3}
+    eval_datasets: [cifar10]
+    seeds: 1
+claims:
+  - {id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: PC-DARTS, method: PC-DARTS,
+     space: nb201, dataset: cifar10, metric: test_acc, value: 90.0, experiment: pc}
+  - {id: c2, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: L, method: L,
+     space: nb201, dataset: cifar10, metric: test_acc, value: 90.0, experiment: lam}
+"""
+
+
+def test_data_parallel_search_over_two_gloo_processes(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "s.yaml").write_text(SEARCH_SUITE)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["OMP_NUM_THREADS"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "nasrepro.cli", "run", "s.yaml", "--budget", "smoke"]
+        + ["--device", "cpu", "--search-processes", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[ddpsearch/lam seed 0] searching in one process: methods ['lambda']" in done.stderr
+    assert "[ddpsearch/pc smoke seed 0] epoch 2/2" in done.stderr  # rank 0's progress
+    records = {
+        r["experiment"]: r
+        for r in (json.loads(p.read_text()) for p in (tmp_path / "registry").rglob("*.json"))
+    }
+    assert records["pc"]["search_data"]["processes"] == 2
+    assert "processes" not in records["lam"]["search_data"]
+    assert len(records["pc"]["search"]["history"]) == 2
+    assert not list((tmp_path / "checkpoints").rglob("*.pt"))
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("nasrepro/ddpsearch")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 4  # a parent and one child per experiment: rank 1 tracks nothing
+    assert all(r.info.status == "FINISHED" for r in runs)

@@ -89,3 +89,20 @@ def test_a_failing_trial_marks_runs_failed_and_records_nothing(suite, tmp_path):
     )
     _, runs = _children(tmp_path)
     assert runs and all(r.info.status == "FAILED" for r in runs)
+
+
+def test_fast_run_records_its_switches_and_matches_the_plain_run(suite, tmp_path):
+    plain = run_suite(suite, budget="smoke", device="cpu", registry="plain")
+    fast = run_suite(suite, budget="smoke", device="cpu", registry="fast", fast=True)
+    by_seed = {}
+    for path in [*plain.records, *fast.records]:
+        rec = json.loads(path.read_text())
+        by_seed.setdefault(rec["seed"], []).append(rec)
+    for seed, (a, b) in by_seed.items():
+        assert a["provenance"]["speed_switches"] == {"fused": False, "cuda_graph": False}
+        assert b["provenance"]["speed_switches"] == {"fused": True, "cuda_graph": False}
+        assert a["config_hash"] == b["config_hash"]  # same experiment, another execution
+        assert a["genotype"] == b["genotype"], seed
+        for ha, hb in zip(a["search"]["history"], b["search"]["history"], strict=True):
+            assert hb["train_loss"] == pytest.approx(ha["train_loss"], rel=1e-5)
+            assert hb["valid_loss"] == pytest.approx(ha["valid_loss"], rel=1e-5)

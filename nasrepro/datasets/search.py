@@ -74,16 +74,45 @@ class PairedItems(Dataset):
 
 
 class EpochKeys(Sampler[Key]):
-    """The keys of one epoch, a pure function of (seed, epoch)."""
+    """The keys of one epoch, a pure function of (seed, epoch).
 
-    def __init__(self, weight_indices: Sequence[int], arch_indices: Sequence[int], seed: int):
+    Data-parallel (`world` > 1): rank r takes the r-th of `world` equal slices of every
+    global batch of `batch_size` keys, so the ranks' batches together are the single
+    process's batch; the last global batch, if short, is dropped to keep ranks in step.
+    """
+
+    def __init__(
+        self,
+        weight_indices: Sequence[int],
+        arch_indices: Sequence[int],
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        batch_size: int = 1,
+    ):
+        if batch_size % world:
+            raise ValueError(
+                f"search batch_size {batch_size} is not divisible by {world} processes"
+            )
         self.weight_indices = np.asarray(weight_indices, dtype=np.int64)
         self.arch_indices = np.asarray(arch_indices, dtype=np.int64)
         self.seed = seed
+        self.rank, self.world, self.batch_size = rank, world, batch_size
         self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.weight_indices)
+        if self.world == 1:
+            return len(self.weight_indices)
+        return len(self.weight_indices) // self.batch_size * (self.batch_size // self.world)
+
+    def _mine(self, keys: list[Key]) -> list[Key]:
+        if self.world == 1:
+            return keys
+        b, per = self.batch_size, self.batch_size // self.world
+        lo, hi = self.rank * per, (self.rank + 1) * per
+        return [
+            k for start in range(0, len(keys) // b * b, b) for k in keys[start + lo : start + hi]
+        ]
 
     def keys(self, epoch: int) -> list[Key]:
         rng = np.random.default_rng(
@@ -105,7 +134,7 @@ class EpochKeys(Sampler[Key]):
 
     def __iter__(self) -> Iterator[Key]:
         # Materialised now, so the epoch read is the one current when iteration starts.
-        return iter(self.keys(self.epoch))
+        return iter(self._mine(self.keys(self.epoch)))
 
 
 class SearchLoader:
@@ -115,13 +144,21 @@ class SearchLoader:
     """
 
     def __init__(
-        self, parts: SearchParts, batch_size: int, seed: int, num_workers: int = 0
+        self,
+        parts: SearchParts,
+        batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
-        self.sampler = EpochKeys(parts.weight_indices, parts.arch_indices, seed)
+        self.sampler = EpochKeys(
+            parts.weight_indices, parts.arch_indices, seed, rank, world, batch_size
+        )
         self.epoch = 0
         self._loader = DataLoader(
             PairedItems(parts.weight_data, parts.arch_data),
-            batch_size=batch_size,
+            batch_size=batch_size // world,
             sampler=self.sampler,
             drop_last=False,
             num_workers=num_workers,
@@ -190,6 +227,8 @@ def build_search_data(
     protocol: str | None = None,
     split_override: Mapping[str, Sequence[int]] | None = None,
     options: Mapping[str, Any] | None = None,
+    rank: int = 0,
+    world: int = 1,
 ) -> SearchData:
     """Build the paired weight/α loader for a registered dataset.
 
@@ -206,6 +245,7 @@ def build_search_data(
       imagenet16-120: `xvalid`), `train`/`valid` otherwise. For tests on small fixtures,
       whose sizes the shipped split files do not fit.
     - `options`: extra constructor arguments of the dataset (e.g. synthetic's `n`).
+    - `rank`, `world`: this process's share of a data-parallel search (`EpochKeys`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -233,7 +273,7 @@ def build_search_data(
     if parts.weight_data is parts.arch_data and set(parts.weight_indices) & set(parts.arch_indices):
         raise ValueError(f"{dataset}: the weight and α splits of one set overlap")
 
-    loader = SearchLoader(parts, batch_size, seed, num_workers)
+    loader = SearchLoader(parts, batch_size, seed, num_workers, rank, world)
     split = {
         "dataset": dataset,
         "protocol": protocol,
@@ -243,11 +283,13 @@ def build_search_data(
         "pairing": PAIRING,
         "train_limit": train_limit,
         "seed": seed,
+        **({"processes": world} if world > 1 else {}),
         **where,
     }
+    n = len(parts.weight_indices)
     return SearchData(
         loader=loader,
-        steps_per_epoch=math.ceil(len(parts.weight_indices) / batch_size),
+        steps_per_epoch=math.ceil(n / batch_size) if world == 1 else n // batch_size,
         num_classes=source.num_classes,
         image_size=source.image_size,
         in_channels=source.in_channels,

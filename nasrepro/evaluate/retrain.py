@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 from nasrepro._compat import ensure_torchvision
 from nasrepro.catalog import register_evaluator
 from nasrepro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, stage_path
-from nasrepro.evaluate.distributed import (
+from nasrepro.distributed import (
     Dist,
     EpochShards,
     device_ids,
@@ -121,7 +121,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "download": False,
     "fixture": False,  # the caller declares the data a generated test fixture
     "eval_every": 1,  # quark0 evaluates the test set after every epoch
-    # Data-parallel processes (evaluate/distributed.py): None = one per GPU of the trial's
+    # Data-parallel processes (nasrepro/distributed.py): None = one per GPU of the trial's
     # device (`cuda:0,1` → 2; one process on CPU or a single GPU); an integer forces that
     # many (on CPU: gloo, for tests).
     "processes": None,
@@ -508,7 +508,14 @@ class RetrainEvaluator:
                 "tracking": runtime.get("tracking"),
             }
             workdir = Path(ckpt).parent if ckpt is not None else Path.cwd() / "checkpoints"
-            out = launch(spec, processes, workdir / f"ddp-{seed}-{ds}", progress, gpus)
+            out = launch(
+                "nasrepro.evaluate.retrain_worker",
+                spec,
+                processes,
+                workdir / f"ddp-{seed}-{ds}",
+                progress,
+                gpus,
+            )
             values[ds], runs[ds] = out["values"], out["info"]
         produced = {m for vals in values.values() for m in vals}
         source: dict[str, object] = {

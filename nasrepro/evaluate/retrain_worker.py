@@ -1,5 +1,5 @@
 """One rank of a data-parallel retraining: `torchrun ... -m nasrepro.evaluate.retrain_worker
-SPEC.json` (started by `nasrepro.evaluate.distributed.launch`, not by hand).
+SPEC.json` (started by `nasrepro.distributed.launch`, not by hand).
 
 The spec holds the evaluator's options, the dataset, the genotype, the seed, the stage
 checkpoint and where to log; rank 0 logs to MLflow, prints progress for the launcher and
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch.distributed as dist
 
-from nasrepro.evaluate.distributed import PROGRESS_PREFIX, init_from_env
+from nasrepro.distributed import PROGRESS_PREFIX, init_from_env
 
 
 def main(spec_path: str) -> None:

@@ -14,6 +14,11 @@ class MethodHook:
     """Every callback is optional; the defaults leave the engine as plain DARTS."""
 
     name = "base"
+    # Whether the hook is right when each process of a data-parallel search sees only its
+    # slice of the batch and gradients are averaged after the hooks ran (distributed.py).
+    # A hook that reads per-step gradients (Λ's layer alignment) or derives statistics from
+    # one batch must stay False: such a search then runs in one process.
+    data_parallel = False
 
     def __init__(self, **args: Any) -> None:
         if args:

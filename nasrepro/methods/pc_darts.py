@@ -28,6 +28,7 @@ class PcDarts(MethodHook):
     alpha_warmup_epochs (epochs before the first α update, ≥ 0)."""
 
     name = "pc"
+    data_parallel = True  # partial channels and α warm-up are per sample / per epoch
 
     def __init__(
         self,

@@ -88,6 +88,7 @@ class RandomFeatures(MethodHook):
     final linear layer when convolutions are frozen; a variant — the paper does not say)."""
 
     name = "rf"
+    data_parallel = True  # only chooses which weights train
 
     def __init__(
         self, option: Option = "C", train_classifier: bool = False, **unknown: Any

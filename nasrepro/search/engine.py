@@ -60,6 +60,11 @@ class SearchContext:
     # The trial's checkpoint file, beside which stages after the search (PT tuning) keep
     # their own progress; None when the trial is not checkpointed.
     checkpoint: Path | None = None
+    # This process's place in a data-parallel search (nasrepro.distributed.Dist); None alone.
+    dist: Any = None
+    # Replay each first-order step as one CUDA graph (search/graphed.py; `nasrepro run
+    # --fast`): same fp32 math, far fewer kernel launches. Plain DARTS on CUDA only.
+    cuda_graph: bool = False
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -102,6 +107,33 @@ def _check_finite(loss: torch.Tensor, ctx: SearchContext, what: str) -> None:
         )
 
 
+def _capture(
+    ctx: SearchContext, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor, y_a: torch.Tensor
+) -> Any:
+    from nasrepro.search.graphed import graph_first_order_step
+
+    return graph_first_order_step(ctx, x_w, y_w, x_a, y_a)
+
+
+def average_gradients(ctx: SearchContext, params: list[torch.nn.Parameter]) -> None:
+    """Data-parallel search: every rank's gradients become the mean over ranks (= the
+    gradient of the global batch's mean loss), in one flat all-reduce."""
+    if ctx.dist is None or ctx.dist.world == 1:
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= ctx.dist.world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     net, opt = ctx.supernet, ctx.w_optimizer
     assert opt is not None
@@ -115,8 +147,9 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     loss.backward()
     for hook in ctx.hooks:
         hook.after_weight_backward(ctx, x, y)
+    params = [p for g in opt.param_groups for p in g["params"]]
+    average_gradients(ctx, params)
     if ctx.settings.grad_clip is not None:
-        params = [p for g in opt.param_groups for p in g["params"]]
         nn.utils.clip_grad_norm_(params, ctx.settings.grad_clip)
     opt.step()
     # α gets gradients from the weight loss too; they must not leak into the α step.
@@ -142,6 +175,7 @@ def arch_step(
         for a, g in zip(net.arch_parameters(), grads, strict=True):
             a.grad = g
     _check_finite(loss, ctx, "validation")
+    average_gradients(ctx, net.arch_parameters())
     opt.step()
     for hook in ctx.hooks:
         hook.after_arch_step(ctx, x_a, y_a)
@@ -224,6 +258,13 @@ def run_search(
         hook.on_build(ctx)
     build_optimizers(ctx)
     assert ctx.w_optimizer is not None
+    if ctx.dist is not None and ctx.dist.world > 1:
+        unsafe = [h.name for h in ctx.hooks if not h.data_parallel]
+        if s.order != 1 or unsafe:
+            raise ValueError(
+                "a data-parallel search needs first order and data-parallel methods; got "
+                f"order {s.order}" + (f", methods {unsafe}" if unsafe else "")
+            )
     ctx.supernet.to(ctx.device).train()
     history: list[EpochLog] = []
     if resume is not None:
@@ -231,6 +272,11 @@ def run_search(
         if resume.get("finished"):
             return history
     alpha_first = s.resolved_alpha_step() == "before_weights"
+    graphed: Any = None
+    if ctx.cuda_graph:
+        from nasrepro.search.graphed import check_graphable
+
+        check_graphable(ctx)
     for epoch in range(len(history), s.epochs):
         ctx.epoch = epoch
         lr = cosine_lr(s.lr, s.lr_min, epoch, s.epochs)
@@ -248,6 +294,19 @@ def run_search(
             ctx.step = step
             x_w, y_w, x_a, y_a = (t.to(ctx.device, non_blocking=True) for t in batch)
             update_alpha = all(h.update_alpha(ctx) for h in ctx.hooks)
+            if ctx.cuda_graph and (graphed is None or graphed.static[0].shape == x_w.shape):
+                graphed = graphed or _capture(ctx, x_w, y_w, x_a, y_a)
+                out = graphed(x_w, y_w, x_a, y_a)
+                values = torch.stack(list(out)).tolist()  # the step's one host sync
+                if not all(math.isfinite(v) for v in values):
+                    raise SearchDiverged(
+                        f"loss became {values[0]} (train) / {values[2]} (validation) at epoch "
+                        f"{epoch} step {step}"
+                    )
+                sums += np.array(values)
+                n += 1
+                n_alpha += 1
+                continue
             va = (0.0, 0.0)
             if update_alpha and alpha_first:
                 va = arch_step(ctx, x_w, y_w, x_a, y_a)
@@ -259,6 +318,9 @@ def run_search(
             n_alpha += int(update_alpha)
         if n == 0:
             raise SearchDiverged(f"epoch {epoch} had no batches (empty search data)")
+        if ctx.dist is not None and ctx.dist.world > 1:  # epoch means over all ranks
+            *total, n_all, n_alpha_all = ctx.dist.sum([*sums.tolist(), n, n_alpha])
+            sums, n, n_alpha = np.array(total), int(n_all), int(n_alpha_all)
         diagnostics: dict[str, float] = {}
         for hook in ctx.hooks:
             diagnostics.update(hook.on_epoch_end(ctx))
