@@ -20,8 +20,6 @@ import contextlib
 import json
 import platform
 import resource
-import statistics
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +28,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from nasrepro.timing import median_step_ms, sync
 
 FP32_SWITCHES = (
     "plain",
@@ -278,11 +278,6 @@ def max_rel_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return worst
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @contextlib.contextmanager
 def _peak_memory(device: torch.device) -> Iterator[dict[str, float | None]]:
     out: dict[str, float | None] = {"mb": None}
@@ -299,18 +294,9 @@ def time_case(
     case: BenchCase, switch: str, device: torch.device, steps: int, warmup: int
 ) -> BenchRow:
     step, _ = build_step(case, switch, device)
-    _sync(device)
+    sync(device)
     with _peak_memory(device) as mem:
-        for _ in range(warmup):
-            step()
-        _sync(device)
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            step()
-            _sync(device)
-            times.append(time.perf_counter() - start)
-    ms = statistics.median(times) * 1e3
+        ms = median_step_ms(step, device, steps, warmup)
     return BenchRow(
         case.space,
         case.method,
@@ -322,7 +308,7 @@ def time_case(
         None if mem["mb"] is None else round(mem["mb"], 1),
         None,
         steps,
-        note=_retrain_estimate(ms) if case.method == "retrain" else None,
+        note=_retrain_estimate(ms) if case in FULL_CASES and case.method == "retrain" else None,
     )
 
 

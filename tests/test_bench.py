@@ -34,6 +34,13 @@ def test_fused_equals_plain(order):
     assert max_rel_diff(plain, state_after_one_step(TINY[order], "fused", cpu)) < 1e-5
 
 
+def test_compile_equals_plain():
+    # torch.compile (inductor) of each cell, first order; ~3 min of compiling on 2 CPU cores.
+    cpu = torch.device("cpu")
+    plain = state_after_one_step(TINY[1], "plain", cpu)
+    assert max_rel_diff(plain, state_after_one_step(TINY[1], "compile", cpu)) < 1e-5
+
+
 def test_plain_is_reproducible_and_bf16_differs():
     cpu = torch.device("cpu")
     a = state_after_one_step(TINY[1], "plain", cpu)

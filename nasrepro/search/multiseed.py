@@ -29,8 +29,6 @@ read per-seed state (Λ-DARTS' per-cell leaves) would need their own vmapped ver
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -38,6 +36,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from nasrepro.spaces.base import Supernet
+from nasrepro.timing import median_step_ms
 
 if TYPE_CHECKING:
     from nasrepro.suite import SearchSettings
@@ -173,25 +172,7 @@ def _clip_per_seed(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     return total
 
 
-# -- timing ---------------------------------------------------------------------------------
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_ms(step: Any, device: torch.device, steps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+# -- benchmark ------------------------------------------------------------------------------
 
 
 def build_nets(
@@ -236,7 +217,7 @@ def time_multiseed(
     multi = MultiSeedSearch(
         [net.to(dev) for net in build_nets("nb201", space_args, seed_list, num_classes)], settings
     )
-    multi_ms = _median_ms(lambda: multi.step(xw, yw, xa, ya), dev, steps, warmup)
+    multi_ms = median_step_ms(lambda: multi.step(xw, yw, xa, ya), dev, steps, warmup)
 
     contexts = []
     for net in build_nets("nb201", space_args, seed_list, num_classes):
@@ -255,7 +236,7 @@ def time_multiseed(
             weight_step(ctx, xw[s], yw[s])
             arch_step(ctx, xw[s], yw[s], xa[s], ya[s])
 
-    seq_ms = _median_ms(sequential, dev, steps, warmup)
+    seq_ms = median_step_ms(sequential, dev, steps, warmup)
     images = n * batch
     return {
         "seeds": n,

@@ -16,8 +16,9 @@ from torch import nn
 from nasrepro.methods.base import MethodHook
 from nasrepro.methods.lambda_darts import LambdaDarts
 from nasrepro.search.engine import SearchContext, arch_step, build_optimizers, weight_step
-from nasrepro.search.multiseed import _median_ms, nb201_darts_settings
+from nasrepro.search.multiseed import nb201_darts_settings
 from nasrepro.spaces.nb201 import Nb201Supernet
+from nasrepro.timing import median_step_ms
 
 # (row name, Λ-DARTS arguments or None for plain DARTS-1st)
 VARIANTS: tuple[tuple[str, dict[str, Any] | None], ...] = (
@@ -79,7 +80,7 @@ def time_lambda_overhead(
     darts_ms: float | None = None
     for name, lambda_args in variants:
         step = _step_fn(lambda_args, args, batch, image_size, dev, num_classes)
-        ms = _median_ms(step, dev, steps, warmup)
+        ms = median_step_ms(step, dev, steps, warmup)
         if lambda_args is None:
             darts_ms = ms
         rows.append(
