@@ -2,6 +2,7 @@
 
 import nasrepro.datasets  # noqa: F401
 import nasrepro.datasets.imagenet  # noqa: F401
+import nasrepro.evaluate.complexity  # noqa: F401
 import nasrepro.evaluate.nb201  # noqa: F401
 import nasrepro.evaluate.retrain  # noqa: F401
 import nasrepro.methods.darts  # noqa: F401

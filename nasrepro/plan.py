@@ -45,6 +45,11 @@ class Trial:
         return stable_hash({"config": self.config, "seed": self.seed})
 
     @property
+    def given_cell(self) -> bool:
+        """The experiment scores a published cell (`genotype:`): no search, no selection."""
+        return "genotype" in self.config
+
+    @property
     def search(self) -> SearchSettings:
         return SearchSettings.model_validate(self.config["search"])
 
@@ -54,6 +59,9 @@ def resolve_experiment(
 ) -> tuple[dict[str, Any], int, str]:
     """(config, number of seeds, budget description) of one experiment at a budget."""
     exp: Experiment = suite.experiments[exp_id]
+    if exp.genotype is not None:
+        return _resolve_given_cell(suite, exp, budget, suite_path)
+    assert exp.search is not None  # the Experiment validator: search or genotype
     search = exp.search.model_dump()
     space_args = dict(exp.space_args)
     method_args = {k: dict(v) for k, v in exp.method_args.items()}
@@ -104,6 +112,36 @@ def resolve_experiment(
         "eval_datasets": list(exp.eval_datasets),
     }
     return config, seeds, description
+
+
+ARTIFACT_BUDGET = "budget-independent: a deterministic function of the published cell"
+
+
+def _resolve_given_cell(
+    suite: Suite, exp: Experiment, budget: str, suite_path: str
+) -> tuple[dict[str, Any], int, str]:
+    """A published cell (`genotype:`): no search or selection. A deterministic evaluator
+    (parameter counts, benchmark lookups) ignores the budget; a retraining takes the budget's
+    seeds and evaluator settings."""
+    config: dict[str, Any] = {
+        "space": exp.space,
+        "genotype": exp.genotype,
+        "dataset": exp.dataset,
+        "evaluator": exp.evaluator,
+        "evaluator_args": dict(exp.evaluator_args),
+        "eval_datasets": list(exp.eval_datasets),
+    }
+    if exp.is_artifact:
+        return config, exp.seeds, ARTIFACT_BUDGET
+    if budget == "full":
+        return config, exp.seeds, "the paper's settings"
+    rule = suite.budgets.get(budget)  # type: ignore[call-overload]
+    if rule is None:
+        raise SuiteError(
+            suite_path, None, f"budgets.{budget}", f"the suite declares no {budget!r} budget"
+        )
+    config["evaluator_args"].update(rule.evaluator_args.get(exp.evaluator, {}))
+    return config, rule.seeds or exp.seeds, rule.description
 
 
 def expand(

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 METRICS = (
     "test_acc",
@@ -26,6 +34,27 @@ METRICS = (
 )
 # Direction of each metric, for reports (an error falls, an accuracy rises).
 HIGHER_IS_BETTER = {"test_acc": True, "valid_acc": True}
+
+# How a claim's number was obtained; the verdict computes the same statistic from records
+# (docs/verdicts.md).
+PROTOCOLS = ("mean", "best_by_valid", "retrain_k", "single", "cell_property")
+# Record metric that picks the seed for `best_by_valid`: the evaluator's validation accuracy
+# on the claim's dataset (short retraining, NB201 valid split), or the search supernet's
+# validation accuracy after its last epoch.
+SELECT_BY = ("valid_acc", "search_valid_acc")
+# Evaluators that are deterministic functions of the cell: an experiment with a fixed
+# genotype and one of these is an artifact experiment (budget-independent, seconds on a CPU).
+DETERMINISTIC_EVALUATORS = ("complexity", "nb201-table", "nb201-api")
+
+
+def metric_kind(metric: str) -> str:
+    """accuracy (points), complexity (params_m / flops_m, relative) or cost (a ratio)."""
+    if metric in ("params_m", "flops_m"):
+        return "complexity"
+    if metric == "search_cost_gpu_days":
+        return "cost"
+    return "accuracy"
+
 
 Id = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", min_length=1, max_length=80)
 
@@ -76,7 +105,10 @@ class Experiment(_Model):
     dataset: str
     methods: list[str] = []
     method_args: dict[str, dict[str, Any]] = {}
-    search: SearchSettings
+    # Exactly one of `search` (the cell is searched) and `genotype` (a published cell: a name
+    # from nasrepro/nets/genotypes.py, a Genotype(...) string or an NB201 arch string).
+    search: SearchSettings | None = None
+    genotype: str | None = Field(default=None, min_length=1)
     selector: str = "argmax"
     selector_args: dict[str, Any] = {}
     evaluator: str = "nb201-table"
@@ -89,6 +121,27 @@ class Experiment(_Model):
     # Declared with the paper's settings but not executable yet (a method, space or
     # evaluator still missing): the runner skips it and the report says why.
     pending: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _search_or_genotype(self) -> Experiment:
+        if (self.search is None) == (self.genotype is None):
+            raise ValueError("an experiment has exactly one of `search` and `genotype`")
+        if self.genotype is not None:
+            searched = [
+                k
+                for k in ("methods", "method_args", "selector", "selector_args", "budget_search")
+                if k in self.model_fields_set
+            ]
+            if searched:
+                raise ValueError(
+                    f"an experiment with a fixed `genotype` runs no search: drop {searched[0]}"
+                )
+        return self
+
+    @property
+    def is_artifact(self) -> bool:
+        """A published cell scored by a deterministic evaluator (no search, no training)."""
+        return self.genotype is not None and self.evaluator in DETERMINISTIC_EVALUATORS
 
 
 class BudgetRule(_Model):
@@ -121,15 +174,66 @@ class Claim(_Model):
     value: float
     std: float | None = Field(default=None, ge=0)
     n_seeds: int | None = Field(default=None, gt=0)
-    statistic: Literal["mean", "best"] = "mean"
+    protocol: Literal[PROTOCOLS] = "mean"  # type: ignore[valid-type]
+    select_by: Literal[SELECT_BY] | None = None  # type: ignore[valid-type]
+    # A known typo in the paper: judged against corrected_value, both shown with the reason.
+    corrected_value: float | None = None
+    correction: str | None = Field(default=None, min_length=1)
+    # Per-claim tolerance, in the metric kind's unit (points, M params/FLOPs, cost ratio);
+    # replaces the computed one (docs/verdicts.md).
+    tolerance: float | None = Field(default=None, gt=0)
     experiment: str | None = None
     not_runnable: str | None = None
+    note: str | None = None
+    # The YAML text of `value` / `corrected_value` ("3.30" keeps its printed digits).
+    _value_text: str | None = PrivateAttr(default=None)
+    _corrected_text: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _protocol_fields(self) -> Claim:
+        if self.select_by is not None and self.protocol != "best_by_valid":
+            raise ValueError("`select_by` goes only with protocol best_by_valid")
+        if (self.corrected_value is None) != (self.correction is None):
+            raise ValueError("`corrected_value` and `correction` go together")
+        if self.protocol in ("single", "cell_property") and (self.n_seeds or 1) != 1:
+            raise ValueError(f"protocol {self.protocol} is one number: n_seeds must be 1")
+        if self.protocol == "cell_property" and self.std is not None:
+            raise ValueError("protocol cell_property is one deterministic number: no std")
+        return self
+
+    @property
+    def judged_value(self) -> float:
+        """The value the verdict compares with: the corrected one for a known typo."""
+        return self.value if self.corrected_value is None else self.corrected_value
+
+    @property
+    def judged_text(self) -> str | None:
+        """The judged value as printed in the suite (its decimals give the rounding)."""
+        return self._value_text if self.corrected_value is None else self._corrected_text
+
+    @property
+    def resolved_select_by(self) -> str:
+        return self.select_by or "valid_acc"
+
+
+class Comparison(_Model):
+    """A paper's conclusion "method A beats method B": two claims of the same column."""
+
+    id: str = Id
+    paper_file: str
+    table: str = Field(min_length=1)
+    statement: str = Field(min_length=1)
+    better: str  # claim id of the method claimed to be better
+    worse: str  # claim id of the method it beats
+    margin: float = Field(default=0.0, ge=0)  # claimed minimum margin, metric units
     note: str | None = None
 
 
 class Verdict(_Model):
-    abs_tolerance: float = Field(default=1.0, ge=0)
-    z: float = Field(default=2.0, gt=0)
+    z: float = Field(default=2.0, gt=0)  # multiplier of the standard error
+    accuracy_floor: float = Field(default=0.1, ge=0)  # points, *_acc / *_err
+    relative_floor: float = Field(default=0.01, ge=0)  # params_m / flops_m
+    cost_ratio: float = Field(default=1.5, ge=1)  # search cost within [1/r, r] x claimed
 
 
 class Suite(_Model):
@@ -140,6 +244,7 @@ class Suite(_Model):
     budgets: dict[Literal["reduced", "smoke"], BudgetRule]
     experiments: dict[str, Experiment]
     claims: list[Claim] = Field(min_length=1)
+    comparisons: list[Comparison] = []
 
     @field_validator("experiments")
     @classmethod
@@ -252,6 +357,10 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
         known("dataset", exp.dataset, (*base, "dataset"))
         known("selector", exp.selector, (*base, "selector"))
         known("evaluator", exp.evaluator, (*base, "evaluator"))
+        if exp.genotype is not None:
+            bad = _genotype_problem(exp.space, exp.genotype)
+            if bad:
+                problems.append(((*base, "genotype"), bad))
         for i, m in enumerate(exp.methods):
             known("method", m, (*base, "methods", i))
         for m in exp.method_args:
@@ -295,7 +404,78 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
                         f"claim space {claim.space!r} differs from experiment {claim.experiment!r}",
                     )
                 )
+            else:
+                bad = _protocol_problem(claim, suite.experiments[claim.experiment])
+                if bad:
+                    problems.append(((*base, "protocol"), bad))
+    by_id = {c.id: c for c in suite.claims}
+    for i, comp in enumerate(suite.comparisons):
+        base = ("comparisons", i)
+        if comp.id in seen:
+            problems.append(((*base, "id"), f"duplicate id {comp.id!r}"))
+        seen.add(comp.id)
+        for side in ("better", "worse"):
+            if getattr(comp, side) not in by_id:
+                problems.append(((*base, side), f"no claim {getattr(comp, side)!r}"))
+        a, b = by_id.get(comp.better), by_id.get(comp.worse)
+        if a is None or b is None:
+            continue
+        if a.id == b.id:
+            problems.append(((*base, "worse"), "a claim cannot be compared with itself"))
+        elif (a.metric, a.dataset) != (b.metric, b.dataset):
+            problems.append(
+                (
+                    (*base, "worse"),
+                    f"claims {a.id!r} and {b.id!r} differ in metric/dataset "
+                    f"({a.metric} on {a.dataset} vs {b.metric} on {b.dataset})",
+                )
+            )
+        elif metric_kind(a.metric) != "accuracy":
+            problems.append(
+                ((*base, "better"), f"comparisons are on accuracy/error metrics, not {a.metric}")
+            )
     return problems
+
+
+def _genotype_problem(space: str, genotype: str) -> str | None:
+    """Why `genotype` is not a cell of `space` (None when it is)."""
+    if space == "nb201":
+        from nasrepro.spaces.nb201 import Nb201Genotype
+
+        try:
+            Nb201Genotype.from_arch_str(genotype)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    from nasrepro.nets.genotypes import get_genotype
+
+    try:
+        get_genotype(genotype)
+    except (KeyError, ValueError, SyntaxError) as exc:
+        return str(exc.args[0] if exc.args else exc)
+    return None
+
+
+def _protocol_problem(claim: Claim, exp: Experiment) -> str | None:
+    """A protocol that its experiment cannot compute (None when it can)."""
+    if exp.pending:
+        return None
+    if claim.protocol == "cell_property" and not exp.is_artifact:
+        return (
+            "protocol cell_property needs an experiment with a fixed `genotype` and a "
+            f"deterministic evaluator ({', '.join(DETERMINISTIC_EVALUATORS)})"
+        )
+    if exp.is_artifact and claim.protocol != "cell_property":
+        return (
+            f"experiment {claim.experiment!r} scores a published cell: use protocol cell_property"
+        )
+    if claim.protocol == "retrain_k" and exp.genotype is None:
+        return "protocol retrain_k retrains one given cell: its experiment needs a `genotype`"
+    if claim.protocol == "best_by_valid" and exp.genotype is not None:
+        return (
+            "protocol best_by_valid chooses among searched cells: its experiment has a `genotype`"
+        )
+    return None
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -323,6 +503,7 @@ def load_suite(path: str | Path) -> Suite:
         loc = _trim_loc(tuple(err["loc"]))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise SuiteError(shown, _line_of(root, loc), _dotted(loc), _message(err) + more) from None
+    _keep_value_texts(suite, root)
     problems = _check_references(suite)
     if problems:
         loc, problem = problems[0]
@@ -330,6 +511,25 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(shown, _line_of(root, loc), _dotted(loc), problem + more)
     _check_budgets(suite, shown, root)
     return suite
+
+
+def _keep_value_texts(suite: Suite, root: yaml.Node | None) -> None:
+    """Give each claim the YAML text of its value: 3.30 and 3.3 print different digits."""
+    for i, claim in enumerate(suite.claims):
+        claim._value_text = _scalar_text(root, ("claims", i, "value"))
+        claim._corrected_text = _scalar_text(root, ("claims", i, "corrected_value"))
+
+
+def _scalar_text(root: yaml.Node | None, loc: tuple[Any, ...]) -> str | None:
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            return None
+    return node.value if isinstance(node, yaml.ScalarNode) else None
 
 
 def _check_budgets(suite: Suite, shown: str, root: yaml.Node | None) -> None:

@@ -23,7 +23,7 @@ paper:
   file: toy.pdf
   title: A toy paper
 verdict:
-  abs_tolerance: 1.0
+  accuracy_floor: 1.0
   z: 2.0
 budgets:
   smoke:
@@ -81,7 +81,7 @@ claims:
      space: nb201, dataset: cifar10, metric: test_err, value: 6.5, experiment: main}
   - {id: c10-best, paper_file: toy.pdf, table: Table 3, row: DARTS, method: darts,
      space: nb201, dataset: cifar10, metric: test_acc, value: 94.0, n_seeds: 4,
-     statistic: best, experiment: main}
+     protocol: best_by_valid, experiment: main}
   - {id: one-seed, paper_file: toy.pdf, table: Table 4, row: DARTS, method: darts,
      space: nb201, dataset: cifar10, metric: test_acc, value: 50.0, experiment: single}
   - {id: smoke-only, paper_file: toy.pdf, table: Table 4, row: DARTS, method: darts,

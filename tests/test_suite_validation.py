@@ -257,3 +257,161 @@ def test_pending_experiment_may_name_future_components_and_is_skipped(tmp_path):
         load_suite(
             _write(tmp_path, text.replace("    pending: needs the retraining evaluator\n", ""))
         )
+
+
+# ------------------------------------------------------------------ issue-10 schema fields
+
+OPTIMUM = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+ARTIFACT = f"""\
+  optimum:
+    genotype: '{OPTIMUM}'
+    space: nb201
+    dataset: cifar10
+    evaluator: nb201-table
+    eval_datasets: [cifar10]
+    seeds: 1
+"""
+ART_CLAIM = """\
+  - id: opt
+    paper_file: 003_55655e6ae543df8d.txt
+    table: Table 1
+    row: optimal
+    method: optimal
+    space: nb201
+    dataset: cifar10
+    metric: test_acc
+    value: 94.370
+    protocol: cell_property
+    experiment: optimum
+"""
+
+
+def _with_artifact(extra_claim: str = ART_CLAIM, artifact: str = ARTIFACT) -> str:
+    text = VALID.replace("claims:\n", artifact + "claims:\n")
+    return text + extra_claim
+
+
+def test_artifact_experiment_resolves_without_search_and_ignores_budgets(tmp_path):
+    from nasrepro.plan import expand
+
+    path = _write(tmp_path, _with_artifact())
+    suite = load_suite(path)
+    exp = suite.experiments["optimum"]
+    assert exp.search is None and exp.is_artifact
+    full = [t for t in expand(suite, path, "full") if t.experiment == "optimum"]
+    smoke = [t for t in expand(suite, path, "smoke") if t.experiment == "optimum"]
+    assert len(full) == len(smoke) == 1
+    assert full[0].config == smoke[0].config  # a deterministic evaluator ignores the budget
+    assert full[0].given_cell and "search" not in full[0].config
+    assert full[0].config["genotype"] == OPTIMUM
+    # the printed digits of the value survive (94.370 has three decimals)
+    assert suite.claims[1].judged_text == "94.370"
+
+
+SCHEMA_CASES = [
+    (
+        "search and genotype together",
+        ARTIFACT.replace(
+            "    seeds: 1\n",
+            "    seeds: 1\n    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, "
+            "momentum: 0.9, weight_decay: 3.0e-4, arch_lr: 3.0e-4, arch_weight_decay: 1.0e-3}\n",
+        ),
+        ART_CLAIM,
+        "experiments.optimum",
+        "exactly one of `search` and `genotype`",
+    ),
+    (
+        "genotype experiment with methods",
+        ARTIFACT.replace("    seeds: 1\n", "    seeds: 1\n    methods: [darts]\n"),
+        ART_CLAIM,
+        "experiments.optimum",
+        "drop methods",
+    ),
+    (
+        "not an NB201 arch string",
+        ARTIFACT.replace("skip_connect~0", "sep_conv_3x3~0"),
+        ART_CLAIM,
+        "experiments.optimum.genotype",
+        "unknown NB201 op",
+    ),
+    (
+        "artifact claim with the mean protocol",
+        ARTIFACT,
+        ART_CLAIM.replace("    protocol: cell_property\n", ""),
+        "claims[1].protocol",
+        "use protocol cell_property",
+    ),
+    (
+        "cell_property on a searched experiment",
+        ARTIFACT,
+        ART_CLAIM.replace("experiment: optimum", "experiment: darts1"),
+        "claims[1].protocol",
+        "needs an experiment with a fixed `genotype`",
+    ),
+    (
+        "select_by without best_by_valid",
+        ARTIFACT,
+        ART_CLAIM.replace(
+            "    protocol: cell_property\n",
+            "    protocol: cell_property\n    select_by: valid_acc\n",
+        ),
+        "claims[1]",
+        "`select_by` goes only with protocol best_by_valid",
+    ),
+    (
+        "corrected_value without correction",
+        ARTIFACT,
+        ART_CLAIM.replace("    value: 94.370\n", "    value: 94.370\n    corrected_value: 94.37\n"),
+        "claims[1]",
+        "`corrected_value` and `correction` go together",
+    ),
+    (
+        "unknown protocol",
+        ARTIFACT,
+        ART_CLAIM.replace("protocol: cell_property", "protocol: best"),
+        "claims[1].protocol",
+        "got 'best'",
+    ),
+    (
+        "comparison of different metrics",
+        ARTIFACT,
+        ART_CLAIM.replace("metric: test_acc", "metric: params_m")
+        + "comparisons:\n  - id: cmp\n    paper_file: p.txt\n    table: Table 1\n"
+        "    statement: optimal beats DARTS\n    better: opt\n    worse: c1\n",
+        "comparisons[0].worse",
+        "differ in metric/dataset",
+    ),
+    (
+        "comparison names a missing claim",
+        ARTIFACT,
+        ART_CLAIM + "comparisons:\n  - id: cmp\n    paper_file: p.txt\n    table: Table 1\n"
+        "    statement: optimal beats DARTS\n    better: opt\n    worse: nope\n",
+        "comparisons[0].worse",
+        "no claim 'nope'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "desc,artifact,claim,field,problem", SCHEMA_CASES, ids=[c[0] for c in SCHEMA_CASES]
+)
+def test_malformed_schema_fields(tmp_path, desc, artifact, claim, field, problem):
+    path = _write(tmp_path, _with_artifact(claim, artifact))
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert info.value.field == field, str(info.value)
+    assert problem in info.value.problem, str(info.value)
+
+
+def test_valid_comparison_and_correction_load(tmp_path):
+    claim = ART_CLAIM.replace(
+        "    value: 94.370\n",
+        "    value: 93.37\n    corrected_value: 94.37\n    correction: digit typo\n",
+    )
+    comp = (
+        "comparisons:\n  - id: cmp\n    paper_file: p.txt\n    table: Table 1\n"
+        "    statement: optimal beats DARTS\n    better: opt\n    worse: c1\n    margin: 0.5\n"
+    )
+    suite = load_suite(_write(tmp_path, _with_artifact(claim + comp)))
+    assert suite.claims[1].judged_value == 94.37 and suite.claims[1].judged_text == "94.37"
+    assert suite.comparisons[0].margin == 0.5

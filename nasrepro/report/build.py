@@ -170,7 +170,7 @@ def _mean_std(values: list[float]) -> str:
 
 def _claimed_cell(claim: Claim) -> str:
     n = f"n={claim.n_seeds}" if claim.n_seeds else "n=?"
-    if claim.statistic == "best":
+    if claim.protocol == "best_by_valid":
         of = claim.n_seeds if claim.n_seeds else "N=?"
         return f"best of {of}: {_claimed_num(claim.value)}"
     std = f" ± {_claimed_num(claim.std)}" if claim.std is not None else ""
@@ -240,13 +240,13 @@ def _judge_claim(
             claim.std,
             claim.n_seeds,
             full,
-            claim.statistic,
-            suite.verdict.abs_tolerance,
+            "best" if claim.protocol == "best_by_valid" else "mean",
+            suite.verdict.accuracy_floor,
             suite.verdict.z,
             higher_is_better=HIGHER_IS_BETTER.get(claim.metric, False),
         )
         reproduced = _mean_std(full)
-        if claim.statistic == "best":
+        if claim.protocol == "best_by_valid":
             reproduced = f"best of {j.n}: {_num(j.reproduced)}; mean {reproduced}"
         if fixture[FULL]:
             reproduced += " (fixture)"
@@ -558,7 +558,7 @@ def _render(a: _Analysis, figures: dict[tuple[str, str], str]) -> str:
         "",
         f"> {RULE}",
         "",
-        f"Here z = {s.verdict.z:g} and abs_tolerance = {s.verdict.abs_tolerance:g}. Claims are "
+        f"Here z = {s.verdict.z:g} and accuracy_floor = {s.verdict.accuracy_floor:g}. Claims are "
         "judged only against full-budget records of their own experiment and of this suite file "
         "(same sha256); reduced and smoke numbers are shown, labelled, and never judged.",
         "",
