@@ -202,7 +202,7 @@ def _comparison_table(a: Analysis, notes: Footnotes) -> list[str]:
             [
                 c.comparison.id,
                 c.comparison.table,
-                notes.ref(f"{c.comparison.id}: {c.comparison.statement}"),
+                _short(c.comparison.statement, f"{c.comparison.id}: ", notes),
                 side(c.better),
                 side(c.worse),
                 d,
@@ -256,10 +256,15 @@ def _claims_tables(a: Analysis, figures: dict[str, str], notes: Footnotes) -> li
     return out
 
 
+def _short(text: str, owner: str, notes: Footnotes, width: int = 60) -> str:
+    """`text` if it fits in `width`, else its start and a footnote with all of it."""
+    if len(text) <= width:
+        return text
+    return text[: width - 3] + "…" + notes.ref(owner + text)
+
+
 def _row_label(claim: Claim, notes: Footnotes) -> str:
-    if len(claim.row) <= SHORT_ROW:
-        return claim.row
-    return claim.row[: SHORT_ROW - 3] + "…" + notes.ref(f"{claim.id}: row {claim.row}")
+    return _short(claim.row, f"{claim.id}: row ", notes, SHORT_ROW)
 
 
 def _settings_table(a: Analysis, notes: Footnotes) -> list[str]:
