@@ -349,6 +349,15 @@ SCHEMA_CASES = [
         "needs an experiment with a fixed `genotype`",
     ),
     (
+        "retrain_k on a searched experiment",
+        ARTIFACT,
+        ART_CLAIM.replace("    protocol: cell_property\n", "    protocol: retrain_k\n").replace(
+            "experiment: optimum", "experiment: darts1"
+        ),
+        "claims[1].protocol",
+        "its experiment needs a `genotype`",
+    ),
+    (
         "select_by without best_by_valid",
         ARTIFACT,
         ART_CLAIM.replace(

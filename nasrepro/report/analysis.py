@@ -172,6 +172,11 @@ def judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int) 
             notes.append("full-budget numbers come from a FIXTURE benchmark: made up")
         if j.verdict == "inconclusive":
             notes.append("one seed cannot separate a miss from seed variance")
+        if j.verdict == "not reproduced" and claim.protocol == "cell_property":
+            notes.append(
+                "the published cell gives another number than the paper prints: a finding about "
+                "the paper (or its counting convention), not a seed effect"
+            )
         return ClaimRow(
             claim, klass, j.verdict, j, tuple(notes), tuple(others), full.devices, fixture[FULL]
         )

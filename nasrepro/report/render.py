@@ -267,6 +267,26 @@ def _row_label(claim: Claim, notes: Footnotes) -> str:
     return _short(claim.row, f"{claim.id}: row ", notes, SHORT_ROW)
 
 
+def _not_runnable_table(a: Analysis) -> list[str]:
+    """Claims that cannot be run, grouped by their reason."""
+    reasons: Counter[str] = Counter()
+    for r in a.rows:
+        if r.klass != "not runnable":
+            continue
+        if r.claim.not_runnable:
+            reasons[f"declared: {r.claim.not_runnable}"] += 1
+        else:
+            exp = a.suite.experiments.get(r.claim.experiment or "")
+            reasons[f"pending experiment: {exp.pending if exp else 'missing'}"] += 1
+    if not reasons:
+        return []
+    rows: list[list[object]] = [
+        [textwrap.shorten(why, 170, placeholder="…"), n]
+        for why, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    return ["### Not runnable, by reason", "", md_table(["reason", "claims"], rows), ""]
+
+
 def _settings_table(a: Analysis, notes: Footnotes) -> list[str]:
     """The resolved full-budget settings of every experiment, one line each."""
     from nasrepro.plan import resolve_experiment
@@ -476,6 +496,7 @@ def render_page(
         ),
         "",
         *_claims_tables(a, claim_figures, notes),
+        *_not_runnable_table(a),
         "## Budgets used",
         "",
     ]
