@@ -179,6 +179,9 @@ def expand(
     for exp_id in wanted:
         config, n_seeds, description = resolve_experiment(suite, exp_id, budget, path)
         claim_ids = tuple(c.id for c in suite.claims if c.experiment == exp_id)
+        # A published cell under a deterministic evaluator is the same at every budget: it is
+        # recorded (and judged) as full, whatever budget the run was asked for.
+        trial_budget = "full" if suite.experiments[exp_id].is_artifact else budget
         for seed in range(seeds or n_seeds):
             trials.append(
                 Trial(
@@ -187,7 +190,7 @@ def expand(
                     suite_path=path,
                     suite_hash=digest,
                     experiment=exp_id,
-                    budget=budget,
+                    budget=trial_budget,
                     budget_description=description,
                     seed=seed,
                     claim_ids=claim_ids,

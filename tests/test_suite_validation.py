@@ -302,6 +302,7 @@ def test_artifact_experiment_resolves_without_search_and_ignores_budgets(tmp_pat
     smoke = [t for t in expand(suite, path, "smoke") if t.experiment == "optimum"]
     assert len(full) == len(smoke) == 1
     assert full[0].config == smoke[0].config  # a deterministic evaluator ignores the budget
+    assert full[0].config_hash == smoke[0].config_hash and smoke[0].budget == "full"
     assert full[0].given_cell and "search" not in full[0].config
     assert full[0].config["genotype"] == OPTIMUM
     # the printed digits of the value survive (94.370 has three decimals)
