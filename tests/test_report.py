@@ -482,3 +482,28 @@ def test_cli_report_json_and_check(world: tuple[Path, Path], tmp_path: Path, cap
     assert main(base) == 0
     assert main([*base, "--check"]) == 0
     capsys.readouterr()
+
+
+def test_search_cost_is_read_from_measured_gpu_time_only() -> None:
+    from nasrepro.report.records import take
+    from nasrepro.suite import Claim
+
+    claim = Claim(
+        id="cost",
+        paper_file="toy.pdf",
+        table="T",
+        row="DARTS",
+        method="darts",
+        space="nb201",
+        dataset="cifar10",
+        metric="search_cost_gpu_days",
+        value=0.4,
+        experiment="main",
+    )
+    gpu = {"seed": 0, "cost": {"search_seconds": 43200.0, "search_gpus": 1, "device_name": "H200"}}
+    two = {"seed": 1, "cost": {"search_seconds": 21600.0, "search_gpus": 2, "device_name": "H200"}}
+    cpu = {"seed": 2, "cost": {"search_seconds": 9.0, "search_gpus": 0, "device_name": "cpu"}}
+    none = {"seed": 3, "metrics": {}}
+    taken = take(claim, [gpu, two, cpu, none])
+    assert [s.value for s in taken.samples] == [0.5, 0.5]  # 12 h x 1 GPU, 6 h x 2 GPUs
+    assert taken.devices == ("H200",) and taken.cpu_only == 1 and taken.missing == 1

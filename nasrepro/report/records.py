@@ -77,18 +77,16 @@ def select_value(rec: dict[str, Any], claim: Claim) -> float | None:
     return None if got is None else got[0]
 
 
-def cost_value(rec: dict[str, Any]) -> tuple[float, str] | None:
-    """(search GPU-days, device) from the record's cost fields; None when it has none."""
+def cost_value(rec: dict[str, Any]) -> tuple[float, str, bool] | None:
+    """(search GPU-days, device, on a GPU) from the record's measured `cost`: search seconds
+    × the GPUs the search used / 86400. None when the record holds no cost."""
     cost = rec.get("cost") or {}
     seconds = cost.get("search_seconds")
     if seconds is None:
         return None
     device = cost.get("device_name") or (rec.get("provenance") or {}).get("device") or "?"
-    return float(seconds) * int(cost.get("gpus") or 1) / 86400.0, str(device)
-
-
-def on_gpu(device: str) -> bool:
-    return not device.lower().startswith("cpu") and device != "?"
+    gpus = int(cost.get("search_gpus") or 0)
+    return float(seconds) * max(gpus, 1) / 86400.0, str(device), gpus > 0
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ def take(claim: Claim, recs: list[dict[str, Any]]) -> Taken:
             if got is None:
                 missing += 1
                 continue
-            if not on_gpu(got[1]):
+            if not got[2]:
                 cpu += 1
                 continue
             samples.append(Sample(int(rec["seed"]), got[0]))
