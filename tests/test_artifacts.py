@@ -108,3 +108,12 @@ def test_retrained_given_cell_takes_the_budget(tmp_path: Path):
     assert full[0].config["evaluator_args"] == {}
     assert smoke[0].config["evaluator_args"]["dataset"] == "digits"
     assert "search" not in smoke[0].config and smoke[0].config["genotype"] == "DARTS_V2"
+
+
+def test_run_artifacts_selects_only_published_cells_with_deterministic_evaluators(tmp_path: Path):
+    from nasrepro.cli import _artifact_experiments
+
+    path = tmp_path / "art.yaml"
+    path.write_text(SUITE)
+    assert _artifact_experiments(str(path), None) == ["v2"]  # not the retraining of DARTS_V2
+    assert _artifact_experiments(str(path), ["v2-retrain"]) == []

@@ -6,6 +6,7 @@ and long prose is wrapped, so no line of a page grows much past 200 characters.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections import Counter, defaultdict
 from typing import Any
@@ -311,11 +312,11 @@ def _settings_table(a: Analysis, notes: Footnotes) -> list[str]:
         held = ", ".join(f"{b} {len(recs[b])}" for b in sorted(recs, key=budget_key)) or "none"
         if exp.pending:
             held = "pending " + notes.ref(f"{exp_id}: pending: {exp.pending}")
-        args = config["evaluator_args"]
-        evaluator = config["evaluator"] + (" " + notes.ref(f"{exp_id}: {args}") if args else "")
+        evaluator = config["evaluator"]
+        resolved = json.dumps(config, sort_keys=True, separators=(", ", ": "))
         rows.append(
             [
-                exp_id,
+                exp_id + notes.ref(f"{exp_id} resolved at the full budget: {resolved}"),
                 config["space"],
                 config["dataset"],
                 cell_text,
