@@ -45,6 +45,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return code
 
 
+def _artifact_experiments(path: str, given: list[str] | None) -> list[str]:
+    """`--artifacts`: the suite's published-cell experiments (within --experiment if given)."""
+    from nasrepro.suite import load_suite
+
+    suite = load_suite(path)
+    return [
+        e
+        for e, exp in suite.experiments.items()
+        if exp.is_artifact and not exp.pending and (not given or e in given)
+    ]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro._compat import ensure_torchvision
 
@@ -55,48 +67,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
 
-    try:
-        summary = run_suite(
-            args.suite,
-            budget=args.budget,
-            experiments=args.experiment,
-            seeds=args.seeds,
-            tracking_uri=args.tracking_uri,
-            registry=args.registry,
-            data_root=args.data_root,
-            device=args.device,
-            download=args.download,
-            checkpoint_dir=args.checkpoint_dir,
-            rerun=args.rerun,
-            search_processes=args.search_processes,
-            fast=args.fast,
-            executor=_executor(args),
+    for path in args.suites:
+        try:
+            experiments = args.experiment
+            if args.artifacts:
+                experiments = _artifact_experiments(path, args.experiment)
+                if not experiments:
+                    print(f"{path}: no artifact experiments; nothing to run")
+                    continue
+            summary = run_suite(
+                path,
+                budget=args.budget,
+                experiments=experiments,
+                seeds=args.seeds,
+                tracking_uri=args.tracking_uri,
+                registry=args.registry,
+                data_root=args.data_root,
+                device=args.device,
+                download=args.download,
+                checkpoint_dir=args.checkpoint_dir,
+                rerun=args.rerun,
+                search_processes=args.search_processes,
+                fast=args.fast,
+                executor=_executor(args),
+            )
+        except SuiteError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        except (DatasetNotFound, Nb201FileError, ValueError) as exc:
+            return _fail(f"{path}: {exc}")
+        except TrialFailed as exc:
+            return _fail(str(exc), 1)
+        print(
+            f"MLflow runs:       {summary.tracking_uri} (experiment id {summary.experiment_id}, "
+            f"{len(summary.run_ids)} parent run(s)); view with `mlflow ui --backend-store-uri "
+            f"{summary.tracking_uri}`"
         )
-    except SuiteError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except (DatasetNotFound, Nb201FileError, ValueError) as exc:
-        return _fail(f"{args.suite}: {exc}")
-    except TrialFailed as exc:
-        return _fail(str(exc), 1)
-    build_report([Path(args.suite)], Path(args.registry), Path(args.out))
-    rows = summary_table([Path(args.suite)], Path(args.registry))
-    print(
-        f"MLflow runs:       {summary.tracking_uri} (experiment id {summary.experiment_id}, "
-        f"{len(summary.run_ids)} parent run(s)); view with `mlflow ui --backend-store-uri "
-        f"{summary.tracking_uri}`"
-    )
-    print(
-        f"Registry records:  {len(summary.records)} new under {args.registry}/"
-        + (f" ({summary.skipped} trial(s) already recorded, skipped)" if summary.skipped else "")
-    )
-    for path in summary.records:
-        print(f"  {path}")
-    print(
-        f"Report:            {Path(args.out) / (Path(args.suite).stem + '.md')} "
-        f"(index {Path(args.out) / 'index.md'})"
-    )
-    print(format_summary(rows))
+        print(
+            f"Registry records:  {len(summary.records)} new under {args.registry}/"
+            + (
+                f" ({summary.skipped} trial(s) already recorded, skipped)"
+                if summary.skipped
+                else ""
+            )
+        )
+        for record in summary.records:
+            print(f"  {record}")
+    paths = [Path(p) for p in args.suites]
+    if args.out:
+        # Only when asked: committed pages under reports/ stay as `nasrepro report` made them.
+        build_report(paths, Path(args.registry), Path(args.out))
+        print(f"Report:            {Path(args.out)} (index {Path(args.out) / 'index.md'})")
+    else:
+        print("Report:            not written (--out DIR writes pages; `nasrepro report` rebuilds)")
+    print(format_summary(summary_table(paths, Path(args.registry))))
     return 0
 
 
@@ -116,13 +140,27 @@ def _executor(args: argparse.Namespace) -> object | None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from nasrepro.registry import RegistryError
-    from nasrepro.report import build_report, format_summary, summary_table
+    from nasrepro.report import build_report, check_report, format_summary, summary_table
+    from nasrepro.report.build import dumps, report_json
     from nasrepro.suite import SuiteError
 
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
     try:
+        if args.json:
+            sys.stdout.write(dumps(report_json(paths, Path(args.registry))))
+            return 0
+        if args.check:
+            problems = check_report(paths, Path(args.registry), Path(args.out))
+            for line in problems:
+                print(line, file=sys.stderr)
+            if problems:
+                return _fail(
+                    f"{len(problems)} report file(s) out of date: run `nasrepro report`", 1
+                )
+            print(f"{args.out}/: up to date with the suites and {args.registry}/")
+            return 0
         build_report(paths, Path(args.registry), Path(args.out))
         rows = summary_table(paths, Path(args.registry))
     except SuiteError as exc:
@@ -300,8 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"nasrepro {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser("run", help="run a suite's experiments, record them, update its report")
-    r.add_argument("suite")
+    r = sub.add_parser("run", help="run suites' experiments and record them")
+    r.add_argument("suites", nargs="+", metavar="SUITE")
+    r.add_argument(
+        "--artifacts",
+        action="store_true",
+        help="only the experiments that score a published cell (params/FLOPs, NB201 lookups): "
+        "seconds on a CPU",
+    )
     r.add_argument("--budget", choices=("full", "reduced", "smoke"), default="full")
     r.add_argument(
         "--experiment", action="append", metavar="ID", help="only this experiment (repeatable)"
@@ -318,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="download missing torchvision datasets (CIFAR, SVHN) into --data-root",
     )
-    r.add_argument("--out", default="reports", help="report directory")
+    r.add_argument("--out", help="also write the report pages of these suites here (default: none)")
     r.add_argument(
         "--checkpoint-dir",
         default="checkpoints",
@@ -367,6 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("suites", nargs="*", help=f"default: {DEFAULT_SUITES}/*.yaml")
     rep.add_argument("--registry", default="registry")
     rep.add_argument("--out", default="reports")
+    mode = rep.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--json", action="store_true", help="print every claim and verdict as JSON; write nothing"
+    )
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if the pages under --out differ from regenerated ones (CI)",
+    )
     rep.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="spaces, ops, methods, selectors, datasets, evaluators")

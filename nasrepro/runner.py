@@ -54,6 +54,8 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
             continue
         seen.add(t.group_hash)
         build_evaluator(t.config)
+        if t.given_cell:
+            continue  # a published cell: no search data
         s = t.search
         build_search_data(
             t.config["dataset"],
@@ -91,6 +93,8 @@ def search_processes(job: TrialJob, progress: Progress = _stderr) -> int:
     from nasrepro.distributed import device_ids
 
     cfg = job.trial.config
+    if job.trial.given_cell:
+        return 1  # a published cell: nothing is searched
     if job.search_processes is not None:
         wanted = job.search_processes
     else:
@@ -257,7 +261,7 @@ def run_suite(
                     "budget": budget,
                     "claim_ids": ",".join(first.claim_ids),
                     "group_hash": first.group_hash,
-                    "method": "+".join(first.config["methods"]) or "darts",
+                    "method": "+".join(first.config.get("methods", ["published cell"])) or "darts",
                     "space": first.config["space"],
                     "dataset": first.config["dataset"],
                 },

@@ -197,6 +197,8 @@ class Claim(_Model):
             raise ValueError("`corrected_value` and `correction` go together")
         if self.protocol in ("single", "cell_property") and (self.n_seeds or 1) != 1:
             raise ValueError(f"protocol {self.protocol} is one number: n_seeds must be 1")
+        if metric_kind(self.metric) == "cost" and self.tolerance is not None and self.tolerance < 1:
+            raise ValueError("a search-cost tolerance is a ratio: at least 1")
         if self.protocol == "cell_property" and self.std is not None:
             raise ValueError("protocol cell_property is one deterministic number: no std")
         return self
@@ -205,6 +207,15 @@ class Claim(_Model):
     def judged_value(self) -> float:
         """The value the verdict compares with: the corrected one for a known typo."""
         return self.value if self.corrected_value is None else self.corrected_value
+
+    @property
+    def value_text(self) -> str | None:
+        """`value` as the suite prints it (None for a claim built outside load_suite)."""
+        return self._value_text
+
+    @property
+    def corrected_text(self) -> str | None:
+        return self._corrected_text
 
     @property
     def judged_text(self) -> str | None:

@@ -93,6 +93,18 @@ def execute_trial(
     mixed ops, and CUDA graphs for plain first-order searches on a GPU; recorded in the
     record's provenance, not in its config.
     """
+    if trial.given_cell:
+        return _execute_given_cell(
+            trial,
+            tracker=tracker,
+            experiment_id=experiment_id,
+            parent_run_id=parent_run_id,
+            data_root=data_root,
+            device=eval_device or device,
+            progress=progress,
+            run_name=run_name,
+            checkpoint_dir=checkpoint_dir,
+        )
     from nasrepro.datasets import build_search_data
 
     cfg, settings = trial.config, trial.search
@@ -347,3 +359,121 @@ def execute_trial(
         )
     )
     return record
+
+
+def _given_arch(cfg: dict[str, Any]) -> str:
+    """The experiment's published cell as the evaluators read it: NB201 arch strings as
+    given, DARTS-space names resolved to their Genotype(...) string."""
+    if cfg["space"] == "nb201":
+        return str(cfg["genotype"])
+    from nasrepro.nets.genotypes import get_genotype
+
+    return get_genotype(str(cfg["genotype"])).to_str()
+
+
+def _execute_given_cell(
+    trial: Trial,
+    *,
+    tracker: Tracker,
+    experiment_id: str,
+    parent_run_id: str,
+    data_root: str | None,
+    device: str,
+    progress: Progress,
+    run_name: str | None,
+    checkpoint_dir: str | Path | None,
+) -> dict[str, Any]:
+    """A trial of a published cell (`genotype:`): no search and no selection, only the
+    evaluator (params/FLOPs, a benchmark lookup, or a retraining with this seed)."""
+    cfg = trial.config
+    label = f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
+    start = time.perf_counter()
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    seed_everything(trial.seed, True)
+    evaluator = build_evaluator(cfg)
+    arch = _given_arch(cfg)
+    ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
+    tags = {
+        "suite": trial.suite,
+        "experiment": trial.experiment,
+        "budget": trial.budget,
+        "seed": str(trial.seed),
+        "claim_ids": ",".join(trial.claim_ids),
+        "method": "published cell",
+        "space": cfg["space"],
+        "dataset": cfg["dataset"],
+        "config_hash": trial.config_hash,
+        "genotype": str(cfg["genotype"]),
+    }
+    run_id = tracker.start_run(experiment_id, run_name or f"seed{trial.seed}", tags, parent_run_id)
+    try:
+        tracker.log_params(run_id, flatten(cfg))
+        tracker.log_params(run_id, {"seed": str(trial.seed)})
+        result = evaluator.score(
+            arch,
+            cfg["eval_datasets"],
+            ["test_acc", "valid_acc"],
+            space=cfg["space"],
+            data_root=data_root,
+            device=device,
+            seed=trial.seed,
+            checkpoint=ckpt,
+            tracking={"uri": tracker.uri, "run_id": run_id},
+            log=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
+            progress=lambda line: progress(f"{label} {line}"),
+        )
+        final = {
+            f"final.{ds}.{m}": v for ds, vals in result.metrics.items() for m, v in vals.items()
+        }
+        tracker.log_metrics(run_id, final, 0)
+        tracker.log_json(
+            run_id,
+            {"genotype": arch, "arch_index": result.arch_index, "source": result.source},
+            "genotype.json",
+        )
+        record = {
+            "schema": SCHEMA,
+            "suite": trial.suite,
+            "suite_version": trial.suite_version,
+            "suite_hash": trial.suite_hash,
+            "experiment": trial.experiment,
+            "claim_ids": list(trial.claim_ids),
+            "budget": trial.budget,
+            "budget_description": trial.budget_description,
+            "seed": trial.seed,
+            "config_hash": trial.config_hash,
+            "group_hash": trial.group_hash,
+            "config": cfg,
+            "space": cfg["space"],
+            "search_dataset": cfg["dataset"],
+            "search_data": None,
+            "given_genotype": str(cfg["genotype"]),
+            "genotype": arch,
+            "arch_index": result.arch_index,
+            "metrics": result.metrics,
+            "evaluation": {
+                "evaluator": cfg["evaluator"],
+                "source": result.source,
+                "fixture": bool(result.source.get("fixture", False)),
+            },
+            "search": None,
+            "mlflow": {
+                "tracking_uri": tracker.uri,
+                "experiment_id": experiment_id,
+                "run_id": run_id,
+                "parent_run_id": parent_run_id,
+            },
+            "provenance": provenance(device, True, time.perf_counter() - start, created),
+        }
+    except BaseException as exc:
+        tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
+        tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    tracker.end_run(run_id)
+    progress(
+        f"{label} {cfg['genotype']} -> "
+        + ", ".join(
+            f"{ds} {m} {v:.3f}" for ds, vals in result.metrics.items() for m, v in vals.items()
+        )
+    )
+    return finite_or_none(record)

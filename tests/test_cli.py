@@ -50,7 +50,8 @@ def _suite(path: Path, order: int = 1, evaluator: str = "nb201-table") -> Path:
 
 def test_smoke_run_end_to_end(workdir, capsys):
     suite = _suite(workdir / "clitest.yaml", order=2)
-    assert main(["run", str(suite), "--budget", "smoke", "--device", "cpu"]) == 0
+    args = ["run", str(suite), "--budget", "smoke", "--device", "cpu"]
+    assert main([*args, "--out", "reports"]) == 0
     out = capsys.readouterr().out
     assert "Registry records:  2 new" in out and "mlflow.db" in out
 

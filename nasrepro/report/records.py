@@ -1,0 +1,165 @@
+"""Registry records as the report reads them: which records back an experiment, and the
+numbers a claim takes from each record."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nasrepro.report.verdict import Sample
+from nasrepro.suite import Claim, suite_hash
+
+Groups = dict[str, dict[str, list[dict[str, Any]]]]  # experiment -> budget -> records
+
+
+@dataclass(frozen=True)
+class Backing:
+    """The records behind a suite's experiments (newest record per seed), the count of
+    re-run records they superseded, and records of other suite versions (ignored)."""
+
+    groups: Groups
+    superseded: dict[tuple[str, str], int]
+    stale: list[dict[str, Any]]
+
+
+def backing_records(suite_path: Path, records: list[dict[str, Any]]) -> Backing:
+    """THE rule for which records back an experiment: records written by this very suite
+    file (same sha256), newest per (experiment, budget, seed). Every report number goes
+    through here, so a change of record identity is a change of this function only."""
+    digest = suite_hash(suite_path)
+    current = [r for r in records if r.get("suite_hash") == digest]
+    stale = [r for r in records if r.get("suite_hash") != digest]
+    newest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    superseded: Counter[tuple[str, str]] = Counter()
+    for rec in current:  # load_records returns them oldest first
+        key = (rec["experiment"], rec["budget"], rec["seed"])
+        if key in newest:
+            superseded[key[:2]] += 1
+        newest[key] = rec
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    for (exp, budget, _), rec in sorted(newest.items(), key=lambda kv: kv[0][:2]):
+        groups[exp].setdefault(budget, []).append(rec)
+    for by_budget in groups.values():
+        for recs in by_budget.values():
+            recs.sort(key=lambda r: r["seed"])
+    return Backing(dict(groups), dict(superseded), stale)
+
+
+def metric_value(rec: dict[str, Any], dataset: str, metric: str) -> tuple[float, bool] | None:
+    """(value, derived) of `metric` on `dataset`, derived = computed as 100 − accuracy."""
+    on = (rec.get("metrics") or {}).get(dataset) or {}
+    if on.get(metric) is not None:
+        return float(on[metric]), False
+    if metric.endswith("_err"):
+        acc = on.get(metric[: -len("_err")] + "_acc")
+        if acc is not None:
+            return 100.0 - float(acc), True
+    return None
+
+
+def search_valid_acc(rec: dict[str, Any]) -> float | None:
+    """The search supernet's validation accuracy after its last epoch that has one."""
+    for epoch in reversed((rec.get("search") or {}).get("history") or []):
+        v = epoch.get("valid_acc")
+        if v is not None and math.isfinite(float(v)):
+            return float(v)
+    return None
+
+
+def select_value(rec: dict[str, Any], claim: Claim) -> float | None:
+    """The record's value of the claim's `select_by` metric (best_by_valid)."""
+    if claim.resolved_select_by == "search_valid_acc":
+        return search_valid_acc(rec)
+    got = metric_value(rec, claim.dataset, "valid_acc")
+    return None if got is None else got[0]
+
+
+def cost_value(rec: dict[str, Any]) -> tuple[float, str] | None:
+    """(search GPU-days, device) from the record's cost fields; None when it has none."""
+    cost = rec.get("cost") or {}
+    seconds = cost.get("search_seconds")
+    if seconds is None:
+        return None
+    device = cost.get("device_name") or (rec.get("provenance") or {}).get("device") or "?"
+    return float(seconds) * int(cost.get("gpus") or 1) / 86400.0, str(device)
+
+
+def on_gpu(device: str) -> bool:
+    return not device.lower().startswith("cpu") and device != "?"
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What one budget's records give a claim."""
+
+    samples: list[Sample]
+    missing: int  # records without the metric
+    derived: bool  # some values are 100 − accuracy
+    devices: tuple[str, ...]  # cost claims: where the time was measured
+    cpu_only: int  # cost claims: records measured off a GPU (not judged)
+
+
+def take(claim: Claim, recs: list[dict[str, Any]]) -> Taken:
+    """The claim metric (and selection metric) of each record."""
+    samples, devices = [], []
+    missing = cpu = 0
+    derived = False
+    for rec in recs:
+        if claim.metric == "search_cost_gpu_days":
+            got = cost_value(rec)
+            if got is None:
+                missing += 1
+                continue
+            if not on_gpu(got[1]):
+                cpu += 1
+                continue
+            samples.append(Sample(int(rec["seed"]), got[0]))
+            devices.append(got[1])
+            continue
+        value = metric_value(rec, claim.dataset, claim.metric)
+        if value is None:
+            missing += 1
+            continue
+        derived = derived or value[1]
+        select = select_value(rec, claim) if claim.protocol == "best_by_valid" else None
+        samples.append(Sample(int(rec["seed"]), value[0], select))
+    return Taken(samples, missing, derived, tuple(sorted(set(devices))), cpu)
+
+
+def evaluation(rec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    ev = rec.get("evaluation") or {}
+    return ev, ev.get("source") or {}
+
+
+def is_fixture(rec: dict[str, Any]) -> bool:
+    ev, src = evaluation(rec)
+    return bool(ev.get("fixture") or src.get("fixture"))
+
+
+def evaluator_name(rec: dict[str, Any]) -> str:
+    ev, src = evaluation(rec)
+    return str(src.get("backend") or ev.get("evaluator") or "unknown evaluator")
+
+
+def evaluator_text(rec: dict[str, Any]) -> str:
+    """Where a record's numbers came from, e.g. `nb201-table (embedded NATS 200-epoch
+    table, sha256 cb5d77…)`."""
+    _, src = evaluation(rec)
+    name = evaluator_name(rec)
+    parts = []
+    if name == "nb201-table":
+        parts.append("embedded NATS 200-epoch table")
+    elif src.get("release"):
+        parts.append(str(src["release"]))
+    elif src.get("path"):
+        parts.append(Path(str(src["path"])).name)
+    if src.get("hp") is not None and name != "nb201-table":
+        parts.append(f"hp={src['hp']}")
+    if src.get("sha256"):
+        parts.append(f"sha256 {str(src['sha256'])[:6]}…")
+    if is_fixture(rec):
+        parts.append("FIXTURE: made-up numbers")
+    return f"{name} ({', '.join(parts)})" if parts else name
