@@ -1,52 +1,34 @@
-"""Suite × budget → trials: frozen, fully resolved configs with a stable hash."""
+"""Suite × budget → trials (fully resolved configurations), and which records back them.
+
+`expand` turns a suite's experiments at a budget into trials (nasrepro/jobs.py says what
+identifies one); `experiment_records` is the one place that decides which registry records
+an experiment at a budget uses and why the others are set aside.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from nasrepro.jobs import FIDELITY_VERSION, Trial, config_diff, group_key, stable_hash, trial_key
+from nasrepro.registry import RecordIndex, fidelity_of
 from nasrepro.suite import Experiment, SearchSettings, Suite, SuiteError, suite_hash
 
+__all__ = [
+    "BUDGETS",
+    "Backing",
+    "SetAside",
+    "Trial",
+    "expand",
+    "experiment_records",
+    "resolve_experiment",
+    "stable_hash",
+]
+
 BUDGETS = ("full", "reduced", "smoke")
-
-
-def stable_hash(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One search + selection + evaluation; `config_hash` is its identity everywhere."""
-
-    suite: str
-    suite_version: int
-    suite_path: str
-    suite_hash: str
-    experiment: str
-    budget: str
-    budget_description: str
-    seed: int
-    claim_ids: tuple[str, ...]
-    config: dict[str, Any] = field(hash=False)
-
-    @property
-    def group_hash(self) -> str:
-        """Identity of the (experiment, budget) group: the config without the seed."""
-        return stable_hash(self.config)
-
-    @property
-    def config_hash(self) -> str:
-        return stable_hash({"config": self.config, "seed": self.seed})
-
-    @property
-    def search(self) -> SearchSettings:
-        return SearchSettings.model_validate(self.config["search"])
 
 
 def resolve_experiment(
@@ -157,3 +139,89 @@ def expand(
                 )
             )
     return trials
+
+
+@dataclass(frozen=True)
+class SetAside:
+    record: dict[str, Any]
+    reason: str
+
+
+@dataclass
+class Backing:
+    """The records behind one experiment at one budget.
+
+    `used`: the newest record of every seed of the experiment's resolved configuration at
+    the current fidelity version, whichever suite wrote it, sorted by seed. `set_aside`:
+    records this experiment wrote (same suite, experiment and budget labels) that do not
+    count — older fidelity version, another configuration — and older records of a re-run
+    seed, each with a one-line reason.
+    """
+
+    suite: str
+    experiment: str
+    budget: str
+    group_hash: str | None
+    config: dict[str, Any] | None
+    used: list[dict[str, Any]] = field(default_factory=list)
+    set_aside: list[SetAside] = field(default_factory=list)
+
+    @property
+    def shared(self) -> list[dict[str, Any]]:
+        """Used records that another suite or experiment wrote (the same trial)."""
+        return [
+            r for r in self.used if (r["suite"], r["experiment"]) != (self.suite, self.experiment)
+        ]
+
+
+def _set_aside_reason(rec: dict[str, Any], config: dict[str, Any]) -> str:
+    version = fidelity_of(rec)
+    stored = rec.get("config")
+    if not isinstance(stored, dict) or not stored:
+        return "the record holds no configuration"
+    diff = config_diff(stored, config)
+    if diff:
+        more = f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""
+        return "different configuration: " + "; ".join(diff[:3]) + more
+    if version != FIDELITY_VERSION:
+        when = " (before versioning)" if version == 0 else ""
+        return f"fidelity version {version}{when}, current is {FIDELITY_VERSION}"
+    return "config hash does not match its configuration"
+
+
+def experiment_records(
+    suite: Suite,
+    exp_id: str,
+    budget: str,
+    index: RecordIndex,
+    suite_path: str = "<suite>",
+) -> Backing:
+    """The records backing `exp_id` at `budget`, and those set aside with the reason.
+
+    The one function the report (and anything else judging results) asks: records are
+    matched by the experiment's resolved configuration, not by the suite file, so a record
+    written for another suite with the same configuration is used, and a suite edited only
+    in claims, notes or comments keeps all of its records.
+    """
+    exp = suite.experiments[exp_id]
+    label = (suite.suite, exp_id, budget)
+    own = index.by_label.get(label, [])
+    if exp.pending or (budget != "full" and budget not in suite.budgets):
+        why = f"experiment is pending: {exp.pending}" if exp.pending else "budget not declared"
+        return Backing(suite.suite, exp_id, budget, None, None, [], [SetAside(r, why) for r in own])
+    config, _, _ = resolve_experiment(suite, exp_id, budget, suite_path)
+    group = group_key(config)
+    newest: dict[int, dict[str, Any]] = {}
+    superseded: list[SetAside] = []
+    for rec in index.by_group.get(group, []):  # oldest first
+        if rec["config_hash"] != trial_key(config, rec["seed"]):
+            continue
+        if rec["seed"] in newest:
+            superseded.append(
+                SetAside(newest[rec["seed"]], f"seed {rec['seed']} re-run: a newer record is used")
+            )
+        newest[rec["seed"]] = rec
+    used = [newest[s] for s in sorted(newest)]
+    in_use = {id(r) for r in used} | {id(s.record) for s in superseded}
+    aside = [SetAside(r, _set_aside_reason(r, config)) for r in own if id(r) not in in_use]
+    return Backing(suite.suite, exp_id, budget, group, config, used, superseded + aside)

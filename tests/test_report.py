@@ -5,16 +5,19 @@ Every accuracy below is MADE UP for the test; none is a NAS-Bench-201 number.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nasrepro.jobs import FIDELITY_VERSION, group_key, trial_key
+from nasrepro.plan import expand
 from nasrepro.registry import SCHEMA, write_record
 from nasrepro.report import build_report, format_summary, judge, summary_table
 from nasrepro.report.verdict import RULE
-from nasrepro.suite import suite_hash
+from nasrepro.suite import load_suite, suite_hash
 
 SUITE_YAML = """\
 suite: toy_suite
@@ -59,14 +62,14 @@ experiments:
     space: nb201
     dataset: cifar10
     methods: [darts]
-    search: *search
+    search: {<<: *search, arch_lr: 0.0004}
     eval_datasets: [cifar10]
     seeds: 1
   never:
     space: nb201
     dataset: cifar10
     methods: [darts]
-    search: *search
+    search: {<<: *search, arch_lr: 0.0005}
     eval_datasets: [cifar10]
     seeds: 1
 claims:
@@ -138,9 +141,25 @@ def _record(
     digest: str | None = None,
     created: str = "2026-11-26T01:00:00+00:00",
     fixture: bool = False,
+    search_change: dict[str, Any] | None = None,
+    legacy: bool = False,
 ) -> dict[str, Any]:
+    """A record of `experiment` at `budget`, identified as the harness identifies it (the
+    resolved configuration); `search_change` makes it a record of another configuration,
+    `legacy` one written before fidelity versioning (schema /1)."""
+    trial = expand(load_suite(suite_file), suite_file, budget, [experiment], seeds=seed + 1)[-1]
+    config = {**trial.config, "search": {**trial.config["search"], **(search_change or {})}}
+    identity = {
+        "config": config,
+        "config_hash": trial_key(config, seed),
+        "group_hash": group_key(config),
+        "fidelity_version": FIDELITY_VERSION,
+    }
+    if legacy:
+        del identity["fidelity_version"]
     return {
-        "schema": SCHEMA,
+        **identity,
+        "schema": "nasrepro.record/1" if legacy else SCHEMA,
         "suite": "toy_suite",
         "suite_version": 1,
         "suite_hash": digest or suite_hash(suite_file),
@@ -149,9 +168,6 @@ def _record(
         "budget": budget,
         "budget_description": "2 epochs, 1 seed" if budget == "smoke" else "paper settings",
         "seed": seed,
-        "config_hash": f"{experiment}{budget}{seed}".ljust(16, "0"),
-        "group_hash": "g",
-        "config": {},
         "space": "nb201",
         "search_dataset": "cifar10",
         "genotype": genotype,
@@ -205,11 +221,23 @@ def world(tmp_path: Path) -> tuple[Path, Path]:
             ),
         )
     write_record(reg, _record(suite_file, "single", "full", 0, {"cifar10": {"test_acc": 54.3}}))
-    # A record of an older suite file: it would make one-seed "reproduced" if it were used.
+    # A record of another configuration (the suite said 5 epochs when it ran) and one
+    # written before fidelity versioning: either would make one-seed "reproduced" if used.
     write_record(
         reg,
-        _record(suite_file, "single", "full", 1, {"cifar10": {"test_acc": 50.0}}, digest="0" * 64),
+        _record(
+            suite_file,
+            "single",
+            "full",
+            1,
+            {"cifar10": {"test_acc": 50.0}},
+            digest="0" * 64,
+            search_change={"epochs": 5},
+        ),
     )
+    legacy = _record(suite_file, "single", "full", 2, {"cifar10": {"test_acc": 50.0}}, legacy=True)
+    folder = reg / "toy_suite" / "single" / "full"
+    (folder / "seed2-legacy.json").write_text(json.dumps(legacy), encoding="utf-8")
     write_record(reg, _record(suite_file, "smokeonly", "smoke", 0, {"cifar10": {"test_acc": 54.3}}))
     return suite_file, reg
 
@@ -319,7 +347,7 @@ def test_report_verdicts(world: tuple[Path, Path], tmp_path: Path) -> None:
     assert rows["c10-err"][6] == "6.50 ± 0.50 (n=3)"
     # one-seed: the stale record (50.0) is ignored, leaving 54.30 alone
     assert rows["one-seed"][6] == "54.30 (n=1)"
-    assert "1 stale record(s) of another suite version ignored" in rows["one-seed"][9]
+    assert "2 record(s) set aside" in rows["one-seed"][9]
     assert rows["smoke-only"][6] == "smoke: 54.30 (n=1)"
     assert rows["smoke-only"][7] == "—"
     assert (
@@ -328,7 +356,9 @@ def test_report_verdicts(world: tuple[Path, Path], tmp_path: Path) -> None:
     )
     assert "no records of experiment never" in rows["no-records"][9]
     assert "not runnable: needs the full ImageNet retraining recipe" in rows["imagenet"][9]
-    assert "## Stale records (ignored)" in md and "000000000000" in md
+    assert "## Records set aside" in md
+    assert "different configuration: search.epochs: 5 → 3" in md
+    assert f"fidelity version 0 (before versioning), current is {FIDELITY_VERSION}" in md
     assert RULE in md
     assert "nb201-table (embedded NATS 200-epoch table, sha256 cb5d77…)" in md
     assert "#### smoke budget (smoke)" in md and "54.30 (smoke)" in md

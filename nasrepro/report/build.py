@@ -15,7 +15,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from nasrepro.registry import load_records
+from nasrepro.plan import experiment_records
+from nasrepro.registry import RecordIndex
 from nasrepro.report.verdict import RULE, VERDICTS, Judgement, judge
 from nasrepro.suite import HIGHER_IS_BETTER, Claim, Suite, load_suite, suite_hash
 
@@ -63,7 +64,8 @@ class _Analysis:
     # experiment -> budget -> records in use (newest record per seed), sorted by seed
     groups: dict[str, dict[str, list[dict[str, Any]]]]
     superseded: dict[tuple[str, str], int]
-    stale: list[dict[str, Any]] = field(default_factory=list)
+    # records of this suite's experiments set aside, with the reason (plan.experiment_records)
+    stale: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
     def summary(self) -> SummaryRow:
         counts = Counter(r.verdict for r in self.rows)
@@ -76,27 +78,6 @@ class _Analysis:
             counts["not run"],
             counts["other budget"],
         )
-
-
-def _group_records(
-    records: list[dict[str, Any]],
-) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], dict[tuple[str, str], int]]:
-    """Keep the newest record per (experiment, budget, seed): a re-run adds a record rather
-    than rewriting one, and counting both would inflate n with a duplicated seed."""
-    newest: dict[tuple[str, str, int], dict[str, Any]] = {}
-    superseded: Counter[tuple[str, str]] = Counter()
-    for rec in records:  # load_records returns them oldest first
-        key = (rec["experiment"], rec["budget"], rec["seed"])
-        if key in newest:
-            superseded[key[:2]] += 1
-        newest[key] = rec
-    groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
-    for (exp, budget, _), rec in sorted(newest.items(), key=lambda kv: kv[0][:2]):
-        groups[exp].setdefault(budget, []).append(rec)
-    for by_budget in groups.values():
-        for recs in by_budget.values():
-            recs.sort(key=lambda r: r["seed"])
-    return dict(groups), dict(superseded)
 
 
 def _metric_value(rec: dict[str, Any], dataset: str, metric: str) -> tuple[float, bool] | None:
@@ -208,7 +189,7 @@ def _judge_claim(
         return ClaimRow(claim, "not run", claimed, "—", "—", (f"pending: {exp.pending}", *notes))
     by_budget = groups.get(claim.experiment or "", {})
     if stale_count:
-        notes.append(f"{stale_count} stale record(s) of another suite version ignored")
+        notes.append(f"{stale_count} record(s) set aside (see 'Records set aside')")
     if not by_budget:
         why = f"no records of experiment {claim.experiment} for this suite version"
         return ClaimRow(claim, "not run", claimed, "—", "—", (why, *notes))
@@ -269,21 +250,47 @@ def _judge_claim(
     return ClaimRow(claim, "not run", claimed, "—", "—", tuple(notes))
 
 
-def _analyse(path: Path, registry: Path) -> _Analysis:
+_WARNED: set[str] = set()
+
+
+def _index(registry: Path) -> RecordIndex:
+    """Every readable record; each unreadable file is named once on stderr and skipped."""
+    import sys
+
+    index, problems = RecordIndex.load(registry)
+    for line in problems:
+        if line not in _WARNED:
+            _WARNED.add(line)
+            print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
+    return index
+
+
+def _analyse(path: Path, registry: Path, index: RecordIndex | None = None) -> _Analysis:
     suite = load_suite(path)
     digest = suite_hash(path)
-    records = load_records(registry, suite.suite)
-    current = [r for r in records if r.get("suite_hash") == digest]
-    stale = [r for r in records if r.get("suite_hash") != digest]
-    groups, superseded = _group_records(current)
-    stale_by_exp = Counter(r["experiment"] for r in stale)
+    index = index if index is not None else _index(registry)
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    superseded: Counter[tuple[str, str]] = Counter()
+    stale: list[tuple[dict[str, Any], str]] = []
+    for exp_id in suite.experiments:
+        for budget in sorted({FULL, *suite.budgets}, key=_budget_key):
+            backing = experiment_records(suite, exp_id, budget, index, str(path))
+            if backing.used:
+                groups.setdefault(exp_id, {})[budget] = backing.used
+            for aside in backing.set_aside:
+                if aside.reason.startswith(f"seed {aside.record['seed']} re-run"):
+                    superseded[(exp_id, budget)] += 1
+                else:
+                    stale.append((aside.record, aside.reason))
+    stale_by_exp = Counter(r["experiment"] for r, _ in stale)
     rows = [_judge_claim(suite, c, groups, stale_by_exp[c.experiment or ""]) for c in suite.claims]
     return _Analysis(path, suite, digest, rows, groups, superseded, stale)
 
 
 def summary_table(suite_paths: list[Path], registry: Path) -> list[SummaryRow]:
     """Verdict counts per suite (sorted by suite name), without writing anything."""
-    rows = [_analyse(Path(p), Path(registry)).summary() for p in suite_paths]
+    index = _index(Path(registry))
+    rows = [_analyse(Path(p), Path(registry), index).summary() for p in suite_paths]
     return sorted(rows, key=lambda r: r.suite)
 
 
@@ -449,7 +456,13 @@ def _budget_description(a: _Analysis, budget: str, recs: list[dict[str, Any]]) -
 
 def _record_table(recs: list[dict[str, Any]], budget: str) -> str:
     keys = sorted(
-        {(ds, m) for r in recs for ds, ms in (r.get("metrics") or {}).items() for m in ms}
+        {
+            (ds, m)
+            for r in recs
+            for ds, ms in (r.get("metrics") or {}).items()
+            if isinstance(ms, dict)  # not the flat search_cost_gpu_days
+            for m in ms
+        }
     )
     tag = " (smoke)" if budget == "smoke" else ""
     headers = [
@@ -552,15 +565,16 @@ def _render(a: _Analysis, figures: dict[tuple[str, str], str]) -> str:
         "",
         f"Paper: `{s.paper.file}`{venue}. Suite file `{a.path.name}`, version {s.version}, "
         f"sha256 `{a.hash}`.",
-        f"Records used: {n_current}; stale records ignored: {len(a.stale)}.",
+        f"Records used: {n_current}; records set aside: {len(a.stale)}.",
         "",
         "## Verdict rule",
         "",
         f"> {RULE}",
         "",
         f"Here z = {s.verdict.z:g} and abs_tolerance = {s.verdict.abs_tolerance:g}. Claims are "
-        "judged only against full-budget records of their own experiment and of this suite file "
-        "(same sha256); reduced and smoke numbers are shown, labelled, and never judged.",
+        "judged only against full-budget records of their own experiment's resolved configuration "
+        "(whichever suite ran it) at the current fidelity version; reduced and smoke numbers "
+        "are shown, labelled, and never judged.",
         "",
         "## Claims",
         "",
@@ -620,23 +634,16 @@ def _render(a: _Analysis, figures: dict[tuple[str, str], str]) -> str:
         out.append(_experiment_section(a, exp_id, figures))
     if a.stale:
         out += [
-            "## Stale records (ignored)",
+            "## Records set aside",
             "",
-            "Written by another version of this suite file; not used for any verdict.",
+            "Written for this suite's experiments but not used for any verdict: records are "
+            "matched by resolved configuration and fidelity version, not by suite file.",
             "",
         ]
-        stale = Counter(
-            (
-                str(r.get("suite_version", "?")),
-                str(r.get("suite_hash", "?"))[:12],
-                r["experiment"],
-                r["budget"],
-            )
-            for r in a.stale
-        )
+        stale = Counter((r["experiment"], r["budget"], reason) for r, reason in a.stale)
         out.append(
             _md_table(
-                ["suite version", "suite sha256", "experiment", "budget", "records"],
+                ["experiment", "budget", "reason", "records"],
                 [[*k, c] for k, c in sorted(stale.items())],
             )
         )
@@ -728,8 +735,10 @@ def build_report(suite_paths: list[Path], registry: Path, out: Path) -> list[Pat
     """Write out/<suite>.md and out/figures/<suite>__<experiment>__<budget>.png for every
     suite, then out/index.md; return the written paths (pages, figures, index last)."""
     out = Path(out)
+    index = _index(Path(registry))
     analyses = sorted(
-        (_analyse(Path(p), Path(registry)) for p in suite_paths), key=lambda a: a.suite.suite
+        (_analyse(Path(p), Path(registry), index) for p in suite_paths),
+        key=lambda a: a.suite.suite,
     )
     names = Counter(a.suite.suite for a in analyses)
     dup = sorted(n for n, c in names.items() if c > 1)
