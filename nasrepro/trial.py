@@ -357,6 +357,8 @@ def execute_trial(
         }
     except BaseException as exc:
         if ckpt is not None:
+            if main:
+                clock.flush()  # Ctrl-C, SIGTERM, an error: this process's time is kept
             forget_saves(ckpt)
         tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
         tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
