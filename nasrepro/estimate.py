@@ -45,6 +45,7 @@ def devices() -> list[str]:
     return sorted(step_times()["devices"])
 
 
+@cache
 def _split_len(name: str, half: str) -> int:
     from nasrepro.datasets.splits import load_split
 

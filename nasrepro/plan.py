@@ -457,7 +457,7 @@ def format_plan(plan: dict[str, Any]) -> str:
         more = f" (+{len(d['differences']) - 2} more)" if len(d["differences"]) > 2 else ""
         lines.append(
             f"  {d['experiment']}: {' vs '.join(d['suites'])}: "
-            + "; ".join(d["differences"][:2])
+            + "; ".join(x if len(x) <= 100 else x[:99] + "…" for x in d["differences"][:2])
             + more
         )
     groups: dict[str, list[dict[str, Any]]] = {}
