@@ -274,6 +274,11 @@ def build_plan(
         trials = expand(suite, path, budget, wanted)
         referenced += trials
         per_suite[suite.suite] = {"path": str(path), "trials": trials}
+    if experiments:
+        known = {t.experiment for t in referenced}
+        missing = [e for e in experiments if e not in known]
+        if missing:
+            raise ValueError(f"--experiment: no runnable experiment {missing[0]!r} in the suites")
     estimates: dict[str, dict[str, Any]] = {}
     unique: dict[str, dict[str, Any]] = {}
     for t in referenced:
