@@ -52,6 +52,34 @@ def world(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def ran_once(tmp_path_factory):
+    """A workdir where suite_a's baseline ran once (registry, MLflow store, suite file)."""
+    import os
+
+    root = tmp_path_factory.mktemp("ran")
+    (root / "a.yaml").write_text(suite_text("suite_a"))
+    cwd, uri = os.getcwd(), os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.chdir(root)
+    try:
+        summary = run_suite(root / "a.yaml", budget="smoke", progress=lambda line: None)
+    finally:
+        os.chdir(cwd)
+        if uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = uri
+    assert len(summary.records) == 1
+    return root
+
+
+@pytest.fixture
+def after_one_run(ran_once, world):
+    """A private copy of `ran_once` as the current directory."""
+    import shutil
+
+    shutil.copytree(ran_once, world, dirs_exist_ok=True)
+    return world
+
+
 def _records(root: Path) -> list[Path]:
     return sorted((root / "registry").rglob("*.json"))
 
@@ -60,10 +88,14 @@ def _run(path: Path, lines: list[str] | None = None):
     return run_suite(path, budget="smoke", progress=(lines.append if lines is not None else print))
 
 
-def test_comments_and_claims_reuse_every_record_a_setting_makes_a_new_trial(world):
+def _backing(root: Path, path: Path, experiment: str = "nb201-darts-1st"):
+    index = RecordIndex(scan_registry(root / "registry").records)
+    return experiment_records(load_suite(path), experiment, "smoke", index)
+
+
+def test_comments_and_claims_reuse_every_record_a_setting_makes_a_new_trial(after_one_run):
+    world = after_one_run
     path = world / "a.yaml"
-    path.write_text(suite_text("suite_a"))
-    assert len(_run(path).records) == 1
     path.write_text(
         "# a comment\n"
         + suite_text("suite_a")
@@ -74,46 +106,32 @@ def test_comments_and_claims_reuse_every_record_a_setting_makes_a_new_trial(worl
     again = _run(path)
     assert again.records == [] and again.skipped == 1
     assert len(_records(world)) == 1
-    # the edited suite's report uses the record; nothing is set aside
-    suite = load_suite(path)
-    backing = experiment_records(
-        suite, "nb201-darts-1st", "smoke", RecordIndex(scan_registry(world / "registry").records)
-    )
+    backing = _backing(world, path)  # the edited suite uses the record; nothing set aside
     assert len(backing.used) == 1 and backing.set_aside == []
     # a setting that enters the configuration is a new trial; the old record is set aside
     path.write_text(suite_text("suite_a").replace("arch_lr: 3.0e-4", "arch_lr: 6.0e-4"))
     assert len(_run(path).records) == 1
-    backing = experiment_records(
-        load_suite(path),
-        "nb201-darts-1st",
-        "smoke",
-        RecordIndex(scan_registry(world / "registry").records),
-    )
+    backing = _backing(world, path)
     assert len(backing.used) == 1
     assert [s.reason for s in backing.set_aside] == [
         "different configuration: search.arch_lr: 0.0003 → 0.0006"
     ]
 
 
-def test_a_baseline_shared_by_two_suites_runs_once(world):
-    a, b = world / "a.yaml", world / "b.yaml"
-    a.write_text(suite_text("suite_a"))
+def test_a_baseline_shared_by_two_suites_runs_once(after_one_run):
+    world = after_one_run
+    (first,) = _records(world)
+    b = world / "b.yaml"
     # another paper's suite, another experiment id, the same configuration
     b.write_text(suite_text("suite_b", experiment="darts1-baseline"))
-    first = _run(a)
-    assert len(first.records) == 1
     lines: list[str] = []
     second = _run(b, lines)
     assert second.records == [] and second.skipped == 1
     assert any("recorded by this or another suite" in line for line in lines)
-    backing = experiment_records(
-        load_suite(b),
-        "darts1-baseline",
-        "smoke",
-        RecordIndex(scan_registry(world / "registry").records),
-    )
-    assert [Path(r["_path"]).resolve() for r in backing.used] == [first.records[0].resolve()]
+    backing = _backing(world, b, "darts1-baseline")
+    assert [Path(r["_path"]).resolve() for r in backing.used] == [first.resolve()]
     assert backing.shared == backing.used  # written for suite_a
+    assert _records(world) == [first]
 
 
 def test_identical_experiments_of_one_suite_run_once(world):
@@ -125,10 +143,9 @@ def test_identical_experiments_of_one_suite_run_once(world):
     assert any("copy resolves to the same trials as nb201-darts-1st" in x for x in lines)
 
 
-def test_a_corrupt_record_is_named_on_one_line_and_skipped(world, capsys):
+def test_a_corrupt_record_is_named_on_one_line_and_skipped(after_one_run, capsys):
+    world = after_one_run
     path = world / "a.yaml"
-    path.write_text(suite_text("suite_a"))
-    _run(path)
     bad = world / "registry" / "suite_a" / "x" / "smoke" / "seed0-000000000000-broken.json"
     bad.parent.mkdir(parents=True)
     bad.write_text('{"schema": "nasrepro.record/2", "seed": 0')  # cut short
@@ -149,10 +166,10 @@ def test_a_corrupt_record_is_named_on_one_line_and_skipped(world, capsys):
     assert f"nasrepro: warning: {partial}: incomplete record" in err and "Traceback" not in err
 
 
-def test_legacy_records_stay_readable_and_are_set_aside_by_fidelity(world):
+def test_legacy_records_stay_readable_and_are_set_aside_by_fidelity(after_one_run):
+    world = after_one_run
     path = world / "a.yaml"
-    path.write_text(suite_text("suite_a"))
-    record = json.loads(_run(path).records[0].read_text())
+    record = json.loads(_records(world)[0].read_text())
     legacy = {k: v for k, v in record.items() if k not in ("fidelity_version", "cost")}
     legacy["schema"] = "nasrepro.record/1"
     folder = world / "registry" / "suite_a" / "nb201-darts-1st" / "smoke"
