@@ -132,6 +132,11 @@ def test_a_baseline_shared_by_two_suites_runs_once(after_one_run):
     assert [Path(r["_path"]).resolve() for r in backing.used] == [first.resolve()]
     assert backing.shared == backing.used  # written for suite_a
     assert _records(world) == [first]
+    from nasrepro.report import build_report
+
+    build_report([b], world / "registry", world / "out")
+    page = (world / "out" / "suite_b.md").read_text(encoding="utf-8")
+    assert "same configuration, recorded for suite_a/nb201-darts-1st" in page
 
 
 def test_identical_experiments_of_one_suite_run_once(world):

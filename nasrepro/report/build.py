@@ -191,7 +191,7 @@ def _judge_claim(
     if stale_count:
         notes.append(f"{stale_count} record(s) set aside (see 'Records set aside')")
     if not by_budget:
-        why = f"no records of experiment {claim.experiment} for this suite version"
+        why = f"no records of experiment {claim.experiment} at the current configuration"
         return ClaimRow(claim, "not run", claimed, "—", "—", (why, *notes))
 
     values: dict[str, list[float]] = {}
@@ -509,7 +509,7 @@ def _experiment_section(a: _Analysis, exp_id: str, figures: dict[tuple[str, str]
         lines.append("")
     by_budget = a.groups.get(exp_id, {})
     if not by_budget:
-        lines += ["No records for this suite version.", ""]
+        lines += ["No records of this experiment's configuration.", ""]
         return "\n".join(lines)
     for budget in sorted(by_budget, key=_budget_key):
         recs = by_budget[budget]
@@ -520,6 +520,19 @@ def _experiment_section(a: _Analysis, exp_id: str, figures: dict[tuple[str, str]
             f"- {len(recs)} record(s), seeds {', '.join(str(r['seed']) for r in recs)}; "
             f"search dataset {', '.join(search_ds)}"
         )
+        others = sorted(
+            {
+                f"{r['suite']}/{r['experiment']}"
+                for r in recs
+                if (r["suite"], r["experiment"]) != (a.suite.suite, exp_id)
+            }
+        )
+        if others:
+            lines.append(
+                "- same configuration, recorded for "
+                + ", ".join(others)
+                + " (records are matched by configuration, not by suite)"
+            )
         dropped = a.superseded.get((exp_id, budget), 0)
         if dropped:
             lines.append(f"- {dropped} older record(s) of a re-run seed superseded (newest kept)")
