@@ -257,6 +257,20 @@ def estimate(trial: Trial, device: str) -> dict[str, Any]:
         raise ValueError(f"unknown device {device!r} (known: {', '.join(devices())})")
     cfg = trial.config
     basis: list[str] = []
+    if cfg.get("search") is None:  # a published cell (`genotype:`): evaluation only
+        eval_h = _retrain_hours(cfg, device, basis)
+        gpu = bool(step_times()["devices"][device]["gpu"])
+        return {
+            "search_steps": 0,
+            "steps_per_epoch": 0,
+            "search_step_ms": 0.0,
+            "search_hours": 0.0,
+            "select_hours": 0.0,
+            "eval_hours": round(eval_h, 4),
+            "hours": round(eval_h, 4),
+            "gpu_hours": round(eval_h, 4) if gpu else None,
+            "basis": ["no search: a published cell", *basis],
+        }
     split = search_split(cfg["dataset"], cfg["search"], cfg["space"])
     images = (split["weights"] or {}).get("images") or 0
     per_epoch = math.ceil(images / cfg["search"]["batch_size"]) if images else 0

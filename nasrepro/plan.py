@@ -293,9 +293,9 @@ def build_plan(
                 "cached": t.config_hash in done,
                 "needed_by": [],
                 "config": t.config,
-                "search_data": search_split(
-                    t.config["dataset"], t.config["search"], t.config["space"]
-                ),
+                "search_data": None
+                if t.config.get("search") is None  # a published cell: nothing searched
+                else search_split(t.config["dataset"], t.config["search"], t.config["space"]),
                 "estimate": estimates[t.group_hash],
             },
         )

@@ -150,3 +150,21 @@ def test_plan_of_every_suite_at_full_budget_is_fast(capsys):
     assert t["gpu_hours_after_dedup"] <= t["gpu_hours_before_dedup"]
     assert all(x["search_data"]["weights"] for x in plan["trials"])
     assert main(["plan", paths[0], "--device", "nowhere"]) == 2
+
+
+def test_an_evaluation_only_trial_costs_its_retraining():
+    from nasrepro.jobs import Trial
+
+    config = {
+        "space": "darts",
+        "genotype": "DARTS_V2",
+        "dataset": "cifar10",
+        "evaluator": "retrain",
+        "evaluator_args": {"recipes": {"cifar10": {"epochs": 600, "batch_size": 96}}},
+        "eval_datasets": ["cifar10"],
+    }
+    trial = Trial("s", 1, "s.yaml", "h", "e", "full", "", 0, (), config)
+    est = estimate(trial, "h200")
+    # the measured DARTS_V2 step (20 cells, 36 channels, batch 96) × 600 × ⌈50000/96⌉
+    assert est["search_hours"] == 0
+    assert est["eval_hours"] == pytest.approx(600 * 521 * 115.848 / 3.6e6, abs=1e-3)
