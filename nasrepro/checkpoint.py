@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,29 @@ class CheckpointError(RuntimeError):
 
 
 def checkpoint_path(folder: str | Path, trial: Any) -> Path:
-    return (
-        Path(folder)
-        / trial.suite
-        / trial.experiment
-        / trial.budget
-        / f"seed{trial.seed}-{trial.config_hash[:16]}.pt"
-    )
+    """Named by the trial's identity, not by the suite asking for it: two suites that share
+    a trial share its checkpoint and its lock, so it is never trained twice at once."""
+    return Path(folder) / "trials" / f"seed{trial.seed}-{trial.config_hash[:16]}.pt"
+
+
+# trial checkpoint stem -> called after any checkpoint of that trial is saved (the trial's
+# clock persists its elapsed time with it: nasrepro/cost.py).
+_SAVE_HOOKS: dict[str, Callable[[], None]] = {}
+
+
+def on_save(trial_checkpoint: Path, hook: Callable[[], None]) -> None:
+    _SAVE_HOOKS[trial_checkpoint.stem] = hook
+
+
+def forget_saves(trial_checkpoint: Path) -> None:
+    _SAVE_HOOKS.pop(trial_checkpoint.stem, None)
+
+
+def _after_save(path: Path) -> None:
+    stem = path.name.split(".", 1)[0]
+    hook = _SAVE_HOOKS.get(stem)
+    if hook is not None:
+        hook()
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -45,6 +62,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _after_save(path)
 
 
 def load_checkpoint(path: Path, config_hash: str) -> dict[str, Any]:
@@ -70,9 +88,10 @@ def stage_path(trial_checkpoint: Path, stage: str) -> Path:
 
 
 def remove_checkpoints(trial_checkpoint: Path) -> None:
-    """The trial's checkpoint and every stage checkpoint beside it."""
+    """The trial's checkpoint, every stage checkpoint and its clock beside it."""
     for path in trial_checkpoint.parent.glob(f"{trial_checkpoint.stem}.*.pt"):
         path.unlink(missing_ok=True)
+    trial_checkpoint.with_name(f"{trial_checkpoint.stem}.clock.json").unlink(missing_ok=True)
     trial_checkpoint.unlink(missing_ok=True)
 
 

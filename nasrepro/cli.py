@@ -1,4 +1,4 @@
-"""Command line: `nasrepro run | validate | report | list | info`.
+"""Command line: `nasrepro run | plan | validate | report | list | info`.
 
 Heavy packages (torch, mlflow) are imported inside the commands so `--help` stays fast.
 Exit codes: 0 success, 1 a trial failed while running, 2 invalid input (suite, options,
@@ -170,6 +170,30 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(format_summary(rows))
     print(f"written: {Path(args.out) / 'index.md'}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """`nasrepro plan`: what a run would do and cost, without running (docs/plan.md)."""
+    from nasrepro.plan import build_plan, format_plan
+    from nasrepro.suite import SuiteError
+
+    paths = _suite_paths(args.suites)
+    if not paths:
+        return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    try:
+        plan = build_plan(paths, args.budget, args.experiment, args.device, args.registry)
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        return _fail(str(exc))
+    for line in plan["registry_problems"]:
+        print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
+    if args.json:
+        print(json.dumps(plan, indent=1, sort_keys=True))
+    else:
+        print(format_plan(plan))
     return 0
 
 
@@ -421,6 +445,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 if the pages under --out differ from regenerated ones (CI)",
     )
     rep.set_defaults(func=cmd_report)
+
+    pl = sub.add_parser(
+        "plan", help="unique trials, cached ones and estimated GPU-hours, without running"
+    )
+    pl.add_argument("suites", nargs="*", help=f"default: {DEFAULT_SUITES}/*.yaml")
+    pl.add_argument("--budget", choices=("full", "reduced", "smoke"), default="full")
+    pl.add_argument(
+        "--experiment", action="append", metavar="ID", help="only this experiment (repeatable)"
+    )
+    pl.add_argument("--device", default="h200", help="step times of this device (default h200)")
+    pl.add_argument("--registry", default="registry")
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(func=cmd_plan)
 
     ls = sub.add_parser("list", help="spaces, ops, methods, selectors, datasets, evaluators")
     ls.add_argument("--json", action="store_true")

@@ -1,57 +1,34 @@
-"""Suite × budget → trials: frozen, fully resolved configs with a stable hash."""
+"""Suite × budget → trials (fully resolved configurations), and which records back them.
+
+`expand` turns a suite's experiments at a budget into trials (nasrepro/jobs.py says what
+identifies one); `experiment_records` is the one place that decides which registry records
+an experiment at a budget uses and why the others are set aside.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from nasrepro.jobs import FIDELITY_VERSION, Trial, config_diff, group_key, stable_hash, trial_key
+from nasrepro.registry import RecordIndex, fidelity_of
 from nasrepro.suite import Experiment, SearchSettings, Suite, SuiteError, suite_hash
 
+__all__ = [
+    "BUDGETS",
+    "Backing",
+    "SetAside",
+    "Trial",
+    "expand",
+    "experiment_records",
+    "resolve_experiment",
+    "stable_hash",
+]
+
 BUDGETS = ("full", "reduced", "smoke")
-
-
-def stable_hash(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One search + selection + evaluation; `config_hash` is its identity everywhere."""
-
-    suite: str
-    suite_version: int
-    suite_path: str
-    suite_hash: str
-    experiment: str
-    budget: str
-    budget_description: str
-    seed: int
-    claim_ids: tuple[str, ...]
-    config: dict[str, Any] = field(hash=False)
-
-    @property
-    def group_hash(self) -> str:
-        """Identity of the (experiment, budget) group: the config without the seed."""
-        return stable_hash(self.config)
-
-    @property
-    def config_hash(self) -> str:
-        return stable_hash({"config": self.config, "seed": self.seed})
-
-    @property
-    def given_cell(self) -> bool:
-        """The experiment scores a published cell (`genotype:`): no search, no selection."""
-        return "genotype" in self.config
-
-    @property
-    def search(self) -> SearchSettings:
-        return SearchSettings.model_validate(self.config["search"])
 
 
 def resolve_experiment(
@@ -198,3 +175,347 @@ def expand(
                 )
             )
     return trials
+
+
+@dataclass(frozen=True)
+class SetAside:
+    record: dict[str, Any]
+    reason: str
+
+
+@dataclass
+class Backing:
+    """The records behind one experiment at one budget.
+
+    `used`: the newest record of every seed of the experiment's resolved configuration at
+    the current fidelity version, whichever suite wrote it, sorted by seed. `set_aside`:
+    records this experiment wrote (same suite, experiment and budget labels) that do not
+    count — older fidelity version, another configuration — and older records of a re-run
+    seed, each with a one-line reason.
+    """
+
+    suite: str
+    experiment: str
+    budget: str
+    group_hash: str | None
+    config: dict[str, Any] | None
+    used: list[dict[str, Any]] = field(default_factory=list)
+    set_aside: list[SetAside] = field(default_factory=list)
+
+    @property
+    def shared(self) -> list[dict[str, Any]]:
+        """Used records that another suite or experiment wrote (the same trial)."""
+        return [
+            r for r in self.used if (r["suite"], r["experiment"]) != (self.suite, self.experiment)
+        ]
+
+
+def _set_aside_reason(rec: dict[str, Any], config: dict[str, Any]) -> str:
+    version = fidelity_of(rec)
+    stored = rec.get("config")
+    if not isinstance(stored, dict) or not stored:
+        return "the record holds no configuration"
+    diff = config_diff(stored, config)
+    if diff:
+        more = f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""
+        return "different configuration: " + "; ".join(diff[:3]) + more
+    if version != FIDELITY_VERSION:
+        when = " (before versioning)" if version == 0 else ""
+        return f"fidelity version {version}{when}, current is {FIDELITY_VERSION}"
+    return "config hash does not match its configuration"
+
+
+def experiment_records(
+    suite: Suite,
+    exp_id: str,
+    budget: str,
+    index: RecordIndex,
+    suite_path: str = "<suite>",
+) -> Backing:
+    """The records backing `exp_id` at `budget`, and those set aside with the reason.
+
+    The one function the report (and anything else judging results) asks: records are
+    matched by the experiment's resolved configuration, not by the suite file, so a record
+    written for another suite with the same configuration is used, and a suite edited only
+    in claims, notes or comments keeps all of its records.
+    """
+    exp = suite.experiments[exp_id]
+    label = (suite.suite, exp_id, budget)
+    own = index.by_label.get(label, [])
+    if exp.pending or (budget != "full" and budget not in suite.budgets):
+        why = f"experiment is pending: {exp.pending}" if exp.pending else "budget not declared"
+        return Backing(suite.suite, exp_id, budget, None, None, [], [SetAside(r, why) for r in own])
+    config, _, _ = resolve_experiment(suite, exp_id, budget, suite_path)
+    group = group_key(config)
+    newest: dict[int, dict[str, Any]] = {}
+    superseded: list[SetAside] = []
+    for rec in index.by_group.get(group, []):  # oldest first
+        if rec["config_hash"] != trial_key(config, rec["seed"]):
+            continue
+        if rec["seed"] in newest:
+            superseded.append(
+                SetAside(newest[rec["seed"]], f"seed {rec['seed']} re-run: a newer record is used")
+            )
+        newest[rec["seed"]] = rec
+    used = [newest[s] for s in sorted(newest)]
+    in_use = {id(r) for r in used} | {id(s.record) for s in superseded}
+    aside = [SetAside(r, _set_aside_reason(r, config)) for r in own if id(r) not in in_use]
+    return Backing(suite.suite, exp_id, budget, group, config, used, superseded + aside)
+
+
+# ------------------------------------------------------------------------ nasrepro plan
+
+
+def _needed_by(t: Trial) -> dict[str, Any]:
+    return {"suite": t.suite, "experiment": t.experiment, "claims": list(t.claim_ids)}
+
+
+def _sum(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(sum(present), 2) if present else None
+
+
+def build_plan(
+    suite_paths: list[Path],
+    budget: str = "full",
+    experiments: list[str] | None = None,
+    device: str = "h200",
+    registry: str | Path = "registry",
+) -> dict[str, Any]:
+    """What `nasrepro run` of these suites at `budget` would run, without running: unique
+    trials (with who needs each and whether the registry holds it), estimated hours per
+    trial and in total on `device`, per suite before and after de-duplication, experiments
+    that several suites define identically, and same-named experiments that differ."""
+    from nasrepro.estimate import estimate, search_split, step_times
+    from nasrepro.registry import current_trials, scan_registry
+    from nasrepro.suite import load_suite
+
+    info = step_times()["devices"].get(device)
+    if info is None:
+        known = ", ".join(sorted(step_times()["devices"]))
+        raise ValueError(f"--device: unknown device {device!r} (known: {known})")
+    scan = scan_registry(registry)
+    done = current_trials(scan.records)
+    referenced: list[Trial] = []
+    per_suite: dict[str, dict[str, Any]] = {}
+    for path in suite_paths:
+        suite = load_suite(path)
+        if suite.suite in per_suite:
+            raise SuiteError(str(path), None, "suite", f"suite {suite.suite!r} given twice")
+        wanted = None
+        if experiments:
+            wanted = [e for e in experiments if e in suite.experiments]
+            if not wanted:
+                continue
+        trials = expand(suite, path, budget, wanted)
+        referenced += trials
+        per_suite[suite.suite] = {"path": str(path), "trials": trials}
+    if experiments:
+        known = {t.experiment for t in referenced}
+        missing = [e for e in experiments if e not in known]
+        if missing:
+            raise ValueError(f"--experiment: no runnable experiment {missing[0]!r} in the suites")
+    estimates: dict[str, dict[str, Any]] = {}
+    unique: dict[str, dict[str, Any]] = {}
+    for t in referenced:
+        if t.group_hash not in estimates:
+            estimates[t.group_hash] = estimate(t, device)
+        entry = unique.setdefault(
+            t.config_hash,
+            {
+                "key": t.config_hash,
+                "group": t.group_hash,
+                "seed": t.seed,
+                "cached": t.config_hash in done,
+                "needed_by": [],
+                "config": t.config,
+                "search_data": None
+                if t.config.get("search") is None  # a published cell: nothing searched
+                else search_split(t.config["dataset"], t.config["search"], t.config["space"]),
+                "estimate": estimates[t.group_hash],
+            },
+        )
+        need = _needed_by(t)
+        if need not in entry["needed_by"]:
+            entry["needed_by"].append(need)
+
+    def hours(trials: list[Trial], key: str) -> float | None:
+        return _sum([estimates[t.group_hash][key] for t in trials])
+
+    suites_out = {}
+    for name, s in per_suite.items():
+        trials = s["trials"]
+        distinct = list({t.config_hash: t for t in trials}.values())
+        suites_out[name] = {
+            "path": s["path"],
+            "experiments": len({t.experiment for t in trials}),
+            "trials_referenced": len(trials),
+            "unique_trials": len(distinct),
+            "cached": sum(t.config_hash in done for t in distinct),
+            "hours_before_dedup": hours(trials, "hours"),
+            "hours_after_dedup": hours(distinct, "hours"),
+            "gpu_hours_before_dedup": hours(trials, "gpu_hours"),
+            "gpu_hours_after_dedup": hours(distinct, "gpu_hours"),
+        }
+    firsts = list({t.config_hash: t for t in referenced}.values())
+    to_run = [t for t in firsts if t.config_hash not in done]
+    totals = {
+        "trials_referenced": len(referenced),
+        "unique_trials": len(firsts),
+        "cached": len(firsts) - len(to_run),
+        "to_run": len(to_run),
+        "hours_before_dedup": hours(referenced, "hours"),
+        "hours_after_dedup": hours(firsts, "hours"),
+        "gpu_hours_before_dedup": hours(referenced, "gpu_hours"),
+        "gpu_hours_after_dedup": hours(firsts, "gpu_hours"),
+        "gpu_hours_to_run": hours(to_run, "gpu_hours"),
+        "hours_to_run": hours(to_run, "hours"),
+    }
+    return {
+        "budget": budget,
+        "device": {"id": device, "name": info["name"], "gpu": info["gpu"]},
+        "fidelity_version": FIDELITY_VERSION,
+        "suites": suites_out,
+        "totals": totals,
+        "shared": _shared(referenced),
+        "differences": _differences(referenced),
+        "registry_problems": scan.problems,
+        "trials": list(unique.values()),
+    }
+
+
+def _shared(trials: list[Trial]) -> list[dict[str, Any]]:
+    """Configurations asked for by several (suite, experiment): run once, used by all."""
+    members: dict[str, dict[tuple[str, str], int]] = {}
+    for t in trials:
+        seeds = members.setdefault(t.group_hash, {})
+        seeds[(t.suite, t.experiment)] = seeds.get((t.suite, t.experiment), 0) + 1
+    out = []
+    for group, who in members.items():
+        if len(who) > 1:
+            out.append(
+                {
+                    "group": group,
+                    "experiments": [
+                        {"suite": s, "experiment": e, "seeds": n}
+                        for (s, e), n in sorted(who.items())
+                    ],
+                }
+            )
+    return sorted(
+        out, key=lambda g: (g["experiments"][0]["suite"], g["experiments"][0]["experiment"])
+    )
+
+
+def _differences(trials: list[Trial]) -> list[dict[str, Any]]:
+    """Experiments of the same id in several suites that resolve differently (in
+    configuration or in number of seeds): deliberate or not, the plan shows how."""
+    by_id: dict[str, dict[str, tuple[dict[str, Any], int]]] = {}
+    for t in trials:
+        seen = by_id.setdefault(t.experiment, {})
+        config, n = seen.get(t.suite, (t.config, 0))
+        seen[t.suite] = (config, n + 1)
+    out = []
+    for exp_id, suites in sorted(by_id.items()):
+        if len(suites) < 2:
+            continue
+        names = sorted(suites)
+        first = names[0]
+        for other in names[1:]:
+            diff = config_diff(suites[first][0], suites[other][0])
+            if suites[first][1] != suites[other][1]:
+                diff.append(f"seeds: {suites[first][1]} → {suites[other][1]}")
+            if diff:
+                out.append({"experiment": exp_id, "suites": [first, other], "differences": diff})
+    return out
+
+
+def _hours(v: float | None) -> str:
+    return "—" if v is None else f"{v:,.1f}"
+
+
+def _seed_ranges(seeds: list[int]) -> str:
+    seeds = sorted(seeds)
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1:
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return "seed " + ",".join(map(str, seeds))
+
+
+def format_plan(plan: dict[str, Any]) -> str:
+    """The plan as text: per-suite table, totals, shared and differing experiments, and
+    the trials grouped by configuration."""
+    from tabulate import tabulate
+
+    dev = plan["device"]
+    unit = "GPU-h" if dev["gpu"] else "h"
+    key = "gpu_hours" if dev["gpu"] else "hours"
+    lines = [
+        f"nasrepro plan: budget {plan['budget']}, device {dev['name']} ({dev['id']}), "
+        f"fidelity version {plan['fidelity_version']}; estimates from measured step times "
+        "(docs/plan.md)",
+        "",
+    ]
+    rows = []
+    for name, s in sorted(plan["suites"].items()):
+        rows.append(
+            [
+                name,
+                s["experiments"],
+                s["trials_referenced"],
+                s["unique_trials"],
+                s["cached"],
+                _hours(s[f"{key}_before_dedup"]),
+                _hours(s[f"{key}_after_dedup"]),
+            ]
+        )
+    t = plan["totals"]
+    rows.append(
+        [
+            "all (de-duplicated across suites)",
+            "",
+            t["trials_referenced"],
+            t["unique_trials"],
+            t["cached"],
+            _hours(t[f"{key}_before_dedup"]),
+            _hours(t[f"{key}_after_dedup"]),
+        ]
+    )
+    headers = ["suite", "experiments", "trials", "unique", "cached"]
+    headers += [f"{unit} before de-dup", f"{unit} after"]
+    lines += [tabulate(rows, headers=headers, disable_numparse=True), ""]
+    lines.append(
+        f"To run: {t['to_run']} trial(s), {_hours(t[f'{key}_to_run'])} {unit} "
+        f"({t['cached']} of {t['unique_trials']} already in the registry)."
+    )
+    lines += ["", f"Configurations shared by several experiments (run once): {len(plan['shared'])}"]
+    for g in plan["shared"]:
+        who = " = ".join(
+            f"{m['suite']}/{m['experiment']} ({m['seeds']} seed(s))" for m in g["experiments"]
+        )
+        lines.append(f"  {who}")
+    lines += ["", f"Same experiment id, resolved differently: {len(plan['differences'])}"]
+    for d in plan["differences"]:
+        more = f" (+{len(d['differences']) - 2} more)" if len(d["differences"]) > 2 else ""
+        lines.append(
+            f"  {d['experiment']}: {' vs '.join(d['suites'])}: "
+            + "; ".join(x if len(x) <= 100 else x[:99] + "…" for x in d["differences"][:2])
+            + more
+        )
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for trial in plan["trials"]:
+        groups.setdefault(trial["group"], []).append(trial)
+    lines += ["", f"Trials by configuration ({len(groups)} configurations):"]
+    for group, trials in groups.items():
+        est = trials[0]["estimate"]
+        cached = sum(x["cached"] for x in trials)
+        users = {
+            f"{n['suite']}/{n['experiment']}"
+            + (f" [{', '.join(n['claims'])}]" if n["claims"] else ""): None
+            for x in trials
+            for n in x["needed_by"]
+        }
+        lines.append(
+            f"  {group[:10]} {_seed_ranges([x['seed'] for x in trials])}, cached "
+            f"{cached}/{len(trials)}, {_hours(est[key])} {unit} each: " + "; ".join(users)
+        )
+    return "\n".join(lines)

@@ -8,10 +8,22 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
+from nasrepro.execute import run_job, search_processes
 from nasrepro.executor import Executor, LocalExecutor
+from nasrepro.jobs import TrialJob
 from nasrepro.plan import Trial, expand
-from nasrepro.registry import recorded_hashes, write_record
+from nasrepro.registry import current_trials, scan_registry
 from nasrepro.suite import load_suite
+
+__all__ = [
+    "RunSummary",
+    "TrialFailed",
+    "TrialJob",
+    "preflight",
+    "run_job",
+    "run_suite",
+    "search_processes",
+]
 
 Progress = Callable[[str], None]
 
@@ -68,122 +80,21 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
         )
 
 
-@dataclass(frozen=True)
-class TrialJob:
-    """Everything a worker process needs to run one trial and record it (picklable)."""
-
-    trial: Trial
-    tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
-    data_root: str | None
-    device: str
-    registry: str
-    checkpoint_dir: str
-    rerun: bool = False
-    # Processes of a data-parallel search; None = one per GPU of `device` for ImageNet
-    # searches whose methods allow it, else 1 (see search_processes).
-    search_processes: int | None = None
-    fast: bool = False  # fused NB201 mixed ops, CUDA graphs (execute_trial)
-
-
-def search_processes(job: TrialJob, progress: Progress = _stderr) -> int:
-    """How many processes search `job`'s trial (nasrepro/distributed.py)."""
-    from nasrepro import catalog
-    from nasrepro.distributed import device_ids
-
-    cfg = job.trial.config
-    if job.trial.given_cell:
-        return 1  # a published cell: nothing is searched
-    if job.search_processes is not None:
-        wanted = job.search_processes
-    else:
-        gpus = device_ids(job.device) or []
-        wanted = len(gpus) if cfg["dataset"] == "imagenet" else 1
-    if wanted <= 1:
-        return 1
-    unsafe = [m for m in cfg["methods"] if not catalog.get("method", m).data_parallel]
-    if cfg["search"].get("order", 1) != 1 or unsafe:
-        why = f"methods {unsafe}" if unsafe else "second order"
-        progress(
-            f"[{job.trial.suite}/{job.trial.experiment} seed {job.trial.seed}] searching in one "
-            f"process: {why} not data-parallel"
-        )
-        return 1
-    return wanted
-
-
-def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
-    """Execute one trial, write its registry record, drop its checkpoints; the record path,
-    or None when another invocation recorded the trial meanwhile.
-
-    The unit every executor runs (in this process, a worker process or a Ray task): it
-    opens its own MLflow client, so it needs nothing from the caller but the job. The trial
-    is locked while it runs; a second invocation of the same trial fails at once with
-    `TrialLocked` instead of training it twice.
-    """
-    from nasrepro.checkpoint import TrialLock, checkpoint_path, remove_checkpoints
-    from nasrepro.tracking import Tracker
-    from nasrepro.trial import execute_trial
-
-    t = job.trial
-    ckpt = checkpoint_path(job.checkpoint_dir, t)
-    with TrialLock(ckpt):
-        if not job.rerun and (t.suite_hash, t.config_hash) in recorded_hashes(
-            job.registry, t.suite
-        ):
-            progress(f"[{t.suite}/{t.experiment} seed {t.seed}] recorded meanwhile; skipped")
-            return None
-        processes = search_processes(job, progress)
-        if processes > 1:
-            path = _run_data_parallel(job, processes, ckpt, progress)
-        else:
-            tracker = Tracker(job.tracking_uri)
-            record = execute_trial(
-                t,
-                tracker=tracker,
-                experiment_id=job.experiment_id,
-                parent_run_id=job.parent_run_id,
-                data_root=job.data_root,
-                device=job.device,
-                progress=progress,
-                checkpoint_dir=job.checkpoint_dir,
-                fast=job.fast,
-            )
-            assert record is not None
-            try:
-                path = write_record(job.registry, record)
-            except BaseException:
-                tracker.end_run(record["mlflow"]["run_id"], "FAILED")
-                raise
-        remove_checkpoints(ckpt)
-    return path
-
-
-def _run_data_parallel(job: TrialJob, processes: int, ckpt: Path, progress: Progress) -> Path:
-    """The trial under torchrun (trial_worker.py); rank 0 writes the record."""
-    import pickle
-    import shutil
-
-    from nasrepro.distributed import device_ids, launch
-
-    workdir = ckpt.with_name(f"{ckpt.stem}.ddp")
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "job.pickle").write_bytes(pickle.dumps(job))
-    gpus = device_ids(job.device)
-    eval_device = "cpu" if gpus is None else "cuda:" + ",".join(map(str, range(len(gpus))))
-    try:
-        out = launch(
-            "nasrepro.trial_worker",
-            {"job": str(workdir / "job.pickle"), "eval_device": eval_device},
-            processes,
-            workdir,
-            progress,
-            gpus,
-        )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return Path(out["record"])
+def unique_trials(trials: list[Trial], progress: Progress = _stderr) -> list[Trial]:
+    """The trials in order, each configuration and seed once (the first experiment asking
+    for it runs it; the others find its record)."""
+    first: dict[str, Trial] = {}
+    for t in trials:
+        if t.config_hash in first:
+            other = first[t.config_hash]
+            if other.experiment != t.experiment and t.seed == 0:
+                progress(
+                    f"{t.suite}: experiment {t.experiment} resolves to the same trials as "
+                    f"{other.experiment}; they run once"
+                )
+            continue
+        first[t.config_hash] = t
+    return list(first.values())
 
 
 def _parent_from_checkpoints(trials: list[Trial], checkpoint_dir: Path) -> str | None:
@@ -220,28 +131,35 @@ def run_suite(
 ) -> RunSummary:
     """Run every trial of the suite at `budget` that the registry does not hold yet.
 
-    Trials are idempotent by config hash: one already recorded (same suite file, same
-    resolved config and seed) is skipped unless `rerun`, which adds another record.
+    Trials are idempotent by what they compute (resolved configuration, seed, fidelity
+    version): one already recorded, by this suite or any other, is skipped unless `rerun`,
+    which adds another record. Experiments of the suite that resolve to the same trial run
+    it once.
     """
     from nasrepro.tracking import Tracker, flatten
 
     suite = load_suite(suite_path)
-    trials = expand(suite, suite_path, budget, experiments, seeds)
+    trials = unique_trials(expand(suite, suite_path, budget, experiments, seeds), progress)
     dev = resolve_device(device)
+    skipped: list[Trial] = []
     if not rerun:
-        done = recorded_hashes(registry, suite.suite)
-        skipped = [t for t in trials if (t.suite_hash, t.config_hash) in done]
-        trials = [t for t in trials if (t.suite_hash, t.config_hash) not in done]
+        scan = scan_registry(registry)
+        for problem in scan.problems:
+            progress(f"nasrepro: warning: {problem}; skipped")
+        done = current_trials(scan.records)
+        skipped = [t for t in trials if t.config_hash in done]
+        trials = [t for t in trials if t.config_hash not in done]
         if skipped:
             progress(
-                f"{suite.suite}: {len(skipped)} trial(s) already in {registry}/, skipped "
-                "(--rerun adds new records)"
+                f"{suite.suite}: {len(skipped)} trial(s) already in {registry}/ (recorded by "
+                "this or another suite with the same configuration), skipped (--rerun adds "
+                "new records)"
             )
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite)
     summary = RunSummary(tracking_uri=tracker.uri, experiment_id=exp_id)
-    summary.skipped = len(skipped) if not rerun else 0
+    summary.skipped = len(skipped)
     progress(f"{suite.suite}: {len(trials)} trial(s) at budget {budget!r} on {dev}")
     ckpt_root = Path(checkpoint_dir)
     groups: list[tuple[str, str, list[TrialJob]]] = []

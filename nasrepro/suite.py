@@ -275,7 +275,12 @@ class SuiteError(ValueError):
         super().__init__(f"{where}: {field or '<root>'}: {problem}")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML has it: suites are thousands of lines (`nasrepro plan` reads
+# all of them); the constructor stays Python, so duplicate keys are still refused.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
 
 
@@ -489,23 +494,104 @@ def _protocol_problem(claim: Claim, exp: Experiment) -> str | None:
     return None
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite; raises SuiteError with a one-line message."""
-    path = Path(path)
-    shown = str(path)
+def _read_yaml(path: Path, shown: str) -> tuple[Any, yaml.Node | None]:
+    """(data, node tree for line numbers) of one YAML file, or SuiteError."""
     if not path.is_file():
         raise SuiteError(shown, None, "", "file not found")
     text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_SafeLoader)
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SuiteError(shown, line, "", f"invalid YAML: {problem}") from None
+    return data, root
+
+
+# experiment id -> (file shown in errors, its node tree) for experiments from an include
+_Sources = dict[str, tuple[str, "yaml.Node | None"]]
+
+
+def _apply_includes(
+    path: Path, shown: str, data: dict[str, Any], root: yaml.Node | None
+) -> _Sources:
+    """Merge the experiments of the files under `include:` (paths relative to the suite)
+    into `data`, in order, before the suite's own. An included file holds only
+    `experiments:`; an id defined twice is an error naming both places."""
+    sources: _Sources = {}
+    includes = data.pop("include", None)
+    if includes is None:
+        return sources
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise SuiteError(shown, _line_of(root, ("include",)), "include", "must be a list of paths")
+    merged: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for i, name in enumerate(includes):
+        inc = path.parent / name
+        inc_shown = str(inc)
+        if not inc.is_file():
+            line = _line_of(root, ("include", i))
+            raise SuiteError(shown, line, f"include[{i}]", f"file not found: {inc_shown}")
+        inc_data, inc_root = _read_yaml(inc, inc_shown)
+        if not isinstance(inc_data, dict) or not isinstance(inc_data.get("experiments"), dict):
+            raise SuiteError(
+                inc_shown,
+                1,
+                "experiments",
+                "an included file is a mapping with `experiments:` only",
+            )
+        extra = sorted(k for k in inc_data if k != "experiments")
+        if extra:
+            raise SuiteError(
+                inc_shown,
+                _line_of(inc_root, (extra[0],)),
+                extra[0],
+                "unknown key (an included file holds only `experiments`)",
+            )
+        for exp_id, body in inc_data["experiments"].items():
+            line = _line_of(inc_root, ("experiments", exp_id))
+            if exp_id in merged:
+                raise SuiteError(
+                    inc_shown, line, f"experiments.{exp_id}", f"also defined in {where[exp_id]}"
+                )
+            merged[exp_id] = body
+            where[exp_id] = f"{inc_shown}:{line}"
+            sources[exp_id] = (inc_shown, inc_root)
+    own = data.get("experiments")
+    if isinstance(own, dict):
+        for exp_id in own:
+            if exp_id in merged:
+                line = _line_of(root, ("experiments", exp_id))
+                raise SuiteError(
+                    shown, line, f"experiments.{exp_id}", f"also defined in {where[exp_id]}"
+                )
+        merged.update(own)
+    elif own is not None:
+        return sources  # not a mapping: the schema check reports it at the suite's line
+    data["experiments"] = merged
+    return sources
+
+
+def _locate(
+    shown: str, root: yaml.Node | None, sources: _Sources, loc: tuple[Any, ...]
+) -> tuple[str, int | None]:
+    """File and line of `loc`: an included experiment's fields are in its own file."""
+    if len(loc) >= 2 and loc[0] == "experiments" and loc[1] in sources:
+        inc_shown, inc_root = sources[loc[1]]
+        return inc_shown, _line_of(inc_root, loc)
+    return shown, _line_of(root, loc)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite; raises SuiteError with a one-line message."""
+    path = Path(path)
+    shown = str(path)
+    data, root = _read_yaml(path, shown)
     if not isinstance(data, dict):
         raise SuiteError(shown, 1, "", "a suite must be a YAML mapping")
+    sources = _apply_includes(path, shown, data, root)
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
@@ -513,13 +599,15 @@ def load_suite(path: str | Path) -> Suite:
         err = errors[0]
         loc = _trim_loc(tuple(err["loc"]))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SuiteError(shown, _line_of(root, loc), _dotted(loc), _message(err) + more) from None
+        file, line = _locate(shown, root, sources, loc)
+        raise SuiteError(file, line, _dotted(loc), _message(err) + more) from None
     _keep_value_texts(suite, root)
     problems = _check_references(suite)
     if problems:
         loc, problem = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise SuiteError(shown, _line_of(root, loc), _dotted(loc), problem + more)
+        file, line = _locate(shown, root, sources, loc)
+        raise SuiteError(file, line, _dotted(loc), problem + more)
     _check_budgets(suite, shown, root)
     return suite
 

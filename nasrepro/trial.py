@@ -18,14 +18,17 @@ from nasrepro import catalog
 from nasrepro.checkpoint import (
     CheckpointError,
     checkpoint_path,
+    forget_saves,
     load_checkpoint,
+    on_save,
     remove_checkpoints,
     save_checkpoint,
 )
+from nasrepro.cost import TrialClock, clock_path, gpu_count, search_cost_gpu_days, trial_cost
 from nasrepro.distributed import Dist, check_replicas, primary_device
+from nasrepro.jobs import FIDELITY_VERSION, Trial
 from nasrepro.methods.base import build_hooks
-from nasrepro.plan import Trial
-from nasrepro.provenance import provenance
+from nasrepro.provenance import device_name, provenance
 from nasrepro.registry import SCHEMA
 from nasrepro.search.engine import EpochLog, SearchContext, run_search, seed_everything
 from nasrepro.spaces import build_space
@@ -110,6 +113,7 @@ def execute_trial(
     cfg, settings = trial.config, trial.search
     label = f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
     start = time.perf_counter()
+    clock = TrialClock(None)  # this process's time; earlier processes' once resumed
     created = datetime.now(UTC).isoformat(timespec="seconds")
     seed_everything(trial.seed, settings.deterministic)
     data = build_search_data(
@@ -188,6 +192,12 @@ def execute_trial(
         run_id = tracker.start_run(
             experiment_id, run_name or f"seed{trial.seed}", tags, parent_run_id
         )
+    main = ddp is None or ddp.main
+    if ckpt is not None and main:
+        # A resumed trial adds to the time its earlier processes spent; a fresh one (its
+        # stage files were just removed) starts from nothing.
+        clock.attach(clock_path(ckpt), continue_earlier=resume is not None)
+        on_save(ckpt, clock.flush)
     payload: dict[str, Any] = {
         "config_hash": trial.config_hash,
         "mlflow_run_id": run_id,
@@ -278,6 +288,7 @@ def execute_trial(
             }
             if ckpt is not None:
                 save_checkpoint(ckpt, payload)
+        clock.enter("eval")
         result = evaluator.score(
             arch,
             cfg["eval_datasets"],
@@ -304,6 +315,12 @@ def execute_trial(
         )
         tracker.log_json(run_id, history_json, "search_history.json")
         wall = time.perf_counter() - start
+        cost = trial_cost(
+            clock,
+            device_name(device),
+            (ddp.world if ddp is not None else 1) if search_device.type == "cuda" else 0,
+            gpu_count(eval_device or device),
+        )
         record = {
             "schema": SCHEMA,
             "suite": trial.suite,
@@ -316,13 +333,16 @@ def execute_trial(
             "seed": trial.seed,
             "config_hash": trial.config_hash,
             "group_hash": trial.group_hash,
+            "fidelity_version": FIDELITY_VERSION,
             "config": cfg,
             "space": cfg["space"],
             "search_dataset": cfg["dataset"],
             "search_data": data.split,
             "genotype": arch,
             "arch_index": result.arch_index,
-            "metrics": result.metrics,
+            # per evaluated dataset, plus the measured search cost (None on a CPU)
+            "metrics": {**result.metrics, "search_cost_gpu_days": search_cost_gpu_days(cost)},
+            "cost": cost,
             "evaluation": {
                 "evaluator": cfg["evaluator"],
                 "source": result.source,
@@ -348,9 +368,15 @@ def execute_trial(
             },
         }
     except BaseException as exc:
+        if ckpt is not None:
+            if main:
+                clock.flush()  # Ctrl-C, SIGTERM, an error: this process's time is kept
+            forget_saves(ckpt)
         tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
         tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
+    if ckpt is not None:
+        forget_saves(ckpt)
     tracker.end_run(run_id)
     progress(
         f"{label} genotype {arch} -> "

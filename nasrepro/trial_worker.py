@@ -1,5 +1,5 @@
 """One rank of a data-parallel trial: `torchrun ... -m nasrepro.trial_worker SPEC.json`
-(started by `nasrepro.runner.run_job` through `nasrepro.distributed.launch`).
+(started by `nasrepro.execute.run_job` through `nasrepro.distributed.launch`).
 
 Every rank searches its slice of each batch (gradients averaged over ranks); rank 0 tracks,
 checkpoints, selects, evaluates (a retraining data-parallel again over the same GPUs) and

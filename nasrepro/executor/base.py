@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from nasrepro.runner import TrialJob
+from nasrepro.execute import run_job
+from nasrepro.jobs import TrialJob
 
 Progress = Callable[[str], None]
 
@@ -29,8 +29,6 @@ class Executor(Protocol):
 
 def run_safely(job: TrialJob, progress: Progress) -> JobOutcome:
     """Run one job and turn any failure into a one-line error (for workers and Ray tasks)."""
-    from nasrepro.runner import run_job
-
     try:
         return JobOutcome(job, run_job(job, progress), None)
     except Exception as exc:  # noqa: BLE001  (reported per job; the runner raises once)

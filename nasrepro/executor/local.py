@@ -6,12 +6,9 @@ import multiprocessing as mp
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from nasrepro.executor.base import JobOutcome, Progress, run_safely
-
-if TYPE_CHECKING:
-    from nasrepro.runner import TrialJob
+from nasrepro.jobs import TrialJob
 
 
 def _stderr(line: str) -> None:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nasrepro.executor.base import JobOutcome, Progress, run_safely
-
-if TYPE_CHECKING:
-    from nasrepro.runner import TrialJob
+from nasrepro.jobs import TrialJob
 
 
 def _remote_body(job: TrialJob) -> JobOutcome:
