@@ -135,8 +135,18 @@ def _compile_cells(net: nn.Module) -> None:
             module.forward = torch.compile(module.forward, dynamic=False)
 
 
-def build_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0) -> Any:
-    """(step function, context) for one case and switch, from a seeded initial state."""
+def build_step(
+    case: BenchCase,
+    switch: str,
+    device: torch.device,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    perturb: float = 0.0,
+) -> Any:
+    """(step function, context) for one case and switch, from a seeded initial state.
+
+    `dtype` float64 compares switches without fp32 rounding; `perturb` δ scales weights, α
+    and inputs by (1 ± δ) (the condition probe of nasrepro/rounding.py)."""
     if case.method == "retrain":
         return build_retrain_step(case, switch, device, seed)
     from nasrepro.search.engine import SearchContext, arch_step, build_optimizers, weight_step
@@ -145,10 +155,15 @@ def build_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0
     feats = _features(switch)
     space_args = {**case.space_args, **({"fused": True} if "fused" in feats else {})}
     torch.manual_seed(seed)
-    net = build_space(case.space).build_supernet(case.num_classes, **space_args).to(device)
+    net = build_space(case.space).build_supernet(case.num_classes, **space_args)
+    net = net.to(device=device, dtype=dtype)
     gen = torch.Generator().manual_seed(seed + 1)
     shape = (case.batch, 3, case.image_size, case.image_size)
-    xw, xa = (torch.randn(shape, generator=gen).to(device) for _ in range(2))
+    xw, xa = (torch.randn(shape, generator=gen, dtype=dtype).to(device) for _ in range(2))
+    if perturb:
+        from nasrepro.rounding import perturb as perturb_data
+
+        perturb_data([*net.parameters(), xw, xa], perturb, seed + 2)
     yw, ya = (
         torch.randint(0, case.num_classes, (case.batch,), generator=gen).to(device)
         for _ in range(2)
@@ -244,7 +259,13 @@ def build_retrain_step(case: BenchCase, switch: str, device: torch.device, seed:
     return step, model
 
 
-def state_after_one_step(case: BenchCase, switch: str, device: torch.device) -> list[torch.Tensor]:
+def state_after_one_step(
+    case: BenchCase,
+    switch: str,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    perturb: float = 0.0,
+) -> list[torch.Tensor]:
     """α and every weight after one step from the seeded initial state (for equality checks)."""
     if case.method == "retrain":
         # inductor draws its own random numbers; eager's keep drop-path masks comparable
@@ -252,10 +273,67 @@ def state_after_one_step(case: BenchCase, switch: str, device: torch.device) -> 
             step, model = build_step(case, switch, device)
             step()
         return [p.detach().float().cpu() for p in model.parameters()]
-    step, ctx = build_step(case, switch, device)
+    step, ctx = build_step(case, switch, device, dtype=dtype, perturb=perturb)
     step()
     net = ctx.supernet
-    return [p.detach().float().cpu() for p in [*net.arch_parameters(), *net.weight_parameters()]]
+    return [p.detach().cpu() for p in [*net.arch_parameters(), *net.weight_parameters()]]
+
+
+def short_search_genotype(
+    case: BenchCase, switch: str, device: torch.device, steps: int
+) -> tuple[str, str, torch.Tensor]:
+    """(genotype at the seeded start, genotype after `steps` steps of `switch` on the case's
+    fixed batches, α after them): a switch must select what the plain path selects."""
+    from nasrepro.spaces import build_space
+
+    space = build_space(case.space)
+    step, ctx = build_step(case, switch, device)
+    start = space.format_genotype(space.derive_argmax(ctx.supernet))
+    for _ in range(steps):
+        step()
+    net = ctx.supernet
+    alpha = torch.cat([a.detach().reshape(-1).cpu() for a in net.arch_parameters()])
+    return start, space.format_genotype(space.derive_argmax(net)), alpha
+
+
+@dataclass
+class SwitchCheck:
+    """A switch's state after one step against the plain path's, per tensor (rounding.py)."""
+
+    rel_diffs: list[float]
+    tolerances: list[float]
+    plain_moved: float  # max relative change of a tensor in the plain step: not vacuous
+
+    @property
+    def worst(self) -> float:
+        """max over tensors of difference / tolerance: <= 1 means equal up to rounding."""
+        return max(d / t for d, t in zip(self.rel_diffs, self.tolerances, strict=True))
+
+
+def check_switch(
+    case: BenchCase, switch: str, device: torch.device, dtype: torch.dtype = torch.float64
+) -> SwitchCheck:
+    """Compare one step of `switch` with the plain path in `dtype`, against per-tensor
+    bounds 2·κ_t·γ_{nD} whose condition κ_t is measured on the plain step (rounding.py)."""
+    from nasrepro import rounding
+
+    _, ctx = build_step(case, "plain", device, dtype=dtype)
+    net = ctx.supernet
+    initial = [p.detach().cpu() for p in [*net.arch_parameters(), *net.weight_parameters()]]
+    n = rounding.longest_reduction(net, case.batch, case.image_size)
+    _, tols = rounding.probe_tolerances(
+        lambda delta: state_after_one_step(case, "plain", device, torch.float64, delta),
+        n,
+        rounding.chained_reductions(net),
+        dtype,
+    )
+    plain = state_after_one_step(case, "plain", device, dtype)
+    other = state_after_one_step(case, switch, device, dtype)
+    return SwitchCheck(
+        rounding.relative_diffs(plain, other),
+        tols,
+        max(rounding.relative_diffs(initial, plain)),
+    )
 
 
 @contextlib.contextmanager
