@@ -39,9 +39,18 @@ def _engine_step(net, settings, x_w, y_w, x_a, y_a) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in net.state_dict().items()}
 
 
-@pytest.mark.parametrize("alpha_step", ["after_weights", "before_weights"])
-@pytest.mark.parametrize("track", [False, True])
-def test_vmapped_step_equals_separate_engine_steps(alpha_step, track):
+@pytest.mark.parametrize(
+    "alpha_step,track,impl",
+    [
+        ("after_weights", False, "default"),
+        ("after_weights", True, "default"),
+        ("before_weights", False, "default"),
+        ("before_weights", True, "default"),
+        ("after_weights", False, "foreach"),  # the optimizers a CUDA graph captures
+        ("after_weights", True, "fused"),
+    ],
+)
+def test_vmapped_step_equals_separate_engine_steps(alpha_step, track, impl):
     # Clip at 0.5 so that clipping is active and its coefficient differs between the seeds:
     # a clip over all seeds together would fail this test.
     settings = nb201_darts_settings().model_copy(
@@ -54,8 +63,9 @@ def test_vmapped_step_equals_separate_engine_steps(alpha_step, track):
     x_w, x_a = (torch.randn(2, 4, 3, 16, 16, generator=gen, dtype=torch.float64) for _ in range(2))
     y_w, y_a = (torch.randint(0, 10, (2, 4), generator=gen) for _ in range(2))
 
-    multi = MultiSeedSearch([n.double() for n in nets], settings)
-    multi.step(x_w, y_w, x_a, y_a)
+    multi = MultiSeedSearch([n.double() for n in nets], settings, optimizer_impl=impl)
+    train, valid = multi.step(x_w, y_w, x_a, y_a, check=impl == "default")
+    assert train.shape == valid.shape == (2,) and bool(torch.isfinite(train).all())
     n = rounding.longest_reduction(separate[0], 4, 16)
     depth = rounding.chained_reductions(separate[0])
     for s, net in enumerate(separate):
@@ -107,3 +117,27 @@ def test_time_multiseed_reports_both_paths():
     assert row["seeds"] == 2
     for key in ("step_ms", "images_per_s", "sequential_step_ms", "sequential_images_per_s"):
         assert row[key] > 0
+
+
+def test_evaluate_is_the_eval_mode_forward_of_each_seed():
+    settings = nb201_darts_settings()
+    nets = build_nets("nb201", {**SPACE_ARGS, "track_running_stats": True}, [0, 1], 10)
+    nets = [n.double() for n in nets]
+    multi = MultiSeedSearch([copy.deepcopy(n) for n in nets], settings)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 4, 3, 16, 16, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (2, 4), generator=gen)
+    multi.step(x, y, x, y)  # move the running statistics off their init
+    got = multi.evaluate(x, y)
+    for s in range(2):
+        net = nets[s]
+        net.load_state_dict(multi.seed_state(s))
+        net.eval()
+        with torch.no_grad():
+            want = nn.functional.cross_entropy(net(x[s]), y[s])
+        # one loss, same ops in the same order per seed; the bound is float64 rounding of
+        # the forward's longest chain (nasrepro/rounding.py γ_nD), κ ≈ 1 for a mean loss
+        n = rounding.longest_reduction(net, 4, 16)
+        bound = 2 * rounding.gamma(n * rounding.chained_reductions(net), torch.float64)
+        assert abs(got[s].item() - want.item()) <= bound * abs(want.item())
+    assert multi.template.training  # back in train mode
