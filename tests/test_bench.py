@@ -117,3 +117,34 @@ def test_fp32_switches_select_the_plain_genotype(order):
         _, genotype, other = short_search_genotype(TINY[order], switch, cpu, 20)
         assert genotype == plain, switch
         assert (other - alpha).abs().max().item() < margin, switch
+
+
+def test_gpu_session_script_dry_run(tmp_path):
+    """benchmarks/gpu_session.py --tiny on the CPU: every part runs and the summary has the
+    issue's figures (the GPU run is the same code at full size)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "gpu_session.py"
+    spec = importlib.util.spec_from_file_location("gpu_session", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "session.json"
+    result = module.main(out, tiny=True)
+    saved = json.loads(out.read_text())
+    assert saved["summary"] == result["summary"]
+    assert saved["tf32_matmul"] is False and saved["tf32_cudnn"] is False
+    for name in ("nb201_1st", "nb201_2nd", "lambda_overhead", "darts_1st", "packed"):
+        part = saved["parts"][name]
+        assert not (isinstance(part, dict) and "error" in part), (name, part)
+    summary = saved["summary"]
+    for key in (
+        "nb201_one_search_minutes",
+        "second_order_over_first_plain",
+        "lambda_over_darts",
+        "darts_50_epoch_gpu_days",
+        "claim_4_seeds_minutes",
+    ):
+        assert summary[key] is not None, key
+    switches = {r["switch"] for r in saved["parts"]["nb201_1st"]}
+    assert {"plain", "fused"} <= switches

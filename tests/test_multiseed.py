@@ -141,3 +141,38 @@ def test_evaluate_is_the_eval_mode_forward_of_each_seed():
         bound = 2 * rounding.gamma(n * rounding.chained_reductions(net), torch.float64)
         assert abs(got[s].item() - want.item()) <= bound * abs(want.item())
     assert multi.template.training  # back in train mode
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_graphed_packed_step_equals_eager_packed_step():
+    """4 seeds packed, fused optimizers, one CUDA graph: in float64 (no TF32 question), three
+    replays equal three eager packed steps within the rounding bounds of nasrepro/rounding.py."""
+    from nasrepro.search.graphed import GraphedMultiSeedStep
+
+    settings = nb201_darts_settings()
+    dev = torch.device("cuda")
+    gen = torch.Generator().manual_seed(7)
+    batches = [
+        (
+            torch.randn(4, 4, 3, 16, 16, generator=gen, dtype=torch.float64).to(dev),
+            torch.randint(0, 10, (4, 4), generator=gen).to(dev),
+        )
+        for _ in range(6)
+    ]
+    nets = build_nets("nb201", {**SPACE_ARGS, "fused": True}, [0, 1, 2, 3], 10)
+
+    def run(delta: float, graph: bool = False) -> list[torch.Tensor]:
+        copies = [copy.deepcopy(n).to(dev, torch.float64) for n in nets]
+        if delta:
+            rounding.perturb([p for n in copies for p in n.parameters()], delta, seed=5)
+        multi = MultiSeedSearch(copies, settings, optimizer_impl="fused")
+        step = GraphedMultiSeedStep(multi, *batches[0], *batches[1]) if graph else multi.step
+        for i in range(3):
+            step(*batches[2 * i], *batches[2 * i + 1])
+        return [t.detach().cpu() for t in multi.params.values()]
+
+    n = rounding.longest_reduction(nets[0], 4, 16)
+    depth = 3 * rounding.chained_reductions(nets[0])  # three steps chained
+    want, tols = rounding.probe_tolerances(run, n, depth, torch.float64)
+    diffs = rounding.relative_diffs(want, run(0.0, graph=True))
+    assert all(d <= t for d, t in zip(diffs, tols, strict=True)), (diffs, tols)

@@ -297,3 +297,60 @@ def time_multiseed(
         "speedup": round(seq_ms / multi_ms, 3),
         "steps": steps,
     }
+
+
+def time_packed(
+    space_args: dict[str, Any],
+    seeds: int,
+    batch: int,
+    image_size: int,
+    device: str | torch.device,
+    steps: int = 10,
+    warmup: int = 2,
+    graph: bool = True,
+    optimizer_impl: str = "fused",
+    num_classes: int = 10,
+) -> dict[str, Any]:
+    """S NB201 DARTS-1st seeds packed into one step (vmapped, `optimizer_impl` optimizers,
+    on CUDA with `graph` one CUDA graph): median ms of the step, of one packed eval-mode
+    forward (the per-epoch validation pass), and the seconds one (re-)capture takes (once
+    per epoch, when the lr changes)."""
+    import time
+
+    from nasrepro.timing import sync
+
+    dev = torch.device(device)
+    gen = torch.Generator().manual_seed(1234)
+    shape = (seeds, batch, 3, image_size, image_size)
+    xw, xa = (torch.randn(shape, generator=gen).to(dev) for _ in range(2))
+    yw, ya = (torch.randint(0, num_classes, (seeds, batch), generator=gen).to(dev) for _ in "ab")
+    nets = [n.to(dev) for n in build_nets("nb201", space_args, list(range(seeds)), num_classes)]
+    multi = MultiSeedSearch(nets, nb201_darts_settings(), optimizer_impl=optimizer_impl)
+    capture_s = None
+    if graph and dev.type == "cuda":
+        from nasrepro.search.graphed import GraphedMultiSeedStep
+
+        step_fn: Any = GraphedMultiSeedStep(multi, xw, yw, xa, ya)
+        sync(dev)
+        start = time.perf_counter()
+        step_fn._capture()  # what a new epoch's lr costs
+        sync(dev)
+        capture_s = time.perf_counter() - start
+    else:
+        step_fn = lambda *b: multi.step(*b, check=False)  # noqa: E731
+    step_ms = median_step_ms(lambda: step_fn(xw, yw, xa, ya), dev, steps, warmup)
+    eval_ms = median_step_ms(lambda: multi.evaluate(xa, ya), dev, steps, warmup)
+    return {
+        "seeds": seeds,
+        "batch": batch,
+        "image_size": image_size,
+        "space_args": dict(space_args),
+        "device": str(dev),
+        "graph": capture_s is not None,
+        "optimizer_impl": optimizer_impl,
+        "step_ms": round(step_ms, 3),
+        "eval_forward_ms": round(eval_ms, 3),
+        "capture_s": None if capture_s is None else round(capture_s, 3),
+        "images_per_s": round(seeds * batch / (step_ms / 1e3), 1),
+        "steps": steps,
+    }
