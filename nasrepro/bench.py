@@ -20,6 +20,7 @@ import contextlib
 import json
 import platform
 import resource
+import statistics
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasrepro.timing import median_step_ms, sync
+from nasrepro.timing import interleaved_step_ms, median_step_ms, sync
 
 FP32_SWITCHES = (
     "plain",
@@ -88,6 +89,14 @@ class BenchRow:
     steps: int
     max_rel_diff_vs_plain: float | None = None  # after one step, over α and all weights
     note: str | None = None
+    # Side-by-side timing (timing.interleaved_step_ms): this process's CPU time per step,
+    # which on a shared, loaded CPU counts work rather than waiting; ratios use it on CPU
+    # and wall time on CUDA (`ratio_clock`).
+    cpu_ms: float | None = None
+    ratio_to_reference: float | None = None  # reference step time / this step time
+    ratio_clock: str | None = None
+    wall_ms_rounds: list[float] | None = None
+    cpu_ms_rounds: list[float] | None = None
 
 
 def _settings(order: int) -> Any:
@@ -135,8 +144,18 @@ def _compile_cells(net: nn.Module) -> None:
             module.forward = torch.compile(module.forward, dynamic=False)
 
 
-def build_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0) -> Any:
-    """(step function, context) for one case and switch, from a seeded initial state."""
+def build_step(
+    case: BenchCase,
+    switch: str,
+    device: torch.device,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    perturb: float = 0.0,
+) -> Any:
+    """(step function, context) for one case and switch, from a seeded initial state.
+
+    `dtype` float64 compares switches without fp32 rounding; `perturb` δ scales weights, α
+    and inputs by (1 ± δ) (the condition probe of nasrepro/rounding.py)."""
     if case.method == "retrain":
         return build_retrain_step(case, switch, device, seed)
     from nasrepro.search.engine import SearchContext, arch_step, build_optimizers, weight_step
@@ -145,10 +164,15 @@ def build_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0
     feats = _features(switch)
     space_args = {**case.space_args, **({"fused": True} if "fused" in feats else {})}
     torch.manual_seed(seed)
-    net = build_space(case.space).build_supernet(case.num_classes, **space_args).to(device)
+    net = build_space(case.space).build_supernet(case.num_classes, **space_args)
+    net = net.to(device=device, dtype=dtype)
     gen = torch.Generator().manual_seed(seed + 1)
     shape = (case.batch, 3, case.image_size, case.image_size)
-    xw, xa = (torch.randn(shape, generator=gen).to(device) for _ in range(2))
+    xw, xa = (torch.randn(shape, generator=gen, dtype=dtype).to(device) for _ in range(2))
+    if perturb:
+        from nasrepro.rounding import perturb as perturb_data
+
+        perturb_data([*net.parameters(), xw, xa], perturb, seed + 2)
     yw, ya = (
         torch.randint(0, case.num_classes, (case.batch,), generator=gen).to(device)
         for _ in range(2)
@@ -193,6 +217,66 @@ def build_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0
                 arch_step(ctx, xw, yw, xa, ya)
 
     return step, ctx
+
+
+def reference_available() -> bool:
+    """Whether xautodl (AutoDL-Projects' library, installed with --no-deps) imports."""
+    try:
+        from xautodl.models.cell_searchs.search_model_darts import (  # noqa: F401
+            TinyNetworkDarts,
+        )
+    except ImportError:
+        return False
+    return True
+
+
+def build_reference_step(case: BenchCase, device: torch.device, seed: int = 0) -> Any:
+    """(step, network): the reference implementation's NB201 DARTS-V1 step, AutoDL-Projects
+    exps/algos/DARTS-V1.py `search_func`, on xautodl's own `TinyNetworkDarts`: the weight
+    step (SGD 0.025, Nesterov, momentum 0.9, wd 5e-4; clip 5 over all parameters), then the
+    α step (Adam 3e-4, betas (0.5, 0.999), wd 1e-3) by a full `backward()`, each followed by
+    the loss's `.item()` as the reference logs it. Same data as `build_step`."""
+    from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts
+
+    from nasrepro.spaces.nb201 import OPS
+
+    if case.space != "nb201" or case.method != "darts-1st":
+        raise ValueError(f"the reference step is NB201 DARTS-V1, not {case.space} {case.method}")
+    args = case.space_args
+    torch.manual_seed(seed)
+    net = TinyNetworkDarts(
+        args.get("c", 16), args.get("n", 5), 4, case.num_classes, list(OPS),
+        args.get("affine", False), args.get("track_running_stats", False),
+    ).to(device).train()  # fmt: skip
+    gen = torch.Generator().manual_seed(seed + 1)
+    shape = (case.batch, 3, case.image_size, case.image_size)
+    xw, xa = (torch.randn(shape, generator=gen).to(device) for _ in range(2))
+    yw, ya = (
+        torch.randint(0, case.num_classes, (case.batch,), generator=gen).to(device)
+        for _ in range(2)
+    )
+    w_opt = torch.optim.SGD(
+        net.get_weights(), 0.025, momentum=0.9, weight_decay=5e-4, nesterov=True
+    )
+    a_opt = torch.optim.Adam(net.get_alphas(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    criterion = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        w_opt.zero_grad()
+        _, logits = net(xw)
+        loss = criterion(logits, yw)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        w_opt.step()
+        loss.item()
+        a_opt.zero_grad()
+        _, logits = net(xa)
+        loss = criterion(logits, ya)
+        loss.backward()
+        a_opt.step()
+        loss.item()
+
+    return step, net
 
 
 def build_retrain_step(case: BenchCase, switch: str, device: torch.device, seed: int = 0) -> Any:
@@ -244,7 +328,13 @@ def build_retrain_step(case: BenchCase, switch: str, device: torch.device, seed:
     return step, model
 
 
-def state_after_one_step(case: BenchCase, switch: str, device: torch.device) -> list[torch.Tensor]:
+def state_after_one_step(
+    case: BenchCase,
+    switch: str,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    perturb: float = 0.0,
+) -> list[torch.Tensor]:
     """α and every weight after one step from the seeded initial state (for equality checks)."""
     if case.method == "retrain":
         # inductor draws its own random numbers; eager's keep drop-path masks comparable
@@ -252,10 +342,67 @@ def state_after_one_step(case: BenchCase, switch: str, device: torch.device) -> 
             step, model = build_step(case, switch, device)
             step()
         return [p.detach().float().cpu() for p in model.parameters()]
-    step, ctx = build_step(case, switch, device)
+    step, ctx = build_step(case, switch, device, dtype=dtype, perturb=perturb)
     step()
     net = ctx.supernet
-    return [p.detach().float().cpu() for p in [*net.arch_parameters(), *net.weight_parameters()]]
+    return [p.detach().cpu() for p in [*net.arch_parameters(), *net.weight_parameters()]]
+
+
+def short_search_genotype(
+    case: BenchCase, switch: str, device: torch.device, steps: int
+) -> tuple[str, str, torch.Tensor]:
+    """(genotype at the seeded start, genotype after `steps` steps of `switch` on the case's
+    fixed batches, α after them): a switch must select what the plain path selects."""
+    from nasrepro.spaces import build_space
+
+    space = build_space(case.space)
+    step, ctx = build_step(case, switch, device)
+    start = space.format_genotype(space.derive_argmax(ctx.supernet))
+    for _ in range(steps):
+        step()
+    net = ctx.supernet
+    alpha = torch.cat([a.detach().reshape(-1).cpu() for a in net.arch_parameters()])
+    return start, space.format_genotype(space.derive_argmax(net)), alpha
+
+
+@dataclass
+class SwitchCheck:
+    """A switch's state after one step against the plain path's, per tensor (rounding.py)."""
+
+    rel_diffs: list[float]
+    tolerances: list[float]
+    plain_moved: float  # max relative change of a tensor in the plain step: not vacuous
+
+    @property
+    def worst(self) -> float:
+        """max over tensors of difference / tolerance: <= 1 means equal up to rounding."""
+        return max(d / t for d, t in zip(self.rel_diffs, self.tolerances, strict=True))
+
+
+def check_switch(
+    case: BenchCase, switch: str, device: torch.device, dtype: torch.dtype = torch.float64
+) -> SwitchCheck:
+    """Compare one step of `switch` with the plain path in `dtype`, against per-tensor
+    bounds 2·κ_t·γ_{nD} whose condition κ_t is measured on the plain step (rounding.py)."""
+    from nasrepro import rounding
+
+    _, ctx = build_step(case, "plain", device, dtype=dtype)
+    net = ctx.supernet
+    initial = [p.detach().cpu() for p in [*net.arch_parameters(), *net.weight_parameters()]]
+    n = rounding.longest_reduction(net, case.batch, case.image_size)
+    _, tols = rounding.probe_tolerances(
+        lambda delta: state_after_one_step(case, "plain", device, torch.float64, delta),
+        n,
+        rounding.chained_reductions(net),
+        dtype,
+    )
+    plain = state_after_one_step(case, "plain", device, dtype)
+    other = state_after_one_step(case, switch, device, dtype)
+    return SwitchCheck(
+        rounding.relative_diffs(plain, other),
+        tols,
+        max(rounding.relative_diffs(initial, plain)),
+    )
 
 
 @contextlib.contextmanager
@@ -326,6 +473,54 @@ def device_label(device: torch.device) -> str:
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+REFERENCE = "reference"  # xautodl's TinyNetworkDarts DARTS-V1 step (build_reference_step)
+
+
+def _case_steps(case: BenchCase, switches: list[str], dev: torch.device) -> dict[str, Any]:
+    steps: dict[str, Any] = {}
+    for switch in switches:
+        if switch == REFERENCE:
+            steps[switch] = build_reference_step(case, dev)[0]
+        else:
+            steps[switch] = build_step(case, switch, dev)[0]
+    return steps
+
+
+def time_side_by_side(
+    case: BenchCase, switches: list[str], dev: torch.device, rounds: int, warmup: int
+) -> list[BenchRow]:
+    """One row per switch (and `reference`), all timed interleaved in this process."""
+    times = interleaved_step_ms(_case_steps(case, switches, dev), dev, rounds, warmup)
+    clock = "wall" if dev.type == "cuda" else "cpu"
+    med = {k: {c: statistics.median(v[c]) for c in ("wall", "cpu")} for k, v in times.items()}
+    rows = []
+    for switch in switches:
+        wall, cpu = med[switch]["wall"], med[switch]["cpu"]
+        mine = med[switch][clock]
+        rows.append(
+            BenchRow(
+                case.space,
+                case.method,
+                switch,
+                case.batch,
+                device_label(dev),
+                round(wall, 3),
+                round(case.batch / (wall / 1e3), 1),
+                None,
+                round(med["plain"][clock] / mine, 3) if "plain" in med else None,
+                rounds,
+                cpu_ms=round(cpu, 3),
+                ratio_to_reference=(
+                    round(med[REFERENCE][clock] / mine, 3) if REFERENCE in med else None
+                ),
+                ratio_clock=clock,
+                wall_ms_rounds=[round(t, 1) for t in times[switch]["wall"]],
+                cpu_ms_rounds=[round(t, 1) for t in times[switch]["cpu"]],
+            )
+        )
+    return rows
+
+
 def run_bench(
     quick: bool,
     device: str,
@@ -335,35 +530,49 @@ def run_bench(
     progress: Any = None,
     check: bool = True,
     on_row: Any = None,
+    reference: bool = True,
 ) -> list[BenchRow]:
-    """Time every case × switch; `on_row(rows_so_far)` lets callers save partial results."""
+    """Time every case × switch side by side (with xautodl's reference step where it
+    applies and is installed); `on_row(rows_so_far)` lets callers save partial results."""
     dev = torch.device(device)
     cases = QUICK_CASES if quick else FULL_CASES
-    steps = steps or (3 if quick else 20)
-    warmup = warmup or (1 if quick else 5)
+    steps = steps or (3 if quick else 5)
+    warmup = warmup or 1
     rows: list[BenchRow] = []
     for case in cases:
-        plain: float | None = None
+        chosen = []
         for switch in ("plain", *[s for s in switches if s != "plain"]):
             reason = skip_reason(case, switch, dev)
-            if reason is not None:
-                if progress is not None and case.method != "retrain":
-                    progress(f"{case.space} {case.method} {switch}: skipped ({reason})")
-                continue
-            row = time_case(case, switch, dev, steps, warmup)
-            if switch == "plain":
-                plain = row.step_ms
-            row.ratio_to_plain = round(plain / row.step_ms, 3) if plain else None
-            if check and switch != "plain":
-                reference = state_after_one_step(case, "plain", dev)
+            if reason is None:
+                chosen.append(switch)
+            elif progress is not None and case.method != "retrain":
+                progress(f"{case.space} {case.method} {switch}: skipped ({reason})")
+        with_reference = (
+            reference
+            and case.space == "nb201"
+            and case.method == "darts-1st"
+            and reference_available()
+        )
+        if with_reference:
+            chosen.append(REFERENCE)
+        case_rows = time_side_by_side(case, chosen, dev, steps, warmup)
+        for row in case_rows:
+            if case in FULL_CASES and case.method == "retrain":
+                row.note = _retrain_estimate(row.step_ms)
+            if check and row.switch not in ("plain", REFERENCE):
+                plain = state_after_one_step(case, "plain", dev)
                 row.max_rel_diff_vs_plain = max_rel_diff(
-                    reference, state_after_one_step(case, switch, dev)
+                    plain, [t.float() for t in state_after_one_step(case, row.switch, dev)]
                 )
             rows.append(row)
             if on_row is not None:
                 on_row(rows)
             if progress is not None:
-                progress(f"{row.space} {row.method} {row.switch}: {row.step_ms:.1f} ms/step")
+                ref = f", {row.ratio_to_reference}x reference" if row.ratio_to_reference else ""
+                progress(
+                    f"{row.space} {row.method} {row.switch}: {row.step_ms:.1f} ms/step wall, "
+                    f"{row.cpu_ms:.1f} ms CPU, {row.ratio_to_plain}x plain{ref}"
+                )
     return rows
 
 

@@ -139,6 +139,10 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     assert opt is not None
     opt.zero_grad(set_to_none=True)
     weights = net.cell_weights()
+    if not ctx.hooks:
+        # α's gradient of the training loss is dropped below: without hooks that might read
+        # it, detaching skips its backward (one reduction per mixed op; same weight grads).
+        weights = [w.detach() for w in weights]
     for hook in ctx.hooks:
         weights = hook.weight_step_cell_weights(ctx, weights)
     logits = net(x, cell_weights=weights)

@@ -23,7 +23,7 @@ Constraints a graph imposes, and how they are met here:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -125,7 +125,8 @@ class GraphedStep:
     def _weight_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         net, (xw, yw, _, _) = self.ctx.supernet, self.static
         self.w_opt.zero_grad(set_to_none=True)  # the captured backward writes fresh grads
-        logits = net(xw, cell_weights=net.cell_weights())
+        # α's training-loss gradient is dropped (as in engine.weight_step): not computed
+        logits = net(xw, cell_weights=[w.detach() for w in net.cell_weights()])
         loss = self.ctx.criterion(logits, yw)
         loss.backward()
         if self.ctx.settings.grad_clip is not None:
@@ -206,3 +207,88 @@ def graph_first_order_step(
     the graph's); the returned `step(xw, yw, xa, ya)` replays it. Model and optimizer state
     after capture equal the state before (warm-up is undone)."""
     return GraphedStep(ctx, xw, yw, xa, ya, warmup)
+
+
+class GraphedMultiSeedStep:
+    """`step(xw, yw, xa, ya) -> (train losses, valid losses)`: S seeds' first-order step
+    (search/multiseed.py, seeds stacked under vmap) captured as one CUDA graph.
+
+    The same constraints as `GraphedStep`: warm-up on a side stream, then every tensor the
+    step mutates is restored (state created by the warm-up zeroed = fresh for Adam and SGD
+    without dampening); Adam's step count on the device (`capturable`); re-capture when an
+    optimizer hyper-parameter (the epoch's lr) changes. Use fused or foreach optimizers
+    (`MultiSeedSearch(optimizer_impl=...)`): one kernel per update instead of one per tensor.
+    The losses are per seed and overwritten by the next replay; check them for finiteness.
+    """
+
+    def __init__(
+        self,
+        multi: Any,
+        xw: torch.Tensor,
+        yw: torch.Tensor,
+        xa: torch.Tensor,
+        ya: torch.Tensor,
+        warmup: int = 3,
+    ) -> None:
+        if xw.device.type != "cuda" or not torch.cuda.is_available():
+            raise GraphedStepError(f"CUDA graphs need CUDA tensors, got {xw.device}")
+        if any(g["dampening"] for g in multi.w_optimizer.param_groups):
+            raise GraphedStepError("SGD dampening != 0 is not supported (warm-up state reset)")
+        self.multi = multi
+        self.device = xw.device
+        self.static = [t.detach().clone() for t in (xw, yw, xa, ya)]
+        for group in multi.a_optimizer.param_groups:
+            group["capturable"] = True
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.out: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._hparams: list[tuple[float, ...]] = []
+        self._warm_up(warmup)
+        self._capture()
+
+    def _step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        xw, yw, xa, ya = self.static
+        return self.multi.step(xw, yw, xa, ya, check=False)
+
+    def _warm_up(self, steps: int) -> None:
+        saved = {k: v.detach().clone() for k, v in self.multi.state_tensors().items()}
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(max(steps, 1)):
+                self._step()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        with torch.no_grad():
+            for key, tensor in self.multi.state_tensors().items():
+                if key in saved:
+                    tensor.copy_(saved[key])
+                else:
+                    tensor.zero_()
+        torch.cuda.synchronize(self.device)
+
+    def _current_hparams(self) -> list[tuple[float, ...]]:
+        keys = ("lr", "weight_decay", "momentum")
+        groups = [*self.multi.w_optimizer.param_groups, *self.multi.a_optimizer.param_groups]
+        return [tuple(float(g.get(k, 0.0)) for k in keys) for g in groups]
+
+    def _capture(self) -> None:
+        self.graph = None
+        self.multi.w_optimizer.zero_grad(set_to_none=True)
+        self.multi.a_optimizer.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.out = self._step()
+        self.graph = graph
+        self._hparams = self._current_hparams()
+
+    def __call__(
+        self, xw: torch.Tensor, yw: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._current_hparams() != self._hparams:
+            self._capture()
+        for dst, src in zip(self.static, (xw, yw, xa, ya), strict=True):
+            if dst.shape != src.shape:
+                raise GraphedStepError(f"batch shape {tuple(src.shape)} != {tuple(dst.shape)}")
+            dst.copy_(src, non_blocking=True)
+        assert self.graph is not None and self.out is not None
+        self.graph.replay()
+        return self.out

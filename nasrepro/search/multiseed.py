@@ -66,8 +66,17 @@ class MultiSeedSearch:
     """S supernets stepped together: first-order bilevel DARTS, one optimizer pair for all."""
 
     def __init__(
-        self, nets: list[Supernet], settings: SearchSettings, criterion: nn.Module | None = None
+        self,
+        nets: list[Supernet],
+        settings: SearchSettings,
+        criterion: nn.Module | None = None,
+        optimizer_impl: str = "default",
     ) -> None:
+        """`optimizer_impl`: "default" (torch's choice), "foreach" (one kernel per op over all
+        tensors) or "fused" (one kernel per step; CUDA graphs need it or "foreach"). All
+        three are the same elementwise update."""
+        if optimizer_impl not in ("default", "foreach", "fused"):
+            raise ValueError(f"optimizer_impl: {optimizer_impl!r} (default, foreach, fused)")
         if settings.order != 1:
             raise ValueError("multi-seed search implements the first-order step only")
         self.settings = settings
@@ -84,18 +93,21 @@ class MultiSeedSearch:
         self.alpha_names = names
         self.weight_names = [n for n in self.params if n not in set(names)]
         s = settings
+        impl = {} if optimizer_impl == "default" else {optimizer_impl: True}
         self.w_optimizer = torch.optim.SGD(
             [self.params[n] for n in self.weight_names if self.params[n].requires_grad],
             lr=s.lr,
             momentum=s.momentum,
             nesterov=s.nesterov,
             weight_decay=s.weight_decay,
+            **impl,
         )
         self.a_optimizer = torch.optim.Adam(
             [self.params[n] for n in names],
             lr=s.arch_lr,
             betas=tuple(s.arch_betas),
             weight_decay=s.arch_weight_decay,
+            **impl,
         )
 
     def _losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,42 +124,76 @@ class MultiSeedSearch:
 
         return vmap(one)(self.params, self.buffers, x, y)
 
-    def arch_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Adam step on α from the validation batches; returns the per-seed losses."""
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Adam step on α from the validation batches; returns the per-seed losses.
+        `check=False` skips the finiteness check, the step's one host sync (CUDA graphs)."""
         self.a_optimizer.zero_grad(set_to_none=True)
         losses, _ = self._losses(x, y)
-        _check_finite(losses, "validation")
+        if check:
+            _check_finite(losses, "validation")
         alphas = [self.params[n] for n in self.alpha_names]
         for a, g in zip(alphas, torch.autograd.grad(losses.sum(), alphas), strict=True):
-            a.grad = g
+            a.grad = g.contiguous()  # fused optimizers misread strided grads (CPU, torch 2.13)
         self.a_optimizer.step()
         return losses.detach()
 
-    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, check: bool = True) -> torch.Tensor:
         """Clipped SGD step on the weights from the training batches; per-seed losses."""
         self.w_optimizer.zero_grad(set_to_none=True)
         losses, _ = self._losses(x, y)
-        _check_finite(losses, "training")
+        if check:
+            _check_finite(losses, "training")
         weights = [p for g in self.w_optimizer.param_groups for p in g["params"]]
         # Only the weights: α's gradient of the training loss is never used (the engine
         # computes and then drops it).
         for p, g in zip(weights, torch.autograd.grad(losses.sum(), weights), strict=True):
-            p.grad = g
+            p.grad = g.contiguous()  # (a linear layer's vmapped weight grad is strided)
         if self.settings.grad_clip is not None:
             _clip_per_seed(weights, self.settings.grad_clip)
         self.w_optimizer.step()
         return losses.detach()
 
     def step(
-        self, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor, y_a: torch.Tensor
-    ) -> None:
-        """One bilevel step in the settings' order (DARTS-1st on NB201: weights, then α)."""
+        self,
+        x_w: torch.Tensor,
+        y_w: torch.Tensor,
+        x_a: torch.Tensor,
+        y_a: torch.Tensor,
+        check: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One bilevel step in the settings' order (DARTS-1st on NB201: weights, then α);
+        returns the per-seed (training, validation) losses."""
         if self.settings.resolved_alpha_step() == "before_weights":
-            self.arch_step(x_a, y_a)
-            self.weight_step(x_w, y_w)
+            valid = self.arch_step(x_a, y_a, check)
+            train = self.weight_step(x_w, y_w, check)
         else:
-            self.weight_step(x_w, y_w)
-            self.arch_step(x_a, y_a)
+            train = self.weight_step(x_w, y_w, check)
+            valid = self.arch_step(x_a, y_a, check)
+        return train, valid
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-seed validation loss of a forward pass in eval mode (the reference's per-epoch
+        `valid_func`); no gradients, no BN statistics update."""
+        self.template.eval()
+        try:
+            losses, _ = self._losses(x, y)
+        finally:
+            self.template.train()
+        return losses
+
+    def state_tensors(self) -> dict[tuple[str, str], torch.Tensor]:
+        """Every tensor a step mutates (stacked weights, α, buffers, optimizer state), keyed
+        stably (optimizer state by optimizer, parameter position and state key)."""
+        out = {("param", n): p.data for n, p in self.params.items()}
+        out.update({("buffer", n): b for n, b in self.buffers.items()})
+        for name, opt in (("w", self.w_optimizer), ("a", self.a_optimizer)):
+            params = [p for g in opt.param_groups for p in g["params"]]
+            for i, p in enumerate(params):
+                for key, value in opt.state.get(p, {}).items():
+                    if isinstance(value, torch.Tensor):
+                        out[(name, f"{i}.{key}")] = value
+        return out
 
     def seed_state(self, s: int) -> dict[str, torch.Tensor]:
         """Seed s's parameters and buffers, keyed as the supernet's state_dict."""
@@ -249,5 +295,62 @@ def time_multiseed(
         "sequential_step_ms": round(seq_ms, 3),
         "sequential_images_per_s": round(images / (seq_ms / 1e3), 1),
         "speedup": round(seq_ms / multi_ms, 3),
+        "steps": steps,
+    }
+
+
+def time_packed(
+    space_args: dict[str, Any],
+    seeds: int,
+    batch: int,
+    image_size: int,
+    device: str | torch.device,
+    steps: int = 10,
+    warmup: int = 2,
+    graph: bool = True,
+    optimizer_impl: str = "fused",
+    num_classes: int = 10,
+) -> dict[str, Any]:
+    """S NB201 DARTS-1st seeds packed into one step (vmapped, `optimizer_impl` optimizers,
+    on CUDA with `graph` one CUDA graph): median ms of the step, of one packed eval-mode
+    forward (the per-epoch validation pass), and the seconds one (re-)capture takes (once
+    per epoch, when the lr changes)."""
+    import time
+
+    from nasrepro.timing import sync
+
+    dev = torch.device(device)
+    gen = torch.Generator().manual_seed(1234)
+    shape = (seeds, batch, 3, image_size, image_size)
+    xw, xa = (torch.randn(shape, generator=gen).to(dev) for _ in range(2))
+    yw, ya = (torch.randint(0, num_classes, (seeds, batch), generator=gen).to(dev) for _ in "ab")
+    nets = [n.to(dev) for n in build_nets("nb201", space_args, list(range(seeds)), num_classes)]
+    multi = MultiSeedSearch(nets, nb201_darts_settings(), optimizer_impl=optimizer_impl)
+    capture_s = None
+    if graph and dev.type == "cuda":
+        from nasrepro.search.graphed import GraphedMultiSeedStep
+
+        step_fn: Any = GraphedMultiSeedStep(multi, xw, yw, xa, ya)
+        sync(dev)
+        start = time.perf_counter()
+        step_fn._capture()  # what a new epoch's lr costs
+        sync(dev)
+        capture_s = time.perf_counter() - start
+    else:
+        step_fn = lambda *b: multi.step(*b, check=False)  # noqa: E731
+    step_ms = median_step_ms(lambda: step_fn(xw, yw, xa, ya), dev, steps, warmup)
+    eval_ms = median_step_ms(lambda: multi.evaluate(xa, ya), dev, steps, warmup)
+    return {
+        "seeds": seeds,
+        "batch": batch,
+        "image_size": image_size,
+        "space_args": dict(space_args),
+        "device": str(dev),
+        "graph": capture_s is not None,
+        "optimizer_impl": optimizer_impl,
+        "step_ms": round(step_ms, 3),
+        "eval_forward_ms": round(eval_ms, 3),
+        "capture_s": None if capture_s is None else round(capture_s, 3),
+        "images_per_s": round(seeds * batch / (step_ms / 1e3), 1),
         "steps": steps,
     }

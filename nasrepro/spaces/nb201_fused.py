@@ -150,11 +150,22 @@ def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _relu_conv_bn(x: torch.Tensor, ops: list[nn.Module]) -> torch.Tensor:
-    """ReLU-Conv-BN of every op in `ops` (1x1 ones first) on x, output channels concatenated."""
+    """ReLU-Conv-BN of every op in `ops` (1x1 ones first) on x, output channels concatenated.
+
+    On a GPU (launch-bound) the 1x1 kernels are zero-padded to 3x3 so one convolution does
+    all; on a CPU (compute-bound: the padding would cost 9x the 1x1 multiply-adds) the 1x1
+    and the 3x3 kernels run as two convolutions. Both are the plain ops' math: the padded
+    taps add exact zeros."""
     ones = [op[1].weight for op in ops if op[1].kernel_size == (1, 1)]
     threes = [op[1].weight for op in ops if op[1].kernel_size == (3, 3)]
-    weight = torch.cat([F.pad(_cat(ones), (1, 1, 1, 1)), _cat(threes)])
-    y = F.conv2d(F.relu(x), weight, None, 1, 1)
+    relu = F.relu(x)
+    if x.is_cuda or not ones or not threes:
+        weight = (
+            torch.cat([F.pad(_cat(ones), (1, 1, 1, 1)), _cat(threes)]) if ones else _cat(threes)
+        )
+        y = F.conv2d(relu, weight, None, 1, 1)
+    else:
+        y = torch.cat([F.conv2d(relu, _cat(ones)), F.conv2d(relu, _cat(threes), None, 1, 1)], 1)
     return _batch_norm(y, [op[2] for op in ops])
 
 
