@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -298,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-run the claims of DARTS performance-collapse papers.",
     )
     p.add_argument("--version", action="version", version=f"nasrepro {__version__}")
+    _verbosity_flags(p, 0)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a suite's experiments, record them, update its report")
@@ -403,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="benchmarks/results")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+    for command in sub.choices.values():  # -q/-v after the command too
+        _verbosity_flags(command, argparse.SUPPRESS)
     return p
 
 
@@ -410,8 +414,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM takes the same path as Ctrl-C: runs marked KILLED
 
 
+def _verbosity_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    g = parser.add_argument_group("output")
+    g.add_argument(
+        "-q", "--quiet", action="count", default=default, help="warnings and errors only"
+    )
+    g.add_argument("-v", "--verbose", action="count", default=default, help="also debug lines")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from nasrepro.progress import configure
+    from nasrepro.tracking import SOURCE_ENV
+
     args = build_parser().parse_args(argv)
+    configure((args.verbose or 0) - (args.quiet or 0))
+    # The MLflow source name of every run this command opens (workers inherit it).
+    command = ["nasrepro", *(sys.argv[1:] if argv is None else argv)]
+    os.environ[SOURCE_ENV] = " ".join(command)[:500]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     if getattr(args, "seeds", None) is not None and args.seeds < 1:

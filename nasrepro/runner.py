@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from nasrepro.executor import Executor, LocalExecutor
 from nasrepro.plan import Trial, expand
+from nasrepro.progress import emit
 from nasrepro.registry import recorded_hashes, write_record
 from nasrepro.suite import load_suite
 
@@ -17,7 +17,7 @@ Progress = Callable[[str], None]
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    emit(line)  # a timestamped line of the `nasrepro` logger (nasrepro/progress.py)
 
 
 class TrialFailed(RuntimeError):
@@ -83,6 +83,8 @@ class TrialJob:
     # searches whose methods allow it, else 1 (see search_processes).
     search_processes: int | None = None
     fast: bool = False  # fused NB201 mixed ops, CUDA graphs (execute_trial)
+    # Config hashes of the parent run's trials: the last of them to finish ends the parent.
+    siblings: tuple[str, ...] = ()
 
 
 def search_processes(job: TrialJob, progress: Progress = _stderr) -> int:
@@ -119,7 +121,7 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
     `TrialLocked` instead of training it twice.
     """
     from nasrepro.checkpoint import TrialLock, checkpoint_path, remove_checkpoints
-    from nasrepro.tracking import Tracker
+    from nasrepro.tracking import Tracker, finish_parent
     from nasrepro.trial import execute_trial
 
     t = job.trial
@@ -152,6 +154,7 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
             except BaseException:
                 tracker.end_run(record["mlflow"]["run_id"], "FAILED")
                 raise
+            finish_parent(tracker, job.parent_run_id, job.siblings)
         remove_checkpoints(ckpt)
     return path
 
@@ -219,7 +222,7 @@ def run_suite(
     Trials are idempotent by config hash: one already recorded (same suite file, same
     resolved config and seed) is skipped unless `rerun`, which adds another record.
     """
-    from nasrepro.tracking import Tracker, flatten
+    from nasrepro.tracking import Tracker, claim_metrics, finish_parent, flatten, parent_run_name
 
     suite = load_suite(suite_path)
     trials = expand(suite, suite_path, budget, experiments, seeds)
@@ -250,7 +253,7 @@ def run_suite(
         else:
             parent = tracker.start_run(
                 exp_id,
-                f"{experiment}@{budget}",
+                parent_run_name(experiment, budget),
                 {
                     "suite": suite.suite,
                     "experiment": experiment,
@@ -263,6 +266,8 @@ def run_suite(
                 },
             )
             tracker.log_params(parent, flatten(first.config))
+            claims = [c for c in suite.claims if c.experiment == experiment]
+            tracker.log_metrics(parent, claim_metrics(claims), 0)
         summary.run_ids.append(parent)
         jobs = [
             TrialJob(
@@ -277,6 +282,7 @@ def run_suite(
                 rerun,
                 search_processes,
                 fast,
+                tuple(t.config_hash for t in group),
             )
             for t in group
         ]
@@ -293,7 +299,8 @@ def run_suite(
         mine = [o for o in outcomes if o.job in jobs]
         errors = [o.error for o in mine if o.error is not None]
         summary.records.extend(o.path for o in mine if o.path is not None)
-        tracker.end_run(parent, "FAILED" if errors or len(mine) < len(jobs) else "FINISHED")
+        incomplete = errors or len(mine) < len(jobs)
+        finish_parent(tracker, parent, jobs[0].siblings, "FAILED" if incomplete else "FINISHED")
         if errors:
             failed.append(f"{suite_path}: experiments.{experiment}: {errors[0]}")
     if failed:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from nasrepro.progress import emit
 from nasrepro.tracking import Tracker  # stdlib-only at import; mlflow loads in Tracker()
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ _SUPERNET_FIXED = ("self", "num_classes", "in_channels")
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    emit(line)  # a timestamped line of the `nasrepro` logger (nasrepro/progress.py)
 
 
 class TuneFailed(RuntimeError):
@@ -639,7 +640,7 @@ def tune_experiment(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             ostudy.sampler = optuna.samplers.TPESampler(multivariate=True, seed=s_seed)
 
-        tracker = Tracker(tracking_uri)
+        tracker = Tracker(tracking_uri, kind="tuning")
         exp_id = tracker.experiment_id(suite.suite)
         parent = tracker.start_run(
             exp_id,
@@ -650,7 +651,8 @@ def tune_experiment(
                 "budget": budget,
                 "study": study_name,
                 "storage": shown_storage,
-                "nasrepro.kind": "tune",
+                "nasrepro.kind": "tuning",
+                "tune.role": "study",
                 "objective": objective,
                 "direction": direction,
                 "method": "+".join(base.config["methods"]) or "darts",
@@ -685,7 +687,8 @@ def tune_experiment(
             run_tracker = _TrialTracker(
                 tracker,
                 {
-                    "nasrepro.kind": "tune-trial",
+                    "nasrepro.kind": "tuning",
+                    "tune.role": "trial",
                     "optuna.study": study_name,
                     "optuna.trial_number": str(ot.number),
                 },

@@ -51,6 +51,7 @@ from nasrepro.distributed import (
     sync_batch_norm,
 )
 from nasrepro.evaluate.nb201 import LookupResult
+from nasrepro.progress import Bar
 from nasrepro.search.engine import rng_state, set_rng_state
 
 # --------------------------------------------------------------------------- options
@@ -685,6 +686,7 @@ class RetrainEvaluator:
                 )
             ddp.barrier()
 
+        bar = Bar(f"retrain {ds}", (epochs - first) * steps_per_epoch)
         for epoch in range(first, epochs):
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
@@ -692,7 +694,7 @@ class RetrainEvaluator:
             sampler.set_epoch(epoch)
             trained.train()
             tot_loss, correct, seen = 0.0, 0, 0
-            for step, (x, y) in enumerate(train_loader):
+            for step, (x, y) in enumerate(bar.iterate(train_loader)):
                 if step >= steps_per_epoch:
                     break
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -737,6 +739,7 @@ class RetrainEvaluator:
                 )
             if epoch + 1 < epochs:
                 save(False, {})
+        bar.close()
         assert last_test is not None  # the last epoch always evaluates
         values = {
             "test_acc": last_test["acc"],

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from nasrepro.executor.base import JobOutcome, Progress, run_safely
+from nasrepro.progress import emit
 
 if TYPE_CHECKING:
     from nasrepro.runner import TrialJob
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    emit(line)  # a timestamped line of the `nasrepro` logger (nasrepro/progress.py)
 
 
 def _worker(job: TrialJob) -> JobOutcome:

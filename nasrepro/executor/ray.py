@@ -7,18 +7,18 @@ name a tracking server and the registry a shared filesystem (README: "Scaling ou
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nasrepro.executor.base import JobOutcome, Progress, run_safely
+from nasrepro.progress import emit
 
 if TYPE_CHECKING:
     from nasrepro.runner import TrialJob
 
 
 def _remote_body(job: TrialJob) -> JobOutcome:
-    return run_safely(job, lambda line: print(line, file=sys.stderr, flush=True))
+    return run_safely(job, emit)
 
 
 @dataclass
