@@ -50,9 +50,17 @@ _lock = threading.Lock()
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A stream handler that clears the terminal bar before a line and redraws it after."""
+    """A stream handler that clears the terminal bar before a line and redraws it after.
+    Without a fixed stream it writes to whatever `sys.stderr` is at the time (pytest
+    swaps it per test; a handler holding an old one would write to a closed file)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream if stream is not None else sys.stderr)
+        self.fixed = stream is not None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not self.fixed:
+            self.stream = sys.stderr
         with _lock:
             bar = _bars[-1] if _bars and _bars[-1].tty else None
             if bar is not None:
@@ -78,7 +86,7 @@ def configure(verbosity: int = 0, stream: TextIO | None = None) -> None:
 
 
 def _install(level: int, stream: TextIO | None = None) -> None:
-    handler = _Handler(stream if stream is not None else sys.stderr)
+    handler = _Handler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", DATEFMT))
     LOGGER.handlers = [handler]
     LOGGER.setLevel(level)

@@ -21,7 +21,12 @@ def _stderr(line: str) -> None:
 
 
 class TrialFailed(RuntimeError):
-    """A trial raised; its MLflow runs are marked FAILED and nothing is recorded."""
+    """A trial raised; its MLflow runs are marked FAILED and nothing is recorded.
+    `summary` holds what the run did before (records of the trials that finished),
+    `failed` the number of failed trials."""
+
+    summary: RunSummary | None = None
+    failed: int = 0
 
 
 @dataclass
@@ -295,15 +300,19 @@ def run_suite(
             tracker.end_run(parent, "KILLED")
         raise
     failed: list[str] = []
+    n_failed = 0
     for experiment, parent, jobs in groups:
         mine = [o for o in outcomes if o.job in jobs]
         errors = [o.error for o in mine if o.error is not None]
         summary.records.extend(o.path for o in mine if o.path is not None)
         incomplete = errors or len(mine) < len(jobs)
         finish_parent(tracker, parent, jobs[0].siblings, "FAILED" if incomplete else "FINISHED")
+        n_failed += len(errors)
         if errors:
             failed.append(f"{suite_path}: experiments.{experiment}: {errors[0]}")
     if failed:
         more = f" (and {len(failed) - 1} more experiment(s))" if len(failed) > 1 else ""
-        raise TrialFailed(failed[0] + more)
+        error = TrialFailed(failed[0] + more)
+        error.summary, error.failed = summary, n_failed
+        raise error
     return summary

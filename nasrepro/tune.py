@@ -919,8 +919,8 @@ def add_tune_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
             "Writes a suggested override under suites/tuned/; writes no registry records."
         ),
     )
-    t.add_argument("suite")
-    t.add_argument("--experiment", required=True, metavar="ID")
+    t.add_argument("suite", help="suite file, e.g. suites/lambda_darts.yaml")
+    t.add_argument("--experiment", required=True, metavar="ID", help="the experiment to tune")
     t.add_argument(
         "--param",
         action="append",
@@ -929,7 +929,13 @@ def add_tune_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         help="PATH=KIND(ARGS), e.g. darts_minus.beta0=uniform(0,2) (repeatable)",
     )
     t.add_argument("--trials", type=int, required=True, metavar="N", help="trials to add")
-    t.add_argument("--budget", choices=BUDGETS, default="smoke")
+    t.add_argument(
+        "--budget",
+        choices=BUDGETS,
+        default="smoke",
+        help="budget of every trial (default: smoke, unlike `run`'s full: a study runs many "
+        "trials, so check the set-up at smoke, then tune at reduced or full)",
+    )
     t.add_argument("--storage", help="Optuna storage URL (default: sqlite:///./optuna.db)")
     t.add_argument("--study", help="study name (default: <suite>-<experiment>-<budget>)")
     t.add_argument(
@@ -937,7 +943,12 @@ def add_tune_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     )
     t.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
     t.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
-    t.add_argument("--objective", choices=tuple(OBJECTIVES), default="valid_acc")
+    t.add_argument(
+        "--objective",
+        choices=tuple(OBJECTIVES),
+        default="valid_acc",
+        help="the supernet's final-epoch validation metric to optimise",
+    )
     t.add_argument("--seed", type=int, default=0, help="search seed of every trial")
     t.add_argument("--sampler-seed", type=int, help="default: seed + trials already in study")
     t.add_argument("--out", default=DEFAULT_OUT, help="folder of the suggested override")

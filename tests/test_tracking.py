@@ -142,7 +142,7 @@ def test_parent_ends_with_its_last_child(store):
     assert run.data.metrics["std.final.c10.test_acc"] == pytest.approx(math.sqrt(4.5))
 
 
-def test_smoke_run_tracks_named_tagged_runs_beside_the_store(tmp_path, monkeypatch):
+def test_smoke_run_tracks_named_tagged_runs_beside_the_store(tmp_path, monkeypatch, capsys):
     """The main job's conventions end to end: the store elsewhere than the working
     directory, artifacts beside it; names, kind/source tags, parent statistics and claims."""
     work, store = tmp_path / "work", tmp_path / "store"
@@ -152,8 +152,31 @@ def test_smoke_run_tracks_named_tagged_runs_beside_the_store(tmp_path, monkeypat
     uri = f"sqlite:///{store / 'mlflow.db'}"
     store.mkdir()
     argv = ["run", "t.yaml", "--budget", "smoke", "--device", "cpu", "--tracking-uri", uri]
-    assert main(argv) == 0
+    assert main([*argv, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["trials"] == {"run": 2, "skipped": 0, "failed": 0}
+    assert len(summary["records"]) == 2 and summary["mlflow"]["tracking_uri"] == uri
+    assert summary["verdicts"] == [
+        {
+            "suite": "tracktest",
+            "claims": 1,
+            "reproduced": 0,
+            "not_reproduced": 0,
+            "inconclusive": 0,
+            "not_run": 0,
+            "other_budget": 1,
+        }
+    ]
+    assert main([*argv, "--json"]) == 0  # everything recorded: nothing runs
+    assert json.loads(capsys.readouterr().out)["trials"] == {"run": 0, "skipped": 2, "failed": 0}
     assert not (work / "mlruns").exists()
+
+    from nasrepro.api import load_registry
+
+    df = load_registry("registry")
+    assert sorted(df["seed"]) == [0, 1] and set(df["budget"]) == {"smoke"}
+    assert sorted(df["path"]) == sorted(summary["records"])
+    assert df["cifar10.test_acc"].between(0, 100).all()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
