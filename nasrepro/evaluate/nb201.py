@@ -7,7 +7,7 @@ Two evaluators, both returning a `LookupResult` that records where every number 
   returned by it, only listed in ``source["unavailable"]``.
 - ``nb201-api``: a full benchmark file (NAS-Bench-201 ``.pth`` or NATS-Bench ``tss``) read
   through the official APIs, with ``hp="200"`` and ``is_random=False`` (mean over seeds), as
-  the papers report (FIDELITY.md, "NAS-Bench-201 lookups"). The file is checksummed before it
+  the papers report (docs/fidelity.md, "NAS-Bench-201 lookups"). The file is checksummed before it
   is unpickled, because unpickling runs code.
 """
 
@@ -51,7 +51,7 @@ KNOWN_RELEASES: dict[str, str] = {
 KNOWN_ARCHIVE_DIRS = ("NATS-tss-v1_0-3ffb9-full", "NATS-tss-v1_0-3ffb9-simple")
 _NATS_EXT = ".pickle.pbz2"
 
-# (our dataset, metric) -> (benchmark dataset key, get_more_info field), FIDELITY.md:
+# (our dataset, metric) -> (benchmark dataset key, get_more_info field), docs/fidelity.md:
 # cifar10 "test" is trained on train+valid and tested on the original test set; its valid
 # accuracy comes from the `cifar10-valid` run. CIFAR-100 / ImageNet16-120 valid and test are
 # the two halves of the original test set.

@@ -281,7 +281,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Mapping[str, Any])
     `create_scheduler_v2`; `linear` is PC-DARTS' schedule as a timm `Scheduler`. timm's
     `poly` with warm-up is not that schedule (it warms from warmup_lr, not lr/5, and decays
     over all epochs without PC-DARTS' last-5-epoch tail), so it is not used."""
-    ensure_torchvision()  # timm imports torchvision (STACK.md)
+    ensure_torchvision()  # timm imports torchvision (docs/stack.md)
     from timm.scheduler import create_scheduler_v2
     from timm.scheduler.scheduler import Scheduler
 

@@ -1,7 +1,7 @@
 """DARTS-PT: perturbation-based architecture selection, and its PT-Mag ablation.
 
 Wang et al., "Rethinking Architecture Selection in Differentiable NAS", ICLR 2021
-(/work/shared/papers/002: Algorithm 1, Algorithm 2 of A.3 with the topology phase, §6.2
+(suites/darts_pt.yaml; paper: Algorithm 1, Algorithm 2 of A.3 with the topology phase, §6.2
 PT-Mag). Read off ruocwang/darts-pt: nasbench201/projection.py and
 search_model_darts_proj.py (NB201), sota/cnn/projection.py and model_search_darts_proj.py
 (DARTS space).
