@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from nasrepro.progress import emit
+from nasrepro.progress import Bar, emit
 from nasrepro.tracking import Tracker  # stdlib-only at import; mlflow loads in Tracker()
 
 if TYPE_CHECKING:
@@ -747,8 +747,15 @@ def tune_experiment(
             progress(f"{label} trial {ot.number}: {objective} {value:.4g} [{shown}]")
             return value  # NaN (no α step in the last epoch) makes Optuna fail the trial
 
+        study_bar = Bar(f"{label} study", trials, "trial")  # rate and ETA over the trials
         try:
-            ostudy.optimize(run_one, n_trials=trials, catch=(SearchDiverged,))
+            with study_bar:
+                ostudy.optimize(
+                    run_one,
+                    n_trials=trials,
+                    catch=(SearchDiverged,),
+                    callbacks=[lambda _study, _trial: study_bar.update()],
+                )
         except KeyboardInterrupt:
             tracker.end_run(parent, "KILLED")
             raise
