@@ -582,10 +582,10 @@ class _Selector:
 
     def _bar(self, what: str, evaluations: int) -> Bar:
         """Progress of one perturbation decision: `evaluations` held-out passes."""
-        assert self.batches is not None
+        per_pass = self.batches.num_batches if self.batches is not None else None
         return Bar(
             f"PT decision {len(self.decisions) + 1} ({what})",
-            evaluations * self.batches.num_batches,
+            None if per_pass is None else evaluations * per_pass,
             "batch",
         )
 
