@@ -284,7 +284,7 @@ def build_retrain_step(case: BenchCase, switch: str, device: torch.device, seed:
     evaluate/retrain.py runs it: forward, loss + 0.4·aux loss, backward, clip 5, SGD."""
     from nasrepro._compat import ensure_torchvision
 
-    ensure_torchvision()  # before timm, which imports torchvision (STACK.md)
+    ensure_torchvision()  # before timm, which imports torchvision (docs/stack.md)
     import timm
 
     import nasrepro.nets.darts_eval  # noqa: F401  (registers the timm models)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from nasrepro import __version__
+from nasrepro.registry import default_registry
 
 DEFAULT_SUITES = "suites"
 
@@ -61,19 +63,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro._compat import ensure_torchvision
 
     ensure_torchvision()
+    from nasrepro.api import run_summary
     from nasrepro.datasets.base import DatasetNotFound
     from nasrepro.evaluate.nb201 import Nb201FileError
     from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
 
+    summaries = []
+    paths = [Path(p) for p in args.suites]
     for path in args.suites:
         try:
             experiments = args.experiment
             if args.artifacts:
                 experiments = _artifact_experiments(path, args.experiment)
                 if not experiments:
-                    print(f"{path}: no artifact experiments; nothing to run")
+                    if not args.json:
+                        print(f"{path}: no artifact experiments; nothing to run")
                     continue
             summary = run_suite(
                 path,
@@ -97,7 +103,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         except (DatasetNotFound, Nb201FileError, ValueError) as exc:
             return _fail(f"{path}: {exc}")
         except TrialFailed as exc:
+            if args.json:
+                done = [*summaries, exc.summary] if exc.summary else summaries
+                print(json.dumps(run_summary(done, [], exc.failed, str(exc)), indent=2))
             return _fail(str(exc), 1)
+        summaries.append(summary)
+        if args.json:
+            continue
         print(
             f"MLflow runs:       {summary.tracking_uri} (experiment id {summary.experiment_id}, "
             f"{len(summary.run_ids)} parent run(s)); view with `mlflow ui --backend-store-uri "
@@ -113,14 +125,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         for record in summary.records:
             print(f"  {record}")
-    paths = [Path(p) for p in args.suites]
+    rows = summary_table(paths, Path(args.registry))
     if args.out:
         # Only when asked: committed pages under reports/ stay as `nasrepro report` made them.
         build_report(paths, Path(args.registry), Path(args.out))
+    if args.json:
+        print(json.dumps(run_summary(summaries, rows), indent=2))
+        return 0
+    if args.out:
         print(f"Report:            {Path(args.out)} (index {Path(args.out) / 'index.md'})")
     else:
         print("Report:            not written (--out DIR writes pages; `nasrepro report` rebuilds)")
-    print(format_summary(summary_table(paths, Path(args.registry))))
+    print(format_summary(rows))
     return 0
 
 
@@ -197,75 +213,113 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from nasrepro import catalog
+LIST_TITLES = {
+    "space": "Spaces",
+    "op": "Ops",
+    "method": "Methods",
+    "selector": "Selectors",
+    "dataset": "Datasets",
+    "evaluator": "Evaluators",
+    "genotype": "Named genotypes (nasrepro info --genotype NAME)",
+}
 
-    titles = {
-        "space": "Spaces",
-        "op": "Ops",
-        "method": "Methods",
-        "selector": "Selectors",
-        "dataset": "Datasets",
-        "evaluator": "Evaluators",
-    }
-    out = {kind: catalog.describe(kind) for kind in titles}
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from nasrepro import api
+
+    if args.suite:
+        return _list_suite(args.suite, args.json)
+    out = api.catalog()
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    for kind, title in titles.items():
+    for kind, title in LIST_TITLES.items():
         print(f"{title}:")
         for name, doc in out[kind].items():
             print(f"  {name:<22} {doc}")
     return 0
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    from nasrepro.complexity import count_flops, count_params
-    from nasrepro.spaces import build_space
+def _list_suite(path: str, as_json: bool) -> int:
+    from tabulate import tabulate
+
+    from nasrepro import api
+    from nasrepro.suite import SuiteError
 
     try:
-        space = build_space(args.space)
-    except KeyError as exc:
-        return _fail(f"--space: {exc.args[0]}")
-    size = {"nb201": 32}.get(args.space, 32) if args.image_size is None else args.image_size
-    if args.net:
-        if args.space != "darts" or not args.genotype:
-            return _fail("--net: evaluation networks are for --space darts with --genotype")
-        from nasrepro.nets.darts_eval import eval_net_info
-
-        try:
-            info = eval_net_info(args.genotype, args.net, args.num_classes, args.image_size)
-        except (KeyError, ValueError) as exc:
-            return _fail(f"--genotype: {exc}")
-        print(
-            json.dumps(info)
-            if args.json
-            else f"darts {args.net} network of {args.genotype}: {info['params']:,} parameters "
-            f"(auxiliary head excluded), {info['flops']:,} FLOPs per image"
-        )
+        rows = api.suite_overview(path)
+        suite = api.load(path)
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(rows, indent=2))
         return 0
-    if args.genotype:
-        try:
-            genotype = space.parse_genotype(args.genotype)
-        except ValueError as exc:
-            return _fail(f"--genotype: {exc}")
-        net = space.build_network(genotype, args.num_classes)
-        arch = 0
-        params = count_params(net)
-    else:
-        net = space.build_supernet(args.num_classes)
-        arch = sum(p.numel() for p in net.arch_parameters())
-        params = count_params(net, exclude=tuple(net.arch_parameters()))
-    flops = count_flops(net, (3, size, size))
-    info = {"params": params, "arch_params": arch, "flops": flops}
+    budgets = ["full", *(b for b in ("reduced", "smoke") if b in suite.budgets)]
+    table = [
+        [
+            r["experiment"],
+            r["space"],
+            r["dataset"],
+            "+".join(r["methods"]),
+            r["selector"],
+            r["evaluator"],
+            *(("-" if r["pending"] else r["seeds"][b]) for b in budgets),
+            r["claims"],
+            "pending: " + r["pending"][:60] if r["pending"] else "",
+        ]
+        for r in rows
+    ]
+    headers = ["experiment", "space", "data", "methods", "selector", "evaluator"]
+    headers += [f"seeds@{b}" for b in budgets] + ["claims", "note"]
+    print(tabulate(table, headers=headers, disable_numparse=True))
+    runnable = sum(1 for r in rows if not r["pending"])
+    linked = sum(r["claims"] for r in rows)
+    print(
+        f"{suite.suite}: {len(rows)} experiments ({runnable} runnable), budgets "
+        f"{', '.join(budgets)}; {len(suite.claims)} claims, {linked} tied to an experiment"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from nasrepro import api
+    from nasrepro.suite import SuiteError
+
+    try:
+        info = api.network_info(
+            space=args.space,
+            genotype=args.genotype,
+            net=args.net,
+            num_classes=args.num_classes,
+            image_size=args.image_size,
+            suite=args.suite,
+            experiment=args.experiment,
+            budget=args.budget,
+        )
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        return _fail(str(exc))
     if args.json:
         print(json.dumps(info))
-    else:
-        what = f"genotype {args.genotype}" if args.genotype else "supernet"
-        print(f"{args.space} {what} ({args.num_classes} classes, {size}x{size} input):")
-        print(f"  params       {params:,} ({params / 1e6:.3f} M)")
-        print(f"  arch params  {arch:,}")
-        print(f"  FLOPs        {flops:,} ({flops / 1e6:.2f} M multiply-adds per image)")
+        return 0
+    what = f"genotype {info['genotype']}" if info.get("genotype") else info["space"]
+    print(
+        f"{info['network']}: {what} ({info['num_classes']} classes, "
+        f"{info['image_size']}x{info['image_size']} input)"
+    )
+    if "space_args" in info:
+        print(f"  space args   {info['space_args']}  (search dataset {info['dataset']})")
+    params = info["params"]
+    note = " (auxiliary head excluded)" if "evaluation" in info["network"] else ""
+    print(f"  params       {params:,} ({params / 1e6:.3f} M){note}")
+    print(f"  arch params  {info['arch_params']:,}")
+    print(f"  FLOPs        {info['flops']:,} ({info['flops'] / 1e6:.2f} M multiply-adds per image)")
+    if info["network"] == api.SEARCH_DISCRETE:
+        print("  (the supernet's cells and channels; `--net cifar|imagenet` gives the evaluation")
+        print("   network the papers report)")
     return 0
 
 
@@ -354,33 +408,71 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default unless it is None/False or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nasrepro",
         description="Re-run the claims of DARTS performance-collapse papers.",
+        epilog="`nasrepro COMMAND --help` documents each command. Environment: "
+        "MLFLOW_TRACKING_URI, NASREPRO_REGISTRY, NASREPRO_DATA_ROOT, NASREPRO_NB201_FILE, "
+        "NASREPRO_PROGRESS_INTERVAL (seconds between progress lines in logs, default 5).",
     )
     p.add_argument("--version", action="version", version=f"nasrepro {__version__}")
+    _verbosity_flags(p, 0)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    registry = str(default_registry())
 
     r = sub.add_parser("run", help="run suites' experiments and record them")
-    r.add_argument("suites", nargs="+", metavar="SUITE")
+    r.add_argument(
+        "suites", nargs="+", metavar="SUITE", help="suite files, e.g. suites/lambda_darts.yaml"
+    )
     r.add_argument(
         "--artifacts",
         action="store_true",
         help="only the experiments that score a published cell (params/FLOPs, NB201 lookups): "
         "seconds on a CPU",
     )
-    r.add_argument("--budget", choices=("full", "reduced", "smoke"), default="full")
     r.add_argument(
-        "--experiment", action="append", metavar="ID", help="only this experiment (repeatable)"
+        "--budget",
+        choices=("full", "reduced", "smoke"),
+        default="full",
+        help="full: the paper's settings (the only budget that judges claims); reduced and "
+        "smoke: the suite's declared overrides (`nasrepro list SUITE` shows the seeds)",
     )
-    r.add_argument("--seeds", type=int, metavar="N", help="number of seeds (overrides suite)")
     r.add_argument(
-        "--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)"
+        "--experiment",
+        action="append",
+        metavar="ID",
+        help="only this experiment (repeatable; default: every runnable one)",
     )
-    r.add_argument("--registry", default="registry", help="registry directory")
+    r.add_argument(
+        "--seeds", type=int, metavar="N", help="number of seeds (default: the suite's, per budget)"
+    )
+    r.add_argument(
+        "--tracking-uri",
+        help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db; with SQLite, "
+        "artifacts go to mlruns/ beside the database)",
+    )
+    r.add_argument(
+        "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
+    )
     r.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
     r.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print a machine-readable summary on stdout (trials run/skipped/failed, records, "
+        "MLflow ids, verdict counts) instead of the text summary",
+    )
     r.add_argument(
         "--download",
         action="store_true",
@@ -428,13 +520,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="validate suite files")
-    v.add_argument("suites", nargs="+")
+    v.add_argument("suites", nargs="+", help="suite files")
     v.set_defaults(func=cmd_validate)
 
     rep = sub.add_parser("report", help="claimed vs reproduced, from suites + registry")
     rep.add_argument("suites", nargs="*", help=f"default: {DEFAULT_SUITES}/*.yaml")
-    rep.add_argument("--registry", default="registry")
-    rep.add_argument("--out", default="reports")
+    rep.add_argument(
+        "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
+    )
+    rep.add_argument("--out", default="reports", help="report directory")
     mode = rep.add_mutually_exclusive_group()
     mode.add_argument(
         "--json", action="store_true", help="print every claim and verdict as JSON; write nothing"
@@ -454,27 +548,63 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument(
         "--experiment", action="append", metavar="ID", help="only this experiment (repeatable)"
     )
-    pl.add_argument("--device", default="h200", help="step times of this device (default h200)")
-    pl.add_argument("--registry", default="registry")
-    pl.add_argument("--json", action="store_true")
+    pl.add_argument("--device", default="h200", help="step times of this device")
+    pl.add_argument(
+        "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
+    )
+    pl.add_argument("--json", action="store_true", help="print JSON")
     pl.set_defaults(func=cmd_plan)
 
-    ls = sub.add_parser("list", help="spaces, ops, methods, selectors, datasets, evaluators")
-    ls.add_argument("--json", action="store_true")
+    ls = sub.add_parser(
+        "list",
+        help="spaces, ops, methods, selectors, datasets, evaluators, named genotypes; "
+        "or a suite's experiments",
+    )
+    ls.add_argument(
+        "suite",
+        nargs="?",
+        help="a suite file: its experiments, seeds per budget and claim counts",
+    )
+    ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(func=cmd_list)
 
-    i = sub.add_parser("info", help="parameters and FLOPs of a supernet or a genotype's network")
-    i.add_argument("--space", required=True)
-    i.add_argument("--genotype", help="genotype string (e.g. an NB201 arch string)")
-    i.add_argument("--num-classes", type=int, default=10)
-    i.add_argument("--image-size", type=int)
+    i = sub.add_parser(
+        "info",
+        help="parameters and FLOPs of a supernet, a genotype's network or an experiment's "
+        "supernet, saying which network was measured",
+    )
+    i.add_argument("--space", help="search space (`nasrepro list`); not needed for a named cell")
+    i.add_argument(
+        "--genotype",
+        help="an NB201 arch string, a DARTS Genotype(...) string, or a named DARTS cell "
+        "(e.g. DARTS_V2; `nasrepro list` names them)",
+    )
     i.add_argument(
         "--net",
-        choices=("cifar", "imagenet"),
-        help="the evaluation network (20 cells/36 ch, or 14/48 ImageNet) of a "
-        "DARTS-space genotype, named (e.g. DARTS_V2) or as a Genotype(...) string",
+        choices=("cifar", "imagenet", "search"),
+        help="cifar / imagenet: the DARTS evaluation network (20 cells, 36 channels / 14, 48) "
+        "- the default for a named cell; search: the search-sized discrete network (the "
+        "supernet's cells and channels) - the default for --space with a genotype string",
     )
-    i.add_argument("--json", action="store_true")
+    i.add_argument(
+        "--num-classes",
+        type=int,
+        help="classifier width (default: 1000 for --net imagenet, else 10)",
+    )
+    i.add_argument(
+        "--image-size",
+        type=int,
+        help="input size (default: 32; 224 for --net imagenet)",
+    )
+    i.add_argument("--suite", help="with --experiment: the supernet as that experiment builds it")
+    i.add_argument("--experiment", metavar="ID", help="an experiment of --suite")
+    i.add_argument(
+        "--budget",
+        choices=("full", "reduced", "smoke"),
+        default="full",
+        help="budget of --suite/--experiment (smoke and reduced shrink the supernet)",
+    )
+    i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_info)
     from nasrepro.tune import add_tune_parser
 
@@ -482,17 +612,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="time one bilevel search step per method and switch")
     b.add_argument("--quick", action="store_true", help="tiny supernet, for CPU/CI")
-    b.add_argument("--device", choices=("cpu", "cuda"))
+    b.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
     b.add_argument(
         "--switch",
         action="append",
         help="plain, channels_last, compile, fused, cudagraph, fused+cudagraph, "
-        "compile+fused, bf16",
+        "compile+fused, bf16 (repeatable; default: all, compile only on CUDA)",
     )
     b.add_argument("--steps", type=int, help="timed steps per case")
-    b.add_argument("--out", default="benchmarks/results")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--out", default="benchmarks/results", help="folder of the results file")
+    b.add_argument("--json", action="store_true", help="print JSON")
     b.set_defaults(func=cmd_bench)
+    for command in sub.choices.values():
+        command.formatter_class = _HelpFormatter  # defaults in --help
+        _verbosity_flags(command, argparse.SUPPRESS)  # -q/-v after the command too
     return p
 
 
@@ -500,8 +633,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM takes the same path as Ctrl-C: runs marked KILLED
 
 
+def _verbosity_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    g = parser.add_argument_group("output")
+    g.add_argument(
+        "-q", "--quiet", action="count", default=default, help="warnings and errors only"
+    )
+    g.add_argument("-v", "--verbose", action="count", default=default, help="also debug lines")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from nasrepro.progress import configure
+    from nasrepro.tracking import SOURCE_ENV
+
     args = build_parser().parse_args(argv)
+    configure((args.verbose or 0) - (args.quiet or 0))
+    # The MLflow source name of every run this command opens (workers inherit it).
+    command = ["nasrepro", *(sys.argv[1:] if argv is None else argv)]
+    os.environ[SOURCE_ENV] = " ".join(command)[:500]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     if getattr(args, "seeds", None) is not None and args.seeds < 1:

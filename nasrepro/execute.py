@@ -3,18 +3,18 @@ process, as a Ray task), below both the runner and the executors."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from nasrepro.jobs import TrialJob
+from nasrepro.progress import emit
 from nasrepro.registry import find_trial, write_record
 
 Progress = Callable[[str], None]
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    emit(line)  # a timestamped line of the `nasrepro` logger (nasrepro/progress.py)
 
 
 def search_processes(job: TrialJob, progress: Progress = _stderr) -> int:
@@ -53,7 +53,7 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
     `TrialLocked` instead of training it twice.
     """
     from nasrepro.checkpoint import TrialLock, checkpoint_path, remove_checkpoints
-    from nasrepro.tracking import Tracker
+    from nasrepro.tracking import Tracker, finish_parent
     from nasrepro.trial import execute_trial
 
     t = job.trial
@@ -84,6 +84,7 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
             except BaseException:
                 tracker.end_run(record["mlflow"]["run_id"], "FAILED")
                 raise
+            finish_parent(tracker, job.parent_run_id, job.siblings)
         remove_checkpoints(ckpt)
     return path
 

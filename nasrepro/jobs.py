@@ -91,6 +91,8 @@ class TrialJob:
     # searches whose methods allow it, else 1 (see execute.search_processes).
     search_processes: int | None = None
     fast: bool = False  # fused NB201 mixed ops, CUDA graphs (execute_trial)
+    # Config hashes of the parent run's trials: the last of them to finish ends the parent.
+    siblings: tuple[str, ...] = ()
 
 
 def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -12,6 +11,7 @@ from nasrepro.execute import run_job, search_processes
 from nasrepro.executor import Executor, LocalExecutor
 from nasrepro.jobs import TrialJob
 from nasrepro.plan import Trial, expand
+from nasrepro.progress import emit
 from nasrepro.registry import current_trials, scan_registry
 from nasrepro.suite import load_suite
 
@@ -29,11 +29,16 @@ Progress = Callable[[str], None]
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    emit(line)  # a timestamped line of the `nasrepro` logger (nasrepro/progress.py)
 
 
 class TrialFailed(RuntimeError):
-    """A trial raised; its MLflow runs are marked FAILED and nothing is recorded."""
+    """A trial raised; its MLflow runs are marked FAILED and nothing is recorded.
+    `summary` holds what the run did before (records of the trials that finished),
+    `failed` the number of failed trials."""
+
+    summary: RunSummary | None = None
+    failed: int = 0
 
 
 @dataclass
@@ -136,7 +141,7 @@ def run_suite(
     which adds another record. Experiments of the suite that resolve to the same trial run
     it once.
     """
-    from nasrepro.tracking import Tracker, flatten
+    from nasrepro.tracking import Tracker, claim_metrics, finish_parent, flatten, parent_run_name
 
     suite = load_suite(suite_path)
     trials = unique_trials(expand(suite, suite_path, budget, experiments, seeds), progress)
@@ -172,7 +177,7 @@ def run_suite(
         else:
             parent = tracker.start_run(
                 exp_id,
-                f"{experiment}@{budget}",
+                parent_run_name(experiment, budget),
                 {
                     "suite": suite.suite,
                     "experiment": experiment,
@@ -185,6 +190,8 @@ def run_suite(
                 },
             )
             tracker.log_params(parent, flatten(first.config))
+            claims = [c for c in suite.claims if c.experiment == experiment]
+            tracker.log_metrics(parent, claim_metrics(claims), 0)
         summary.run_ids.append(parent)
         jobs = [
             TrialJob(
@@ -199,6 +206,7 @@ def run_suite(
                 rerun,
                 search_processes,
                 fast,
+                tuple(t.config_hash for t in group),
             )
             for t in group
         ]
@@ -211,14 +219,19 @@ def run_suite(
             tracker.end_run(parent, "KILLED")
         raise
     failed: list[str] = []
+    n_failed = 0
     for experiment, parent, jobs in groups:
         mine = [o for o in outcomes if o.job in jobs]
         errors = [o.error for o in mine if o.error is not None]
         summary.records.extend(o.path for o in mine if o.path is not None)
-        tracker.end_run(parent, "FAILED" if errors or len(mine) < len(jobs) else "FINISHED")
+        incomplete = errors or len(mine) < len(jobs)
+        finish_parent(tracker, parent, jobs[0].siblings, "FAILED" if incomplete else "FINISHED")
+        n_failed += len(errors)
         if errors:
             failed.append(f"{suite_path}: experiments.{experiment}: {errors[0]}")
     if failed:
         more = f" (and {len(failed) - 1} more experiment(s))" if len(failed) > 1 else ""
-        raise TrialFailed(failed[0] + more)
+        error = TrialFailed(failed[0] + more)
+        error.summary, error.failed = summary, n_failed
+        raise error
     return summary

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -28,17 +28,27 @@ from nasrepro.cost import TrialClock, clock_path, gpu_count, search_cost_gpu_day
 from nasrepro.distributed import Dist, check_replicas, primary_device
 from nasrepro.jobs import FIDELITY_VERSION, Trial
 from nasrepro.methods.base import build_hooks
+from nasrepro.progress import emit, trial_scope
 from nasrepro.provenance import device_name, provenance
 from nasrepro.registry import SCHEMA
 from nasrepro.search.engine import EpochLog, SearchContext, run_search, seed_everything
 from nasrepro.spaces import build_space
-from nasrepro.tracking import NullTracker, Tracker, flatten
+from nasrepro.tracking import (
+    NullTracker,
+    Tracker,
+    alpha_ops,
+    alpha_summary,
+    child_run_name,
+    flatten,
+    log_alpha_figure,
+    stage_sink,
+)
 
 Progress = Callable[[str], None]
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    emit(line)  # a timestamped line of the `nasrepro` logger (nasrepro/progress.py)
 
 
 def build_evaluator(config: dict[str, Any]) -> Any:
@@ -55,15 +65,6 @@ def finite_or_none(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [finite_or_none(v) for v in obj]
     return obj
-
-
-def _alpha_metrics(space: Any, alpha: dict[str, list[list[float]]]) -> dict[str, float]:
-    out = {}
-    for name, rows in alpha.items():
-        for e, row in enumerate(rows):
-            for k, p in enumerate(row):
-                out[f"alpha.{name}.e{e}.{space.edge_op_names(name, e)[k]}"] = p
-    return out
 
 
 def execute_trial(
@@ -190,7 +191,10 @@ def execute_trial(
         if ckpt is not None and (ddp is None or ddp.main):
             remove_checkpoints(ckpt)  # stage files of an older, abandoned attempt
         run_id = tracker.start_run(
-            experiment_id, run_name or f"seed{trial.seed}", tags, parent_run_id
+            experiment_id,
+            run_name or child_run_name(trial.experiment, trial.budget, trial.seed),
+            tags,
+            parent_run_id,
         )
     main = ddp is None or ddp.main
     if ckpt is not None and main:
@@ -217,6 +221,8 @@ def execute_trial(
     if ddp is not None and resume is not None and "rng_by_rank" in resume["engine"]:
         resume["engine"]["rng"] = resume["engine"]["rng_by_rank"][ddp.rank]
 
+    scope = contextlib.ExitStack()  # bars labelled, stage decisions to this run as they happen
+    scope.enter_context(trial_scope(label, stage_sink(tracker, run_id)))
     try:
         if resume is None:
             tracker.log_params(run_id, flatten(cfg))
@@ -242,7 +248,7 @@ def execute_trial(
                 "lr": log.lr,
                 "epoch_seconds": log.seconds,
                 **log.diagnostics,
-                **_alpha_metrics(space, log.alpha),
+                **alpha_summary(log.alpha),
             }
             tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if v == v}, log.epoch)
             progress(
@@ -314,6 +320,11 @@ def execute_trial(
             "genotype.json",
         )
         tracker.log_json(run_id, history_json, "search_history.json")
+        if history and history[-1].alpha:
+            tracker.log_json(
+                run_id, alpha_ops(history[-1].alpha, space.edge_op_names), "alpha_ops.json"
+            )
+            log_alpha_figure(tracker, run_id, history_json, {**tags, "space": cfg["space"]})
         wall = time.perf_counter() - start
         cost = trial_cost(
             clock,
@@ -375,6 +386,8 @@ def execute_trial(
         tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
         tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
+    finally:
+        scope.close()
     if ckpt is not None:
         forget_saves(ckpt)
     tracker.end_run(run_id)
@@ -383,6 +396,7 @@ def execute_trial(
         + ", ".join(
             f"{ds} {m} {v:.2f}" for ds, vals in result.metrics.items() for m, v in vals.items()
         )
+        + budget_caveat(trial.budget)
     )
     return record
 
@@ -414,6 +428,8 @@ def _execute_given_cell(
     cfg = trial.config
     label = f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
     start = time.perf_counter()
+    clock = TrialClock(None)
+    clock.enter("eval")  # nothing is searched: all of a published cell's time is evaluation
     created = datetime.now(UTC).isoformat(timespec="seconds")
     seed_everything(trial.seed, True)
     evaluator = build_evaluator(cfg)
@@ -431,7 +447,12 @@ def _execute_given_cell(
         "config_hash": trial.config_hash,
         "genotype": str(cfg["genotype"]),
     }
-    run_id = tracker.start_run(experiment_id, run_name or f"seed{trial.seed}", tags, parent_run_id)
+    run_id = tracker.start_run(
+        experiment_id,
+        run_name or child_run_name(trial.experiment, trial.budget, trial.seed),
+        tags,
+        parent_run_id,
+    )
     try:
         tracker.log_params(run_id, flatten(cfg))
         tracker.log_params(run_id, {"seed": str(trial.seed)})
@@ -469,6 +490,7 @@ def _execute_given_cell(
             "seed": trial.seed,
             "config_hash": trial.config_hash,
             "group_hash": trial.group_hash,
+            "fidelity_version": FIDELITY_VERSION,
             "config": cfg,
             "space": cfg["space"],
             "search_dataset": cfg["dataset"],
@@ -477,6 +499,7 @@ def _execute_given_cell(
             "genotype": arch,
             "arch_index": result.arch_index,
             "metrics": result.metrics,
+            "cost": trial_cost(clock, device_name(device), 0, gpu_count(device)),
             "evaluation": {
                 "evaluator": cfg["evaluator"],
                 "source": result.source,
@@ -501,5 +524,15 @@ def _execute_given_cell(
         + ", ".join(
             f"{ds} {m} {v:.3f}" for ds, vals in result.metrics.items() for m, v in vals.items()
         )
+        + budget_caveat(trial.budget)
     )
     return finite_or_none(record)
+
+
+def budget_caveat(budget: str) -> str:
+    """What a number of this budget is: only full-budget numbers are results."""
+    if budget == "smoke":
+        return " (smoke budget: a pipeline check, not a result)"
+    if budget == "reduced":
+        return " (reduced budget: not comparable to the paper's numbers)"
+    return ""

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from nasrepro.progress import Bar, emit
 from nasrepro.tracking import Tracker  # stdlib-only at import; mlflow loads in Tracker()
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ _SUPERNET_FIXED = ("self", "num_classes", "in_channels")
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    emit(line)  # a timestamped line of the `nasrepro` logger (nasrepro/progress.py)
 
 
 class TuneFailed(RuntimeError):
@@ -639,7 +640,7 @@ def tune_experiment(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             ostudy.sampler = optuna.samplers.TPESampler(multivariate=True, seed=s_seed)
 
-        tracker = Tracker(tracking_uri)
+        tracker = Tracker(tracking_uri, kind="tuning")
         exp_id = tracker.experiment_id(suite.suite)
         parent = tracker.start_run(
             exp_id,
@@ -650,7 +651,8 @@ def tune_experiment(
                 "budget": budget,
                 "study": study_name,
                 "storage": shown_storage,
-                "nasrepro.kind": "tune",
+                "nasrepro.kind": "tuning",
+                "tune.role": "study",
                 "objective": objective,
                 "direction": direction,
                 "method": "+".join(base.config["methods"]) or "darts",
@@ -685,7 +687,8 @@ def tune_experiment(
             run_tracker = _TrialTracker(
                 tracker,
                 {
-                    "nasrepro.kind": "tune-trial",
+                    "nasrepro.kind": "tuning",
+                    "tune.role": "trial",
                     "optuna.study": study_name,
                     "optuna.trial_number": str(ot.number),
                 },
@@ -744,8 +747,15 @@ def tune_experiment(
             progress(f"{label} trial {ot.number}: {objective} {value:.4g} [{shown}]")
             return value  # NaN (no α step in the last epoch) makes Optuna fail the trial
 
+        study_bar = Bar(f"{label} study", trials, "trial")  # rate and ETA over the trials
         try:
-            ostudy.optimize(run_one, n_trials=trials, catch=(SearchDiverged,))
+            with study_bar:
+                ostudy.optimize(
+                    run_one,
+                    n_trials=trials,
+                    catch=(SearchDiverged,),
+                    callbacks=[lambda _study, _trial: study_bar.update()],
+                )
         except KeyboardInterrupt:
             tracker.end_run(parent, "KILLED")
             raise
@@ -916,8 +926,8 @@ def add_tune_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
             "Writes a suggested override under suites/tuned/; writes no registry records."
         ),
     )
-    t.add_argument("suite")
-    t.add_argument("--experiment", required=True, metavar="ID")
+    t.add_argument("suite", help="suite file, e.g. suites/lambda_darts.yaml")
+    t.add_argument("--experiment", required=True, metavar="ID", help="the experiment to tune")
     t.add_argument(
         "--param",
         action="append",
@@ -926,7 +936,13 @@ def add_tune_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         help="PATH=KIND(ARGS), e.g. darts_minus.beta0=uniform(0,2) (repeatable)",
     )
     t.add_argument("--trials", type=int, required=True, metavar="N", help="trials to add")
-    t.add_argument("--budget", choices=BUDGETS, default="smoke")
+    t.add_argument(
+        "--budget",
+        choices=BUDGETS,
+        default="smoke",
+        help="budget of every trial (default: smoke, unlike `run`'s full: a study runs many "
+        "trials, so check the set-up at smoke, then tune at reduced or full)",
+    )
     t.add_argument("--storage", help="Optuna storage URL (default: sqlite:///./optuna.db)")
     t.add_argument("--study", help="study name (default: <suite>-<experiment>-<budget>)")
     t.add_argument(
@@ -934,7 +950,12 @@ def add_tune_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     )
     t.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
     t.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
-    t.add_argument("--objective", choices=tuple(OBJECTIVES), default="valid_acc")
+    t.add_argument(
+        "--objective",
+        choices=tuple(OBJECTIVES),
+        default="valid_acc",
+        help="the supernet's final-epoch validation metric to optimise",
+    )
     t.add_argument("--seed", type=int, default=0, help="search seed of every trial")
     t.add_argument("--sampler-seed", type=int, help="default: seed + trials already in study")
     t.add_argument("--out", default=DEFAULT_OUT, help="folder of the suggested override")

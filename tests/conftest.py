@@ -1,4 +1,4 @@
-"""Test set-up: torchvision must import beside the CPU-only torch wheel (STACK.md)."""
+"""Test set-up: torchvision must import beside the CPU-only torch wheel (docs/stack.md)."""
 
 import torch
 

@@ -229,7 +229,7 @@ def _sha256(path: Path) -> str:
 
 def _check_fixture_values(res: LookupResult, arch: int) -> None:
     # FIXTURE numbers: hp=200, last epoch, mean over the two seeds, with the dataset keys
-    # FIDELITY.md prescribes (cifar10 valid from cifar10-valid, test from cifar10 ori-test).
+    # docs/fidelity.md prescribes (cifar10 valid from cifar10-valid, test from cifar10 ori-test).
     expect = {
         "cifar10": {
             "test_acc": fixture_mean(arch, "cifar10", "ori-test"),

@@ -230,6 +230,7 @@ def test_study_tracks_prunes_suggests_and_resumes(workdir):
     assert parent.info.run_id == result.parent_run_id
     tags = parent.data.tags
     assert (tags["suite"], tags["experiment"], tags["budget"]) == ("tunetest", "d1", "smoke")
+    assert tags["nasrepro.kind"] == "tuning"  # filtered out of reproduction views
     assert (tags["study"], tags["storage"]) == (result.study, result.storage)
     assert parent.data.metrics["best_value"] == pytest.approx(result.best_value)
     assert float(parent.data.params["best.darts_minus.beta0"]) == pytest.approx(

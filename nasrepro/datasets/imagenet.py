@@ -4,7 +4,7 @@ Layout under the data root: `imagenet/train/<wnid>/*.JPEG` and `imagenet/val/<wn
 (the validation images sorted into class folders, as torchvision's ImageFolder and the
 reference scripts read them; the papers' "test" accuracy is this validation set). Images are
 decoded with PIL: torchvision.io's decoders do not load beside this machine's CPU torch
-(STACK.md).
+(docs/stack.md).
 
 Augmentation, from quark0/darts cnn/train_imagenet.py and yuhuixu1993/PC-DARTS
 train_imagenet.py (identical): RandomResizedCrop(224), RandomHorizontalFlip,

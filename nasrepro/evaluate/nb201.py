@@ -7,7 +7,7 @@ Two evaluators, both returning a `LookupResult` that records where every number 
   returned by it, only listed in ``source["unavailable"]``.
 - ``nb201-api``: a full benchmark file (NAS-Bench-201 ``.pth`` or NATS-Bench ``tss``) read
   through the official APIs, with ``hp="200"`` and ``is_random=False`` (mean over seeds), as
-  the papers report (FIDELITY.md, "NAS-Bench-201 lookups"). The file is checksummed before it
+  the papers report (docs/fidelity.md, "NAS-Bench-201 lookups"). The file is checksummed before it
   is unpickled, because unpickling runs code.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nasrepro.catalog import register_evaluator
+from nasrepro.progress import Bar, heartbeat
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 METRICS = ("test_acc", "valid_acc")
@@ -50,7 +51,7 @@ KNOWN_RELEASES: dict[str, str] = {
 KNOWN_ARCHIVE_DIRS = ("NATS-tss-v1_0-3ffb9-full", "NATS-tss-v1_0-3ffb9-simple")
 _NATS_EXT = ".pickle.pbz2"
 
-# (our dataset, metric) -> (benchmark dataset key, get_more_info field), FIDELITY.md:
+# (our dataset, metric) -> (benchmark dataset key, get_more_info field), docs/fidelity.md:
 # cifar10 "test" is trained on train+valid and tested on the original test set; its valid
 # accuracy comes from the `cifar10-valid` run. CIFAR-100 / ImageNet16-120 valid and test are
 # the two halves of the original test set.
@@ -257,15 +258,18 @@ def file_digest(path: str | os.PathLike[str]) -> FileDigest:
     if cached is not None:
         return cached
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    for rel, full, st in files:
-        if key[0] == "dir":  # names and sizes are part of the listing, not just contents
-            header = f"{rel}\0{st.st_size}\0".encode()
-            sha.update(header)
-            md5.update(header)
-        with open(full, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                sha.update(chunk)
-                md5.update(chunk)
+    total_mb = sum(st.st_size for _, _, st in files) // 2**20
+    with Bar(f"hashing {path.name}", total_mb, "MB") as bar:
+        for rel, full, st in files:
+            if key[0] == "dir":  # names and sizes are part of the listing, not just contents
+                header = f"{rel}\0{st.st_size}\0".encode()
+                sha.update(header)
+                md5.update(header)
+            with open(full, "rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    sha.update(chunk)
+                    md5.update(chunk)
+                    bar.update(len(chunk) // 2**20)
     digest = FileDigest(sha.hexdigest(), md5.hexdigest())
     _DIGEST_CACHE[key] = digest
     return digest
@@ -330,21 +334,23 @@ def _open_api(path: Path, kind: str, sha256: str) -> Any:
     if key in _API_CACHE:
         return _API_CACHE[key]
     try:
-        if kind == "nb201-pth":
-            import torch
-            from nas_201_api import NASBench201API
+        with heartbeat(f"loading {path.name} through the benchmark API"):
+            if kind == "nb201-pth":
+                import torch
+                from nas_201_api import NASBench201API
 
-            # The file's hash was checked above; weights_only=True cannot unpickle the numpy
-            # scalars these files hold (STACK.md), so the dict is loaded here and passed on.
-            data = torch.load(path, map_location="cpu", weights_only=False)
-            api = NASBench201API(data, verbose=False)
-            del data
-        else:
-            import nats_bench
+                # The file's hash was checked above; weights_only=True cannot unpickle the
+                # numpy scalars these files hold, so the dict is loaded here and passed on.
+                data = torch.load(path, map_location="cpu", weights_only=False)
+                api = NASBench201API(data, verbose=False)
+                del data
+            else:
+                import nats_bench
 
-            # A single pickle is loaded whole; the archive directories only work in fast
-            # mode, where the API reads one architecture's file per query.
-            api = nats_bench.create(str(path), "tss", fast_mode=kind == "nats-dir", verbose=False)
+                # A single pickle is loaded whole; the archive directories only work in fast
+                # mode, where the API reads one architecture's file per query.
+                fast = kind == "nats-dir"
+                api = nats_bench.create(str(path), "tss", fast_mode=fast, verbose=False)
     except Exception as exc:  # any unpickling/API failure: name the file, keep the cause
         raise Nb201FileError(f"{path}: the benchmark API could not load it: {exc}") from exc
     _API_CACHE[key] = api

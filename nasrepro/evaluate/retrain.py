@@ -51,6 +51,7 @@ from nasrepro.distributed import (
     sync_batch_norm,
 )
 from nasrepro.evaluate.nb201 import LookupResult
+from nasrepro.progress import Bar
 from nasrepro.search.engine import rng_state, set_rng_state
 
 # --------------------------------------------------------------------------- options
@@ -280,7 +281,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Mapping[str, Any])
     `create_scheduler_v2`; `linear` is PC-DARTS' schedule as a timm `Scheduler`. timm's
     `poly` with warm-up is not that schedule (it warms from warmup_lr, not lr/5, and decays
     over all epochs without PC-DARTS' last-5-epoch tail), so it is not used."""
-    ensure_torchvision()  # timm imports torchvision (STACK.md)
+    ensure_torchvision()  # timm imports torchvision (docs/stack.md)
     from timm.scheduler import create_scheduler_v2
     from timm.scheduler.scheduler import Scheduler
 
@@ -685,6 +686,7 @@ class RetrainEvaluator:
                 )
             ddp.barrier()
 
+        bar = Bar(f"retrain {ds}", (epochs - first) * steps_per_epoch)
         for epoch in range(first, epochs):
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
@@ -692,7 +694,7 @@ class RetrainEvaluator:
             sampler.set_epoch(epoch)
             trained.train()
             tot_loss, correct, seen = 0.0, 0, 0
-            for step, (x, y) in enumerate(train_loader):
+            for step, (x, y) in enumerate(bar.iterate(train_loader)):
                 if step >= steps_per_epoch:
                     break
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -737,6 +739,7 @@ class RetrainEvaluator:
                 )
             if epoch + 1 < epochs:
                 save(False, {})
+        bar.close()
         assert last_test is not None  # the last epoch always evaluates
         values = {
             "test_acc": last_test["acc"],

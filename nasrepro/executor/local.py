@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 from nasrepro.executor.base import JobOutcome, Progress, run_safely
 from nasrepro.jobs import TrialJob
+from nasrepro.progress import emit
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    emit(line)  # a timestamped line of the `nasrepro` logger (nasrepro/progress.py)
 
 
 def _worker(job: TrialJob) -> JobOutcome:

@@ -7,16 +7,16 @@ name a tracking server and the registry a shared filesystem (README: "Scaling ou
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from nasrepro.executor.base import JobOutcome, Progress, run_safely
 from nasrepro.jobs import TrialJob
+from nasrepro.progress import emit
 
 
 def _remote_body(job: TrialJob) -> JobOutcome:
-    return run_safely(job, lambda line: print(line, file=sys.stderr, flush=True))
+    return run_safely(job, emit)
 
 
 @dataclass

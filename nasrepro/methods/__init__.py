@@ -1,4 +1,4 @@
-"""Search methods: named bundles of hooks on the one engine (see DESIGN.md)."""
+"""Search methods: named bundles of hooks on the one engine (see docs/design.md)."""
 
 from nasrepro.methods.base import MethodHook, build_hooks
 

@@ -9,7 +9,7 @@ So the weights train at the suite's `arch_lr` and α at its `lr`, both held cons
 paper gives each as one fixed value ("alternately optimizes the weights and parameters
 with a fixed learning rate", §2.3 on Exp.7), and the default weight cosine schedule
 (0.025 → `lr_min` = 0.001) would run *upwards* from 0.0003. Exp.7 (weights 0.0003, α 0.001)
-is this method with `lr: 0.001, arch_lr: 0.0003`. No public code exists (FIDELITY.md).
+is this method with `lr: 0.001, arch_lr: 0.0003`. No public code exists (docs/fidelity.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ through the mixed op) and edge normalization, with α frozen for a warm-up.
 The partial channels and edge normalization are the DARTS space's own arguments
 (`partial_channels`, `edge_normalization`); this hook sets them and holds α still for the
 first `alpha_warmup_epochs` epochs (yuhuixu1993/PC-DARTS train_search.py:
-`if epoch >= 15: architect.step(...)`; K=4 on CIFAR, K=2 on ImageNet per FIDELITY.md).
+`if epoch >= 15: architect.step(...)`; K=4 on CIFAR, K=2 on ImageNet per docs/fidelity.md).
 
 RF-PCDARTS (paper 000, A.2, ImageNet) is `methods: [pc, rf]` with alpha_warmup_epochs=35:
 "For the first 35 epochs, we only train BN affine weights. Then, we jointly optimize BN

@@ -10,7 +10,7 @@ Table 1 enumerates the learnable-module options of the supernet:
 | C | frozen | trained | RF-DARTS: only BN affine weights train |
 | D | frozen | off | only the affine weights of BNs outside the search cells train |
 
-Reading of the table (no public code; FIDELITY.md): the BN-affine column is the search
+Reading of the table (no public code; docs/fidelity.md): the BN-affine column is the search
 cells' BN (`affine` space argument: DARTS "disables BN affine weights", §1), the
 convolution column is every weight that is not a BN affine weight (convolutions, and the
 final linear classifier unless `train_classifier`). BN layers outside the search cells

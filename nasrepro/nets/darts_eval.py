@@ -32,7 +32,7 @@ from nasrepro.nets.genotypes import get_genotype
 from nasrepro.spaces.darts import DartsGenotype, DiscreteCell
 from nasrepro.spaces.darts_ops import Identity
 
-ensure_torchvision()  # timm imports torchvision (STACK.md)
+ensure_torchvision()  # timm imports torchvision (docs/stack.md)
 
 from timm.layers import drop_path  # noqa: E402
 from timm.models import register_model  # noqa: E402

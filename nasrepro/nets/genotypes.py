@@ -5,7 +5,7 @@ repository file and commit it was read from, the space and dataset it was search
 where the paper shows it. `get_genotype` accepts a name (case-insensitive), an alias, a
 quark0 `Genotype(...)` string or a `DartsGenotype`.
 
-The five papers (/work/shared/papers) draw their cells as figures only; the text copies hold
+The five papers draw their cells as figures only; their text copies hold
 no `Genotype(...)` strings (paper 002's figure labels survive as OCR fragments, which cannot
 be read back into edges). The genotypes therefore come from the authors' own repositories,
 each matched to the appendix figure that draws it:

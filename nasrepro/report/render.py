@@ -359,7 +359,13 @@ def _genotype_lines(geno: str) -> list[str]:
 
 def _record_table(recs: list[dict[str, Any]], budget: str) -> str:
     keys = sorted(
-        {(ds, m) for r in recs for ds, ms in (r.get("metrics") or {}).items() for m in ms}
+        {
+            (ds, m)
+            for r in recs
+            for ds, ms in (r.get("metrics") or {}).items()
+            if isinstance(ms, dict)  # not the flat search_cost_gpu_days
+            for m in ms
+        }
     )
     tag = " (smoke)" if budget == "smoke" else ""
     headers = ["seed", "arch", *[f"{ds} {m}" for ds, m in keys], "MLflow run", "wall s", "created"]

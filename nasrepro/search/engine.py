@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from nasrepro.methods.base import MethodHook
+from nasrepro.progress import Bar
 from nasrepro.search.schedule import cosine_lr
 from nasrepro.search.unrolled import unrolled_arch_grad
 from nasrepro.spaces.base import Supernet
@@ -281,6 +282,8 @@ def run_search(
         from nasrepro.search.graphed import check_graphable
 
         check_graphable(ctx)
+    steps = min(steps_per_epoch, s.steps_per_epoch or steps_per_epoch)
+    bar = Bar("search", (s.epochs - len(history)) * steps)
     for epoch in range(len(history), s.epochs):
         ctx.epoch = epoch
         lr = cosine_lr(s.lr, s.lr_min, epoch, s.epochs)
@@ -292,7 +295,7 @@ def run_search(
         sums = np.zeros(4)
         n = n_alpha = 0
         start = time.perf_counter()
-        for step, batch in enumerate(loader):
+        for step, batch in enumerate(bar.iterate(loader)):
             if s.steps_per_epoch is not None and step >= s.steps_per_epoch:
                 break
             ctx.step = step
@@ -353,4 +356,5 @@ def run_search(
             checkpoint({**engine_state(ctx, history, loader), "finished": finished})
         if finished:
             break
+    bar.close()
     return history

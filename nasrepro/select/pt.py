@@ -1,7 +1,7 @@
 """DARTS-PT: perturbation-based architecture selection, and its PT-Mag ablation.
 
 Wang et al., "Rethinking Architecture Selection in Differentiable NAS", ICLR 2021
-(/work/shared/papers/002: Algorithm 1, Algorithm 2 of A.3 with the topology phase, §6.2
+(suites/darts_pt.yaml; paper: Algorithm 1, Algorithm 2 of A.3 with the topology phase, §6.2
 PT-Mag). Read off ruocwang/darts-pt: nasbench201/projection.py and
 search_model_darts_proj.py (NB201), sota/cnn/projection.py and model_search_darts_proj.py
 (DARTS space).
@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 from nasrepro.catalog import register_selector
 from nasrepro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, stage_path
 from nasrepro.datasets.search import SearchData, _seeded_rngs
+from nasrepro.progress import Bar, event, tick
 from nasrepro.search.engine import (
     SearchContext,
     SearchDiverged,
@@ -223,6 +224,11 @@ class HeldOutBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return iter(self._cache) if self._cache is not None else self._stream()
 
+    @property
+    def num_batches(self) -> int:
+        n = len(self.loader)
+        return n if self.limit is None else min(n, self.limit)
+
 
 @torch.no_grad()
 def heldout_accuracy(
@@ -238,6 +244,7 @@ def heldout_accuracy(
         loss += ctx.criterion(logits, y).item() * len(y)
         correct += int((logits.argmax(dim=1) == y).sum().item())
         total += len(y)
+        tick()  # the open decision's progress bar
     if total == 0:
         raise ValueError("the held-out (α) split is empty")
     return 100.0 * correct / total, loss / total
@@ -410,6 +417,7 @@ def _tune_epoch(
         sums += np.array([*tr, *va])
         n += 1
         n_alpha += int(update)
+        tick()  # the tuning progress bar
     if n == 0:
         raise SearchDiverged(f"tuning epoch {epoch} had no batches")
     valid = sums[2:] / n_alpha if n_alpha else np.full(2, float("nan"))
@@ -520,7 +528,8 @@ class _Selector:
         }
         if self.by == "perturbation":
             # Algorithm 1: o* = argmin_o ACC\o (first minimum, darts-pt's strict `<`).
-            accs = [self._accuracy(t, _mask_op(e, k)) for k in range(len(names))]
+            with self._bar(f"{self.alpha_names[t]} edge {e}", len(names)):
+                accs = [self._accuracy(t, _mask_op(e, k)) for k in range(len(names))]
             k_best = int(np.argmin(accs))
             record["accuracy_without"] = dict(zip(names, accs, strict=True))
         else:
@@ -531,6 +540,7 @@ class _Selector:
         self.proj.ops[t][e] = k_best
         record["op"] = names[k_best]
         self.decisions.append(record)
+        self._announce(record, f"{self.alpha_names[t]} edge {e} -> {names[k_best]}")
 
     def decide_node(self, t: int, epoch: int) -> None:
         nodes = self.nodes[t]
@@ -551,11 +561,13 @@ class _Selector:
             # darts-pt, each removal is evaluated on the projected supernet, without the
             # edges already dropped at this node.
             rounds = []
-            while len(remaining) > KEEP_INPUTS:
-                accs = {e: self._accuracy(t, _drop_edge(e)) for e in remaining}
-                drop = max(reversed(remaining), key=lambda e: accs[e])
-                rounds.append({"accuracy_without": accs, "dropped": drop})
-                remaining.remove(drop)
+            evaluations = sum(range(KEEP_INPUTS + 1, len(remaining) + 1))
+            with self._bar(f"{self.alpha_names[t]} node {node}", evaluations):
+                while len(remaining) > KEEP_INPUTS:
+                    accs = {e: self._accuracy(t, _drop_edge(e)) for e in remaining}
+                    drop = max(reversed(remaining), key=lambda e: accs[e])
+                    rounds.append({"accuracy_without": accs, "dropped": drop})
+                    remaining.remove(drop)
             record["rounds"] = rounds
         else:
             w = self._softmax(t)
@@ -566,6 +578,24 @@ class _Selector:
         self.proj.pruned[t] |= set(nodes[node]) - set(remaining)
         record["kept"] = sorted(remaining)
         self.decisions.append(record)
+        self._announce(record, f"{self.alpha_names[t]} node {node} keeps edges {record['kept']}")
+
+    def _bar(self, what: str, evaluations: int) -> Bar:
+        """Progress of one perturbation decision: `evaluations` held-out passes."""
+        per_pass = self.batches.num_batches if self.batches is not None else None
+        return Bar(
+            f"PT decision {len(self.decisions) + 1} ({what})",
+            None if per_pass is None else evaluations * per_pass,
+            "batch",
+        )
+
+    def _announce(self, record: dict[str, Any], what: str) -> None:
+        """Log the decision and hand it to the trial (MLflow) as it is taken."""
+        event(
+            "pt_decision",
+            {"index": len(self.decisions), "decisions": self.decisions},
+            f"PT decision {len(self.decisions)} (tuning epoch {record['epoch']}): {what}",
+        )
 
     def decide(self, k: int, epoch: int) -> None:
         for t, rows in self.rows.items():
@@ -711,12 +741,16 @@ def _run(
     supernet.to(ctx.device)
     progress = _Progress(ctx, sel, opt, data)
     tune_log = progress.resume()
-    for epoch in range(len(tune_log), epochs):
-        for k, at in enumerate(schedule):
-            if at == epoch:
-                sel.decide(k, epoch)
-        tune_log.append(_tune_epoch(ctx, data, sel.proj, opt, epoch, fix_alpha))
-        progress.save(tune_log)
+    steps = data.steps_per_epoch if s.steps_per_epoch is None else s.steps_per_epoch
+    name = "PT" if by == "perturbation" else "PT-Mag"
+    with Bar(f"{name} tuning", (epochs - len(tune_log)) * min(steps, data.steps_per_epoch)):
+        for epoch in range(len(tune_log), epochs):
+            for k, at in enumerate(schedule):
+                if at == epoch:
+                    sel.decide(k, epoch)
+            tune_log.append(_tune_epoch(ctx, data, sel.proj, opt, epoch, fix_alpha))
+            event("pt_tuning_epoch", tune_log[-1])
+            progress.save(tune_log)
 
     final = sel.final_weights()
     genotype = derive_from_weights(space, supernet, final)

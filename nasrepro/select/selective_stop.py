@@ -1,6 +1,6 @@
 """SS-DARTS: operation-magnitude-based selective stop (paper 004, §2.4, Algorithm 2).
 
-No public code exists (FIDELITY.md): implemented from the paper alone.
+No public code exists (docs/fidelity.md): implemented from the paper alone.
 
 - Eq. 11, operation magnitude: m(t, o) = (1/N) Σ_n [a_n^o]^t, the softmax weight of op o
   averaged over the N mixed edges of the cell at epoch t.
