@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasrepro.registry import load_records
+from nasrepro.registry import RecordIndex
 from nasrepro.report.records import Backing, Taken, backing_records, take
 from nasrepro.report.verdict import (
     ComparisonJudgement,
@@ -133,9 +133,9 @@ def judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int) 
         return ClaimRow(claim, klass, "not run", None, (f"pending: {exp.pending}",))
     by_budget = backing.groups.get(claim.experiment or "", {})
     if stale_count:
-        notes.append(f"{stale_count} stale record(s) of another suite version ignored")
+        notes.append(f"{stale_count} record(s) set aside (see 'Records set aside')")
     if not by_budget:
-        notes.insert(0, f"no records of experiment {claim.experiment} for this suite version")
+        notes.insert(0, f"no records of experiment {claim.experiment} at its current configuration")
         return ClaimRow(claim, klass, "not run", None, tuple(notes))
 
     taken = {b: take(claim, recs) for b, recs in by_budget.items()}
@@ -212,9 +212,25 @@ def judge_comparisons(suite: Suite, rows: list[ClaimRow]) -> list[ComparisonRow]
     return out
 
 
-def analyse(path: Path, registry: Path) -> Analysis:
+_WARNED: set[str] = set()
+
+
+def record_index(registry: Path) -> RecordIndex:
+    """Every readable record; each unreadable file is named once on stderr and skipped."""
+    import sys
+
+    index, problems = RecordIndex.load(registry)
+    for line in problems:
+        if line not in _WARNED:
+            _WARNED.add(line)
+            print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
+    return index
+
+
+def analyse(path: Path, registry: Path, index: RecordIndex | None = None) -> Analysis:
     suite = load_suite(path)
-    backing = backing_records(path, load_records(registry, suite.suite))
-    stale_by_exp = Counter(r["experiment"] for r in backing.stale)
+    index = index if index is not None else record_index(registry)
+    backing = backing_records(suite, path, index)
+    stale_by_exp = Counter(r["experiment"] for r, _ in backing.stale)
     rows = [judge_claim(suite, c, backing, stale_by_exp[c.experiment or ""]) for c in suite.claims]
     return Analysis(path, suite, suite_hash(path), backing, rows, judge_comparisons(suite, rows))

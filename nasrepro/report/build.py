@@ -37,8 +37,10 @@ class SummaryRow:
 
 
 def _analyses(suite_paths: list[Path], registry: Path) -> list[Analysis]:
+    index = record_index(Path(registry))
     analyses = sorted(
-        (analyse(Path(p), Path(registry)) for p in suite_paths), key=lambda a: a.suite.suite
+        (analyse(Path(p), Path(registry), index) for p in suite_paths),
+        key=lambda a: a.suite.suite,
     )
     names = Counter(a.suite.suite for a in analyses)
     dup = sorted(n for n, c in names.items() if c > 1)

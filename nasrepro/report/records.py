@@ -4,13 +4,14 @@ numbers a claim takes from each record."""
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nasrepro.report.verdict import Sample
-from nasrepro.suite import Claim, suite_hash
+from nasrepro.registry import RecordIndex
+from nasrepro.suite import Claim, Suite
 
 Groups = dict[str, dict[str, list[dict[str, Any]]]]  # experiment -> budget -> records
 
@@ -18,34 +19,33 @@ Groups = dict[str, dict[str, list[dict[str, Any]]]]  # experiment -> budget -> r
 @dataclass(frozen=True)
 class Backing:
     """The records behind a suite's experiments (newest record per seed), the count of
-    re-run records they superseded, and records of other suite versions (ignored)."""
+    re-run records they superseded, and records set aside with the reason."""
 
     groups: Groups
     superseded: dict[tuple[str, str], int]
-    stale: list[dict[str, Any]]
+    stale: list[tuple[dict[str, Any], str]]
 
 
-def backing_records(suite_path: Path, records: list[dict[str, Any]]) -> Backing:
-    """THE rule for which records back an experiment: records written by this very suite
-    file (same sha256), newest per (experiment, budget, seed). Every report number goes
-    through here, so a change of record identity is a change of this function only."""
-    digest = suite_hash(suite_path)
-    current = [r for r in records if r.get("suite_hash") == digest]
-    stale = [r for r in records if r.get("suite_hash") != digest]
-    newest: dict[tuple[str, str, int], dict[str, Any]] = {}
+def backing_records(suite: Suite, suite_path: Path, index: RecordIndex) -> Backing:
+    """THE rule for which records back an experiment: plan.experiment_records, i.e. the
+    records of the experiment's resolved configuration at the current fidelity version,
+    whichever suite wrote them, newest per seed. Every report number goes through here."""
+    from nasrepro.plan import experiment_records
+
+    groups: Groups = {}
     superseded: Counter[tuple[str, str]] = Counter()
-    for rec in current:  # load_records returns them oldest first
-        key = (rec["experiment"], rec["budget"], rec["seed"])
-        if key in newest:
-            superseded[key[:2]] += 1
-        newest[key] = rec
-    groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
-    for (exp, budget, _), rec in sorted(newest.items(), key=lambda kv: kv[0][:2]):
-        groups[exp].setdefault(budget, []).append(rec)
-    for by_budget in groups.values():
-        for recs in by_budget.values():
-            recs.sort(key=lambda r: r["seed"])
-    return Backing(dict(groups), dict(superseded), stale)
+    stale: list[tuple[dict[str, Any], str]] = []
+    for exp_id in suite.experiments:
+        for budget in ("full", *sorted(suite.budgets)):
+            backing = experiment_records(suite, exp_id, budget, index, str(suite_path))
+            if backing.used:
+                groups.setdefault(exp_id, {})[budget] = backing.used
+            for aside in backing.set_aside:
+                if aside.reason.startswith(f"seed {aside.record['seed']} re-run"):
+                    superseded[(exp_id, budget)] += 1
+                else:
+                    stale.append((aside.record, aside.reason))
+    return Backing(groups, dict(superseded), stale)
 
 
 def metric_value(rec: dict[str, Any], dataset: str, metric: str) -> tuple[float, bool] | None:

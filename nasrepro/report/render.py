@@ -512,7 +512,7 @@ def render_page(
         for budget, recs in by_b.items():
             used[budget].extend(recs)
     if not used:
-        out += ["None: no records for this suite version.", ""]
+        out += ["None: no records of these experiments' configurations.", ""]
     for budget in sorted(used, key=budget_key):
         tag = " (smoke)" if budget == "smoke" else ""
         out += wrap(
@@ -526,23 +526,18 @@ def render_page(
         out += _experiment_records(a, exp_id, alpha_figures)
     if a.backing.stale:
         out += [
-            "## Stale records (ignored)",
+            "## Records set aside",
             "",
-            "Written by another version of this suite file; not used for any verdict.",
+            "Written for this suite's experiments but not used for any verdict: records are "
+            "matched by resolved configuration and fidelity version, not by suite file.",
             "",
         ]
         stale = Counter(
-            (
-                str(r.get("suite_version", "?")),
-                str(r.get("suite_hash", "?"))[:12],
-                r["experiment"],
-                r["budget"],
-            )
-            for r in a.backing.stale
+            (r["experiment"], r["budget"], reason[:120]) for r, reason in a.backing.stale
         )
         out.append(
             md_table(
-                ["suite version", "suite sha256", "experiment", "budget", "records"],
+                ["experiment", "budget", "why", "records"],
                 [[*k, c] for k, c in sorted(stale.items())],
             )
         )
