@@ -11,7 +11,7 @@ from pathlib import Path
 from nasrepro.executor import Executor, LocalExecutor
 from nasrepro.plan import Trial, expand
 from nasrepro.registry import recorded_hashes, write_record
-from nasrepro.suite import load_suite
+from nasrepro.suite import SuiteError, load_suite
 
 Progress = Callable[[str], None]
 
@@ -45,7 +45,7 @@ def resolve_device(device: str | None) -> str:
 
 def preflight(trials: list[Trial], data_root: str | None, download: bool = False) -> None:
     """Fail before anything is logged: evaluators (benchmark files) and datasets must load."""
-    from nasrepro.datasets import build_search_data
+    from nasrepro.datasets import SearchSplitLeak, trial_search_data
     from nasrepro.trial import build_evaluator
 
     seen: set[str] = set()
@@ -54,16 +54,11 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
             continue
         seen.add(t.group_hash)
         build_evaluator(t.config)
-        s = t.search
-        build_search_data(
-            t.config["dataset"],
-            root=data_root,
-            batch_size=s.batch_size,
-            seed=0,
-            image_size=s.image_size,
-            train_limit=s.train_limit,
-            download=download,
-        )
+        try:
+            trial_search_data(t.config, root=data_root, seed=0, download=download)
+        except SearchSplitLeak as exc:
+            field = f"experiments.{t.experiment}.search.data_protocol"
+            raise SuiteError(t.suite_path, None, field, str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,11 @@ class SearchSettings(_Model):
     train_limit: int | None = Field(default=None, gt=0)
     image_size: int | None = Field(default=None, gt=0)
     deterministic: bool = True
+    # Search-data protocol (datasets/search.py); None: the space's papers' own. One that
+    # feeds test images to weights or α (NB201's xvalid) runs only when named here.
+    data_protocol: str | None = None
+    # TF32 convolutions/matmuls on Ampere+ GPUs: off, as the papers ran, unless opted in.
+    tf32: bool = False
 
     def resolved_alpha_step(self) -> str:
         if self.alpha_step is not None:

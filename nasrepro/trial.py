@@ -25,7 +25,7 @@ from nasrepro.checkpoint import (
 from nasrepro.distributed import Dist, check_replicas, primary_device
 from nasrepro.methods.base import build_hooks
 from nasrepro.plan import Trial
-from nasrepro.provenance import provenance
+from nasrepro.provenance import provenance, set_tf32
 from nasrepro.registry import SCHEMA
 from nasrepro.search.engine import EpochLog, SearchContext, run_search, seed_everything
 from nasrepro.spaces import build_space
@@ -93,20 +93,18 @@ def execute_trial(
     mixed ops, and CUDA graphs for plain first-order searches on a GPU; recorded in the
     record's provenance, not in its config.
     """
-    from nasrepro.datasets import build_search_data
+    from nasrepro.datasets import trial_search_data
 
     cfg, settings = trial.config, trial.search
     label = f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
     start = time.perf_counter()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     seed_everything(trial.seed, settings.deterministic)
-    data = build_search_data(
-        cfg["dataset"],
+    set_tf32(settings.tf32)
+    data = trial_search_data(
+        cfg,
         root=data_root,
-        batch_size=settings.batch_size,
         seed=trial.seed,
-        image_size=settings.image_size,
-        train_limit=settings.train_limit,
         rank=ddp.rank if ddp else 0,
         world=ddp.world if ddp else 1,
     )

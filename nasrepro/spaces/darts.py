@@ -564,6 +564,9 @@ class DartsSpaceBase:
     """A DARTS-cell space with a fixed set of ops per edge (see `CellOps`)."""
 
     name = "darts"
+    # quark0/darts, RobustDARTS, DARTS-, darts-pt: weights and α on the two halves of the
+    # training set (datasets/search.py)
+    search_protocol = "darts"
     cell_ops: CellOps = CellOps.uniform(PRIMITIVES)
     ops: tuple[str, ...] = PRIMITIVES
     edges = EDGES
