@@ -536,3 +536,76 @@ def test_registered():
 
     assert {"pt", "pt_mag", "selective_stop"} <= set(catalog.names("selector"))
     assert {"darts_plus", "darts_es"} <= set(catalog.names("method"))
+
+
+def _darts_pt_parse(weights, names):
+    """darts-pt model_search_darts_proj.genotype()._parse, restated for a uniform op set:
+    edges ranked by their largest non-`none` weight (stable sort), op = first largest
+    non-`none` weight (strict >)."""
+    gene, start = [], 0
+    for i in range(4):
+        rows = weights[start : start + i + 2]
+        none = names.index("none") if "none" in names else None
+        cand = [k for k in range(len(names)) if k != none]
+        edges = sorted(range(i + 2), key=lambda x: -max(rows[x][k] for k in cand))[:2]
+        for j in edges:
+            k_best = None
+            for k in cand:
+                if k_best is None or rows[j][k] > rows[j][k_best]:
+                    k_best = k
+            gene.append((names[k_best], j))
+        start += i + 2
+    return tuple(gene)
+
+
+def _s3_selector():
+    space = build_space("s3")  # {none, skip_connect, sep_conv_3x3}
+    torch.manual_seed(0)
+    net = space.build_supernet(3, c=2, layers=3, in_channels=3)
+    sel = _Selector(space, _ctx(net), _data(n=32), "magnitude", "ordered", None, 0)
+    return space, net, sel
+
+
+def test_pt_genotype_never_takes_a_pruned_edge():
+    # S3 corner case: node 1 (edges 2, 3, 4) kept edges 3 and 4, and PT chose `none` on
+    # edge 3. Edge 2 is pruned (all zero): it ties with edge 3 at 0 outside `none`.
+    space, net, sel = _s3_selector()
+    for t in (0, 1):
+        sel.proj.ops[t] = {e: 2 for e in range(14)}  # sep_conv_3x3 everywhere ...
+        sel.proj.ops[t][3] = 0  # ... but `none` on edge 3
+        sel.proj.pruned[t] = {2, 7, 8, 9, 10, 11}  # node 1 keeps 3, 4; node 2: 5, 6; node 3: 12, 13
+    geno = sel.genotype(space)
+    for kind in ("normal", "reduce"):
+        gene = getattr(geno, kind)
+        node1 = sorted(j for _, j in gene[2:4])
+        assert node1 == [1, 2]  # edges 3 and 4, never the pruned edge 2 (input 0)
+        assert dict((j, op) for op, j in gene[2:4]) == {1: "skip_connect", 2: "sep_conv_3x3"}
+        assert sorted(j for _, j in gene[4:6]) == [0, 1] and sorted(j for _, j in gene[6:]) == [
+            3,
+            4,
+        ]
+    assert sel.kept_none_edges() == [{"alpha": "normal", "edge": 3}, {"alpha": "reduce", "edge": 3}]
+    # the old round trip through log-weights made pruned rows uniform, stronger than `none`
+    from nasrepro.select.selective_stop import derive_from_weights
+
+    old = derive_from_weights(space, net, sel.final_weights())
+    assert 0 in [j for _, j in old.normal[2:4]]
+
+
+def test_pt_genotype_matches_darts_pt_parse_of_projected_weights():
+    # Away from the tie, the genotype is darts-pt's _parse of its projected weights: some
+    # edges decided (one-hot), some pruned (zero), the rest softmax(α).
+    space, net, sel = _s3_selector()
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for a in net.arch_parameters():
+            a.copy_(torch.randn(a.shape, generator=gen))
+    for t in (0, 1):
+        sel.proj.ops[t] = {0: 1, 1: 2, 5: 2, 6: 1, 8: 1}
+        sel.proj.pruned[t] = {7, 8}  # node 2 (edges 5..8) keeps 5 and 6
+    geno = sel.genotype(space)
+    names = list(space.edge_op_names("normal", 0))
+    for t, kind in enumerate(("normal", "reduce")):
+        w = sel.final_weights()[t]
+        assert (w[7] == 0).all() and (w[8] == 0).all() and w[1].tolist() == [0.0, 0.0, 1.0]
+        assert getattr(geno, kind) == _darts_pt_parse(w.tolist(), names)
