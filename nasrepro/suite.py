@@ -55,6 +55,9 @@ class SearchSettings(_Model):
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(ge=0)
     grad_clip: float | None = Field(default=5.0, gt=0)
+    # AutoDL's DARTS-V1/V2 loops clip over network.parameters(): α's gradient from the
+    # weight loss counts in the norm. Off: the norm over the weights alone (quark0/darts).
+    clip_includes_alpha: bool = False
     # AutoDL DARTS-V1 steps weights then α; V2 (unrolled) and quark0/darts step α first.
     alpha_step: Literal["after_weights", "before_weights"] | None = None
     unrolled_r: float = Field(default=0.01, gt=0)

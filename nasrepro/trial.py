@@ -122,6 +122,7 @@ def execute_trial(
         and search_device.type == "cuda"
         and not hooks
         and settings.order == 1
+        and not settings.clip_includes_alpha  # the graphed step clips the weights alone
         and (ddp is None or ddp.world == 1),
     }
     if speed["fused"]:

@@ -150,7 +150,8 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     params = [p for g in opt.param_groups for p in g["params"]]
     average_gradients(ctx, params)
     if ctx.settings.grad_clip is not None:
-        nn.utils.clip_grad_norm_(params, ctx.settings.grad_clip)
+        clipped = params + (net.arch_parameters() if ctx.settings.clip_includes_alpha else [])
+        nn.utils.clip_grad_norm_(clipped, ctx.settings.grad_clip)
     opt.step()
     # α gets gradients from the weight loss too; they must not leak into the α step.
     for a in net.arch_parameters():
