@@ -73,7 +73,9 @@ def reference_modules(root: Path, *names: str, cuda_to_cpu: bool = True) -> Iter
         sys.path[:] = saved_path
         torch.Tensor.cuda, nn.Module.cuda = saved_cuda  # type: ignore[method-assign]
         for name in set(sys.modules) - before:
-            del sys.modules[name]
+            file = getattr(sys.modules[name], "__file__", None) or ""
+            if file.startswith(str(root)) or name.split(".")[0] in {n.split(".")[0] for n in names}:
+                del sys.modules[name]
 
 
 def copy_by_structure(
