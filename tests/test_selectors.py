@@ -14,6 +14,8 @@ from nasrepro.methods.stop_criteria import (
     DartsEs,
     DartsPlus,
     es_stop_epoch,
+    full_hessian,
+    full_hessian_max_eigenvalue,
     hessian_max_eigenvalue,
     learnable_ranking,
     local_averages,
@@ -410,12 +412,25 @@ def test_power_iteration_matches_eigvalsh(eigenvalues):
     assert got == pytest.approx(want, rel=1e-6)
 
 
+def test_full_hessian_is_robustdarts_hessian_and_power_iteration_can_be_low():
+    # close top eigenvalues: 50 power steps converge slowly ((0.97)^100 ≈ 5%)
+    loss, params, a = _quadratic([1.0, 0.97, 0.5, 0.2, -0.1, -0.3], seed=1)
+    wd = 1e-3
+    want_h = a + wd * torch.eye(6, dtype=torch.float64)
+    torch.testing.assert_close(full_hessian(loss, params, wd), want_h, rtol=1e-12, atol=1e-12)
+    want = torch.linalg.eigvalsh(want_h).max().item()
+    assert full_hessian_max_eigenvalue(loss, params, wd) == pytest.approx(want, rel=1e-12)
+    power = hessian_max_eigenvalue(loss, params, iters=50, weight_decay=wd, seed=3)
+    assert power < want and power != pytest.approx(want, rel=1e-4)
+
+
 def test_darts_es_eigenvalue_of_the_validation_loss_hessian():
     net = _nb201(4).double()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(4, 3, 4, 4, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 3, (4,), generator=gen)
-    hook = DartsEs(power_iters=60)
+    hook = DartsEs()  # hessian "full", as RobustDARTS
+    power = DartsEs(hessian="power", power_iters=60)
     ctx = _ctx(net, [hook], epochs=10)
     ctx.epoch = 0
     with pytest.raises(RuntimeError, match="after_arch_step"):
@@ -429,7 +444,11 @@ def test_darts_es_eigenvalue_of_the_validation_loss_hessian():
 
     h = torch.autograd.functional.hessian(loss, alpha).reshape(30, 30)
     want = torch.linalg.eigvalsh(h + 1e-3 * torch.eye(30, dtype=torch.float64)).max().item()
-    assert diag["darts_es.eigenvalue"] == pytest.approx(want, rel=1e-6)
+    assert diag["darts_es.eigenvalue"] == pytest.approx(want, rel=1e-10)
+    power.after_arch_step(ctx, x, y)
+    assert power.eigenvalue(ctx) == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="hessian"):
+        DartsEs(hessian="lanczos")
     ctx.epoch = 1  # ev_freq 2: nothing at odd epochs
     assert hook.on_epoch_end(ctx) == {}
 
