@@ -123,6 +123,7 @@ def execute_trial(
         and not hooks
         and settings.order == 1
         and not settings.clip_includes_alpha  # the graphed step clips the weights alone
+        and settings.arch_grad_clip is None
         and (ddp is None or ddp.world == 1),
     }
     if speed["fused"]:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from nasrepro.methods.base import MethodHook
-from nasrepro.search.schedule import cosine_lr
+from nasrepro.search.schedule import epoch_lr
 from nasrepro.search.unrolled import unrolled_arch_grad
 from nasrepro.spaces.base import Supernet
 
@@ -177,6 +177,8 @@ def arch_step(
             a.grad = g
     _check_finite(loss, ctx, "validation")
     average_gradients(ctx, net.arch_parameters())
+    if ctx.settings.arch_grad_clip is not None:  # PC-DARTS' ImageNet search clips α (and β)
+        nn.utils.clip_grad_norm_(net.arch_parameters(), ctx.settings.arch_grad_clip)
     opt.step()
     for hook in ctx.hooks:
         hook.after_arch_step(ctx, x_a, y_a)
@@ -280,7 +282,7 @@ def run_search(
         check_graphable(ctx)
     for epoch in range(len(history), s.epochs):
         ctx.epoch = epoch
-        lr = cosine_lr(s.lr, s.lr_min, epoch, s.epochs)
+        lr = epoch_lr(s.lr_schedule, s.lr, s.lr_min, epoch, s.epochs, s.lr_warmup_epochs)
         for g in ctx.w_optimizer.param_groups:
             g["lr"] = lr
         for hook in ctx.hooks:
