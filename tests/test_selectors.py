@@ -628,3 +628,24 @@ def test_pt_genotype_matches_darts_pt_parse_of_projected_weights():
         w = sel.final_weights()[t]
         assert (w[7] == 0).all() and (w[8] == 0).all() and w[1].tolist() == [0.0, 0.0, 1.0]
         assert getattr(geno, kind) == _darts_pt_parse(w.tolist(), names)
+
+
+def test_best_valid_selector_derives_from_the_best_validation_epoch():
+    from nasrepro.select.best_valid import best_valid, best_valid_epoch
+
+    logs = _history(ROWS)
+    for log, acc in zip(logs, (float("nan"), 40.0, 55.0, 55.0), strict=True):
+        log.valid_acc = acc  # epoch 0 had no α step; epochs 2 and 3 tie: the earlier wins
+    assert best_valid_epoch(logs) == 2
+    net = _nb201()
+    ctx = SimpleNamespace(state={})
+    geno = best_valid(build_space("nb201"), net, ctx=ctx, data=None, history=logs)
+    # epoch 2: edges 0-2 conv3 (0.50), edges 3-5 conv3 (0.45)
+    assert geno == Nb201Genotype(("nor_conv_3x3",) * 6)
+    sel = ctx.state["selection"]
+    assert sel["epoch"] == 2 and sel["valid_acc"] == 55.0 and sel["last_epoch"] == 3
+    assert torch.equal(net.arch_alpha, _nb201().arch_alpha)  # the live α is left alone
+    for log in logs:
+        log.valid_acc = float("nan")
+    with pytest.raises(ValueError, match="no epoch"):
+        best_valid_epoch(logs)
