@@ -210,3 +210,56 @@ def test_darts_pt_can_rank_a_pruned_edge_into_its_genotype() -> None:
     mine = [j for _, j in sel.genotype(space).normal[2:4]]
     assert 0 in theirs  # edge 2 = input 0 of node 1: pruned, yet in darts-pt's genotype
     assert sorted(mine) == [1, 2]  # nasrepro: the two edges PT kept
+
+
+@pytest.mark.parametrize("epoch", [0, 30])
+def test_darts_minus_supernet_with_auxiliary_skip(epoch: int, tmp_path) -> None:
+    """DARTS- MixedOp: Σ softmax(α)·op(x) + β·aux(x), aux = identity or FactorizedReduce on
+    stride-2 edges, β from DecayScheduler('linear') stepped at the epoch (T_max 50)."""
+    import sys
+
+    from nasrepro.methods.base import build_hooks
+    from nasrepro.search.engine import SearchContext
+    from nasrepro.suite import SearchSettings
+
+    root = checkout("Meituan-AutoML/DARTS-")
+    argv = sys.argv
+    # DARTS-' args module parses the command line and creates its --save folder at import
+    sys.argv = ["train_search.py", "--auxiliary_skip", "--decay", "linear", "--save", str(tmp_path)]
+    try:
+        with reference_modules(
+            root, "src.spaces", "src.search.args", "src.search.model_search"
+        ) as (
+            sp,
+            args,
+            ms,
+        ):
+            args.beta_decay_scheduler.step(epoch)
+            beta = args.beta_decay_scheduler.decay_rate
+            torch.manual_seed(0)
+            ref = ms.Network(
+                C, CLASSES, LAYERS, nn.CrossEntropyLoss(), sp.spaces_dict["s3"], args=args.args
+            )
+            ref = ref.double()
+            space = build_space("s3")
+            ours = space.build_supernet(CLASSES, c=C, layers=LAYERS).double()
+            (hook,) = build_hooks(
+                ["darts_minus"], {"darts_minus": {"beta0": 1.0, "decay": "linear"}}
+            )
+            settings = SearchSettings(
+                epochs=50, batch_size=2, lr=0.025, lr_min=0.001, momentum=0.9,
+                weight_decay=3e-4, arch_lr=3e-4, arch_weight_decay=1e-3,
+            )  # fmt: skip
+            ctx = SearchContext(ours, settings, [hook], torch.device("cpu"), nn.CrossEntropyLoss())
+            hook.on_build(ctx)
+            ctx.epoch = epoch
+            hook.on_epoch_start(ctx)
+            assert hook.beta == beta == pytest.approx(1.0 * (50 - epoch) / 50)
+            ours.double()
+            _randomise_bn(ref)
+            copy_by_structure(ref, ours, skip_dst=("alphas",))
+            gen = torch.Generator().manual_seed(5)
+            _alphas(ref, ours, gen)
+            _compare(ref, ours, torch.randn(2, 3, 8, 8, generator=gen, dtype=torch.float64))
+    finally:
+        sys.argv = argv
