@@ -45,7 +45,7 @@ def resolve_device(device: str | None) -> str:
 
 def preflight(trials: list[Trial], data_root: str | None, download: bool = False) -> None:
     """Fail before anything is logged: evaluators (benchmark files) and datasets must load."""
-    from nasrepro.datasets import SearchSplitLeak, trial_search_data
+    from nasrepro.datasets import SearchProtocolError, trial_search_data
     from nasrepro.trial import build_evaluator
 
     seen: set[str] = set()
@@ -56,7 +56,7 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
         build_evaluator(t.config)
         try:
             trial_search_data(t.config, root=data_root, seed=0, download=download)
-        except SearchSplitLeak as exc:
+        except SearchProtocolError as exc:
             field = f"experiments.{t.experiment}.search.data_protocol"
             raise SuiteError(t.suite_path, None, field, str(exc)) from None
 

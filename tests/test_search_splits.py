@@ -166,3 +166,23 @@ def test_test_split_needs_the_suite_to_name_it(full_size_data: Path) -> None:
     named["search"]["data_protocol"] = None
     with pytest.raises(SearchSplitLeak):
         trial_search_data(named, root=root, seed=0)
+
+
+def test_runner_preflight_names_the_file_and_field(full_size_data: Path) -> None:
+    from nasrepro.plan import Trial
+    from nasrepro.runner import preflight
+    from nasrepro.suite import SuiteError
+
+    (_, config), *_ = CONFIGS[("nb201", "cifar10")]
+
+    def trial(**search: Any) -> Trial:
+        cfg = {**config, "dataset": "cifar100", "search": {**config["search"], **search}}
+        return Trial("s", 1, "suites/x.yaml", "h", "nb201-c100", "full", "", 0, (), cfg)
+
+    field = "experiments.nb201-c100.search.data_protocol"
+    with pytest.raises(SuiteError, match=f"suites/x.yaml: {field}: .*test images") as err:
+        preflight([trial()], str(full_size_data))
+    assert "\n" not in str(err.value)
+    with pytest.raises(SuiteError, match=f"{field}: cifar100 has no search protocol 'xvalid'"):
+        preflight([trial(data_protocol="xvalid")], str(full_size_data))
+    preflight([trial(data_protocol="nb201")], str(full_size_data))  # named: accepted

@@ -18,6 +18,7 @@ from nasrepro.datasets.imagenet16 import ImageNet16
 from nasrepro.datasets.search import (
     SearchData,
     SearchLoader,
+    SearchProtocolError,
     SearchSplitLeak,
     build_search_data,
     trial_search_data,
@@ -36,6 +37,7 @@ __all__ = [
     "SplitOutOfRange",
     "TensorImageDataset",
     "available_splits",
+    "SearchProtocolError",
     "SearchSplitLeak",
     "build_search_data",
     "trial_search_data",

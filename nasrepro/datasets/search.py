@@ -220,7 +220,11 @@ def _check_range(dataset: str, side: str, indices: list[int], data: Dataset, whe
         )
 
 
-class SearchSplitLeak(ValueError):
+class SearchProtocolError(ValueError):
+    """The search-data protocol an experiment names is unknown or not allowed."""
+
+
+class SearchSplitLeak(SearchProtocolError):
     """A search split would train weights or α on test images without the suite asking."""
 
 
@@ -242,7 +246,10 @@ def resolve_protocol(
     `holdout`; ImageNet: its proxy subsets) falls back to its only one.
     """
     if protocol is not None:
-        return source.check_protocol(protocol), "named by the suite"
+        try:
+            return source.check_protocol(protocol), "named by the suite"
+        except ValueError as exc:
+            raise SearchProtocolError(str(exc)) from None
     if space is not None:
         own = space_protocol(space)
         if own in source.protocols:
