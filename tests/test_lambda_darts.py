@@ -5,8 +5,8 @@ The finite-difference checks run on tiny float64 supernets against the exact gra
 kink: 1e-6 (1e-7 on the DARTS net). On these tiny nets the paper's ε0 = 1e-4 still agrees
 to ~4e-8 (NB201), and the error becomes O(1) from ε0 = 1e-3 up. The full-size supernets
 are the opposite case: there the paper's ε0 = 1e-4 crosses kinks and the finite difference
-is dominated by the resulting gradient jumps (NB201, C=16, N=5, batch 16, float64: 154x
-the exact ∇Λ in norm; exact again only below ε0 = 1e-6), measured by
+is dominated by the resulting gradient jumps (float64, relative error 154 on NB201 C=16
+N=5 and 151 on the 8-cell DARTS space; exact again only below ε0 = 1e-6), measured by
 docs/lambda_fd_check.py and recorded in docs/fidelity.md. Measured relative errors (NB201, c=2, n=1,
 3 cells, 6 samples, seed 0): central 2.3e-10 (Λ) / 2.3e-10 (Λ±); one-sided 1.5e-6 /
 1.6e-6 (= O(ε)); the mean of a forward and a backward step 2.3e-10; the outer variant's
