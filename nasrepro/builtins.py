@@ -15,6 +15,7 @@ import nasrepro.methods.random_features  # noqa: F401
 import nasrepro.methods.sdarts  # noqa: F401
 import nasrepro.methods.stop_criteria  # noqa: F401
 import nasrepro.select.argmax  # noqa: F401
+import nasrepro.select.best_valid  # noqa: F401
 import nasrepro.select.pt  # noqa: F401
 import nasrepro.select.selective_stop  # noqa: F401
 import nasrepro.spaces.darts  # noqa: F401

@@ -19,7 +19,9 @@ from nasrepro.suite import SearchSettings
 # Bump when a change to the harness changes what an unchanged configuration computes (a
 # fixed split, a corrected update rule): records of older versions are then set aside and
 # their trials run again. Records written before versioning existed count as version 0.
-FIDELITY_VERSION = 1
+# 2: DARTS-type spaces search on training-set halves (CIFAR-100 no longer steers α with
+# test images), the PC-DARTS ImageNet stem, DARTS-PT genotypes from kept edges only.
+FIDELITY_VERSION = 2
 
 
 def stable_hash(obj: Any) -> str:

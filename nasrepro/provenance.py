@@ -77,6 +77,38 @@ def device_name(device: str) -> str:
     return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
 
 
+def set_tf32(enabled: bool) -> None:
+    """TF32 for CUDA matmuls and cuDNN convolutions, both at once.
+
+    PyTorch leaves cuDNN convolutions on TF32 by default on Ampere and later; the papers'
+    GPUs had no TF32, and Λ-DARTS' finite differences at ε0 = 1e-4 are below TF32's 10-bit
+    mantissa, so searches run with it off unless a suite opts in (`search.tf32`).
+    """
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def numerics() -> dict[str, Any]:
+    """The numeric switches in effect: TF32 (matmul, cuDNN), cuDNN determinism/benchmark,
+    the float32 matmul precision and whether torch runs deterministic algorithms."""
+    import torch
+
+    return {
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cudnn_enabled": torch.backends.cudnn.enabled,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_version": torch.backends.cudnn.version()
+        if torch.backends.cudnn.is_available()
+        else None,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
 def provenance(
     device: str, deterministic: bool, wall_time_s: float, created_at: str
 ) -> dict[str, Any]:
@@ -90,6 +122,7 @@ def provenance(
         "host": socket.gethostname(),
         "device": device_name(device),
         "deterministic": deterministic,
+        "numerics": numerics(),
         "wall_time_s": round(wall_time_s, 3),
         "created_at": created_at,
     }

@@ -13,7 +13,7 @@ from nasrepro.jobs import TrialJob
 from nasrepro.plan import Trial, expand
 from nasrepro.progress import emit
 from nasrepro.registry import current_trials, scan_registry
-from nasrepro.suite import load_suite
+from nasrepro.suite import SuiteError, load_suite
 
 __all__ = [
     "RunSummary",
@@ -62,7 +62,7 @@ def resolve_device(device: str | None) -> str:
 
 def preflight(trials: list[Trial], data_root: str | None, download: bool = False) -> None:
     """Fail before anything is logged: evaluators (benchmark files) and datasets must load."""
-    from nasrepro.datasets import build_search_data
+    from nasrepro.datasets import SearchProtocolError, trial_search_data
     from nasrepro.trial import build_evaluator
 
     seen: set[str] = set()
@@ -73,16 +73,11 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
         build_evaluator(t.config)
         if t.given_cell:
             continue  # a published cell: no search data
-        s = t.search
-        build_search_data(
-            t.config["dataset"],
-            root=data_root,
-            batch_size=s.batch_size,
-            seed=0,
-            image_size=s.image_size,
-            train_limit=s.train_limit,
-            download=download,
-        )
+        try:
+            trial_search_data(t.config, root=data_root, seed=0, download=download)
+        except SearchProtocolError as exc:
+            field = f"experiments.{t.experiment}.search.data_protocol"
+            raise SuiteError(t.suite_path, None, field, str(exc)) from None
 
 
 def unique_trials(trials: list[Trial], progress: Progress = _stderr) -> list[Trial]:

@@ -84,6 +84,15 @@ class SearchSettings(_Model):
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(ge=0)
     grad_clip: float | None = Field(default=5.0, gt=0)
+    # AutoDL's DARTS-V1/V2 loops clip over network.parameters(): α's gradient from the
+    # weight loss counts in the norm. Off: the norm over the weights alone (quark0/darts).
+    clip_includes_alpha: bool = False
+    # Gradient-norm clip of α (and β) before the α step; PC-DARTS' ImageNet search: 5.
+    arch_grad_clip: float | None = Field(default=None, gt=0)
+    # Weight lr per epoch: cosine (DARTS) or linear decay (Λ-DARTS ImageNet), after a linear
+    # warm-up of lr_warmup_epochs epochs (PC-DARTS ImageNet: 5).
+    lr_schedule: Literal["cosine", "linear"] = "cosine"
+    lr_warmup_epochs: int = Field(default=0, ge=0)
     # AutoDL DARTS-V1 steps weights then α; V2 (unrolled) and quark0/darts step α first.
     alpha_step: Literal["after_weights", "before_weights"] | None = None
     unrolled_r: float = Field(default=0.01, gt=0)
@@ -91,6 +100,11 @@ class SearchSettings(_Model):
     train_limit: int | None = Field(default=None, gt=0)
     image_size: int | None = Field(default=None, gt=0)
     deterministic: bool = True
+    # Search-data protocol (datasets/search.py); None: the space's papers' own. One that
+    # feeds test images to weights or α (NB201's xvalid) runs only when named here.
+    data_protocol: str | None = None
+    # TF32 convolutions/matmuls on Ampere+ GPUs: off, as the papers ran, unless opted in.
+    tf32: bool = False
 
     def resolved_alpha_step(self) -> str:
         if self.alpha_step is not None:

@@ -29,7 +29,7 @@ from nasrepro.distributed import Dist, check_replicas, primary_device
 from nasrepro.jobs import FIDELITY_VERSION, Trial
 from nasrepro.methods.base import build_hooks
 from nasrepro.progress import emit, trial_scope
-from nasrepro.provenance import device_name, provenance
+from nasrepro.provenance import device_name, provenance, set_tf32
 from nasrepro.registry import SCHEMA
 from nasrepro.search.engine import EpochLog, SearchContext, run_search, seed_everything
 from nasrepro.spaces import build_space
@@ -109,7 +109,7 @@ def execute_trial(
             run_name=run_name,
             checkpoint_dir=checkpoint_dir,
         )
-    from nasrepro.datasets import build_search_data
+    from nasrepro.datasets import trial_search_data
 
     cfg, settings = trial.config, trial.search
     label = f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
@@ -117,13 +117,11 @@ def execute_trial(
     clock = TrialClock(None)  # this process's time; earlier processes' once resumed
     created = datetime.now(UTC).isoformat(timespec="seconds")
     seed_everything(trial.seed, settings.deterministic)
-    data = build_search_data(
-        cfg["dataset"],
+    set_tf32(settings.tf32)
+    data = trial_search_data(
+        cfg,
         root=data_root,
-        batch_size=settings.batch_size,
         seed=trial.seed,
-        image_size=settings.image_size,
-        train_limit=settings.train_limit,
         rank=ddp.rank if ddp else 0,
         world=ddp.world if ddp else 1,
     )
@@ -141,6 +139,8 @@ def execute_trial(
         and search_device.type == "cuda"
         and not hooks
         and settings.order == 1
+        and not settings.clip_includes_alpha  # the graphed step clips the weights alone
+        and settings.arch_grad_clip is None
         and (ddp is None or ddp.world == 1),
     }
     if speed["fused"]:

@@ -60,12 +60,19 @@ def _op_params(name: str, c: int, stride: int) -> int:
     return 0
 
 
-def _hand_count(cell_ops: CellOps, c: int, layers: int, classes: int, k: int = 1) -> int:
+def _hand_count(
+    cell_ops: CellOps, c: int, layers: int, classes: int, k: int = 1, stem: str = "cifar"
+) -> int:
     # quark0 model_search.Network: stem 3x3 conv 3->3C + affine BN(3C); per cell
     # preprocess0 (ReLUConvBN 1x1 or FactorizedReduce: both C_pp·C weights) + preprocess1
     # (C_p·C), 14 edges (ops on C/K channels, PC-DARTS), stride 2 on inputs 0/1 of reduction
     # cells; C doubles at layers//3 and 2·layers//3; cell output 4C; Linear(4C_last, classes).
     total = 27 * 3 * c + 2 * 3 * c
+    if stem == "imagenet":
+        # PC-DARTS model_search_imagenet.py: 3x3 convs 3 -> 3C/2 -> 3C (stride 2 each) and
+        # 3C -> 3C (stride 2), each followed by an affine BN
+        s = 3 * c
+        total = 27 * (s // 2) + 2 * (s // 2) + 9 * (s // 2) * s + 2 * s + 9 * s * s + 2 * s
     c_pp, c_p, cur = 3 * c, 3 * c, c
     for i in range(layers):
         red = i in (layers // 3, 2 * layers // 3)
@@ -420,6 +427,20 @@ def test_partial_mixed_op_without_shuffle_keeps_channel_order():
     assert torch.equal(op(x, torch.ones(1)), x)
     shuffled = PartialMixedOp([torch.nn.Identity()], ["skip_connect"], k=2, shuffle=True)
     assert not torch.equal(shuffled(x, torch.ones(1)), x)
+
+
+def test_imagenet_search_supernet_matches_pc_darts_parameter_count():
+    # PC-DARTS model_search_imagenet.Network(C=16, 1000 classes, 8 layers) holds 956,512
+    # weights (its α/β are plain tensors, not parameters): stem0 11,160 + stem1 20,832, the
+    # first cells' preprocessing reading 48 channels. Counted by running the reference
+    # (yuhuixu1993/PC-DARTS 643a4cb; tests/oracle checks it against a checkout) and by hand.
+    net = build_space("darts").build_supernet(
+        1000, stem="imagenet", partial_channels=2, edge_normalization=True
+    )
+    hand = _hand_count(CellOps.uniform(PRIMITIVES), 16, 8, 1000, k=2, stem="imagenet")
+    assert _weights(net) == hand == 956_512
+    assert count_params(net.stem) == 11_160 and count_params(net.stem1) == 20_832
+    assert net.stem[0].out_channels == 24 and net.stem1[1].out_channels == 48
 
 
 def test_imagenet_stem_reduces_224_to_28_as_pc_darts():

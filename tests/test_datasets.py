@@ -349,6 +349,7 @@ def test_cifar100_search_takes_alpha_from_test_xvalid(tmp_path: Path) -> None:
         root=str(tmp_path),
         batch_size=12,
         seed=1,
+        protocol="nb201",  # α on test images: runs only when named
         split_override={"xvalid": [0, 2, 4, 6], "xtest": [1, 3, 5, 7]},
     )
     assert data.steps_per_epoch == 1 and data.num_classes == 100
@@ -375,6 +376,7 @@ def test_imagenet16_search_on_fixture(tmp_path: Path) -> None:
         root=str(tmp_path),
         batch_size=8,
         seed=0,
+        protocol="nb201",
         split_override={"xvalid": [1, 3], "xtest": [0, 2]},
     )
     assert (data.num_classes, data.image_size, data.steps_per_epoch) == (120, 16, 3)

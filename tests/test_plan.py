@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nasrepro.estimate import estimate, search_split, step_times
+from nasrepro.jobs import FIDELITY_VERSION
 from nasrepro.plan import build_plan, expand
 from nasrepro.registry import SCHEMA, write_record
 from nasrepro.suite import load_suite
@@ -109,7 +110,7 @@ def test_plan_shares_a_baseline_and_shows_cache_and_differences(tmp_path):
             "seed": 0,
             "config_hash": first.config_hash,
             "config": first.config,
-            "fidelity_version": 1,
+            "fidelity_version": FIDELITY_VERSION,
             "metrics": {},
             "genotype": "g",
             "provenance": {"created_at": "2026-12-03T00:00:00+00:00"},

@@ -470,3 +470,23 @@ def test_invalid_score_requests_raise_one_line_errors():
                 space=kwargs.get("space", "darts"),
             )
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("report", ["final", "best"])
+def test_retrain_records_final_and_best_epoch_and_reports_the_chosen_one(report):
+    evaluator = catalog.get("evaluator", "retrain")(
+        recipes={"cifar10": C10_RECIPE}, **{**SMOKE, "epochs": 3, "max_steps": 2}, report=report
+    )
+    result = evaluator.score("DARTS_V2", ["cifar10"], ["test_acc"], space="darts", seed=1)
+    run = result.source["runs"]["cifar10"]
+    accs = [row["test_acc"] for row in run["history"]]
+    assert len(accs) == 3 and run["reported"] == report
+    assert run["final_epoch_test_acc"] == accs[-1]
+    assert run["best_test_acc"] == max(accs) and accs[run["best_epoch"]] == max(accs)
+    want = accs[-1] if report == "final" else max(accs)
+    m = result.metrics["cifar10"]
+    assert m["test_acc"] == want and m["test_err"] == pytest.approx(100 - want)
+    top5 = run["final_epoch_top5"] if report == "final" else run["best_epoch_top5"]
+    assert m["top5_err"] == pytest.approx(100 - top5)
+    with pytest.raises(ValueError, match="report"):
+        catalog.get("evaluator", "retrain")(recipes={"cifar10": C10_RECIPE}, report="last")

@@ -14,6 +14,8 @@ from nasrepro.methods.stop_criteria import (
     DartsEs,
     DartsPlus,
     es_stop_epoch,
+    full_hessian,
+    full_hessian_max_eigenvalue,
     hessian_max_eigenvalue,
     learnable_ranking,
     local_averages,
@@ -410,12 +412,25 @@ def test_power_iteration_matches_eigvalsh(eigenvalues):
     assert got == pytest.approx(want, rel=1e-6)
 
 
+def test_full_hessian_is_robustdarts_hessian_and_power_iteration_can_be_low():
+    # close top eigenvalues: 50 power steps converge slowly ((0.97)^100 ≈ 5%)
+    loss, params, a = _quadratic([1.0, 0.97, 0.5, 0.2, -0.1, -0.3], seed=1)
+    wd = 1e-3
+    want_h = a + wd * torch.eye(6, dtype=torch.float64)
+    torch.testing.assert_close(full_hessian(loss, params, wd), want_h, rtol=1e-12, atol=1e-12)
+    want = torch.linalg.eigvalsh(want_h).max().item()
+    assert full_hessian_max_eigenvalue(loss, params, wd) == pytest.approx(want, rel=1e-12)
+    power = hessian_max_eigenvalue(loss, params, iters=50, weight_decay=wd, seed=3)
+    assert power < want and power != pytest.approx(want, rel=1e-4)
+
+
 def test_darts_es_eigenvalue_of_the_validation_loss_hessian():
     net = _nb201(4).double()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(4, 3, 4, 4, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 3, (4,), generator=gen)
-    hook = DartsEs(power_iters=60)
+    hook = DartsEs()  # hessian "full", as RobustDARTS
+    power = DartsEs(hessian="power", power_iters=60)
     ctx = _ctx(net, [hook], epochs=10)
     ctx.epoch = 0
     with pytest.raises(RuntimeError, match="after_arch_step"):
@@ -429,7 +444,11 @@ def test_darts_es_eigenvalue_of_the_validation_loss_hessian():
 
     h = torch.autograd.functional.hessian(loss, alpha).reshape(30, 30)
     want = torch.linalg.eigvalsh(h + 1e-3 * torch.eye(30, dtype=torch.float64)).max().item()
-    assert diag["darts_es.eigenvalue"] == pytest.approx(want, rel=1e-6)
+    assert diag["darts_es.eigenvalue"] == pytest.approx(want, rel=1e-10)
+    power.after_arch_step(ctx, x, y)
+    assert power.eigenvalue(ctx) == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="hessian"):
+        DartsEs(hessian="lanczos")
     ctx.epoch = 1  # ev_freq 2: nothing at odd epochs
     assert hook.on_epoch_end(ctx) == {}
 
@@ -536,3 +555,97 @@ def test_registered():
 
     assert {"pt", "pt_mag", "selective_stop"} <= set(catalog.names("selector"))
     assert {"darts_plus", "darts_es"} <= set(catalog.names("method"))
+
+
+def _darts_pt_parse(weights, names):
+    """darts-pt model_search_darts_proj.genotype()._parse, restated for a uniform op set:
+    edges ranked by their largest non-`none` weight (stable sort), op = first largest
+    non-`none` weight (strict >)."""
+    gene, start = [], 0
+    for i in range(4):
+        rows = weights[start : start + i + 2]
+        none = names.index("none") if "none" in names else None
+        cand = [k for k in range(len(names)) if k != none]
+        edges = sorted(range(i + 2), key=lambda x: -max(rows[x][k] for k in cand))[:2]
+        for j in edges:
+            k_best = None
+            for k in cand:
+                if k_best is None or rows[j][k] > rows[j][k_best]:
+                    k_best = k
+            gene.append((names[k_best], j))
+        start += i + 2
+    return tuple(gene)
+
+
+def _s3_selector():
+    space = build_space("s3")  # {none, skip_connect, sep_conv_3x3}
+    torch.manual_seed(0)
+    net = space.build_supernet(3, c=2, layers=3, in_channels=3)
+    sel = _Selector(space, _ctx(net), _data(n=32), "magnitude", "ordered", None, 0)
+    return space, net, sel
+
+
+def test_pt_genotype_never_takes_a_pruned_edge():
+    # S3 corner case: node 1 (edges 2, 3, 4) kept edges 3 and 4, and PT chose `none` on
+    # edge 3. Edge 2 is pruned (all zero): it ties with edge 3 at 0 outside `none`.
+    space, net, sel = _s3_selector()
+    for t in (0, 1):
+        sel.proj.ops[t] = {e: 2 for e in range(14)}  # sep_conv_3x3 everywhere ...
+        sel.proj.ops[t][3] = 0  # ... but `none` on edge 3
+        sel.proj.pruned[t] = {2, 7, 8, 9, 10, 11}  # node 1 keeps 3, 4; node 2: 5, 6; node 3: 12, 13
+    geno = sel.genotype(space)
+    for kind in ("normal", "reduce"):
+        gene = getattr(geno, kind)
+        node1 = sorted(j for _, j in gene[2:4])
+        assert node1 == [1, 2]  # edges 3 and 4, never the pruned edge 2 (input 0)
+        assert dict((j, op) for op, j in gene[2:4]) == {1: "skip_connect", 2: "sep_conv_3x3"}
+        assert sorted(j for _, j in gene[4:6]) == [0, 1] and sorted(j for _, j in gene[6:]) == [
+            3,
+            4,
+        ]
+    assert sel.kept_none_edges() == [{"alpha": "normal", "edge": 3}, {"alpha": "reduce", "edge": 3}]
+    # the old round trip through log-weights made pruned rows uniform, stronger than `none`
+    from nasrepro.select.selective_stop import derive_from_weights
+
+    old = derive_from_weights(space, net, sel.final_weights())
+    assert 0 in [j for _, j in old.normal[2:4]]
+
+
+def test_pt_genotype_matches_darts_pt_parse_of_projected_weights():
+    # Away from the tie, the genotype is darts-pt's _parse of its projected weights: some
+    # edges decided (one-hot), some pruned (zero), the rest softmax(α).
+    space, net, sel = _s3_selector()
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for a in net.arch_parameters():
+            a.copy_(torch.randn(a.shape, generator=gen))
+    for t in (0, 1):
+        sel.proj.ops[t] = {0: 1, 1: 2, 5: 2, 6: 1, 8: 1}
+        sel.proj.pruned[t] = {7, 8}  # node 2 (edges 5..8) keeps 5 and 6
+    geno = sel.genotype(space)
+    names = list(space.edge_op_names("normal", 0))
+    for t, kind in enumerate(("normal", "reduce")):
+        w = sel.final_weights()[t]
+        assert (w[7] == 0).all() and (w[8] == 0).all() and w[1].tolist() == [0.0, 0.0, 1.0]
+        assert getattr(geno, kind) == _darts_pt_parse(w.tolist(), names)
+
+
+def test_best_valid_selector_derives_from_the_best_validation_epoch():
+    from nasrepro.select.best_valid import best_valid, best_valid_epoch
+
+    logs = _history(ROWS)
+    for log, acc in zip(logs, (float("nan"), 40.0, 55.0, 55.0), strict=True):
+        log.valid_acc = acc  # epoch 0 had no α step; epochs 2 and 3 tie: the earlier wins
+    assert best_valid_epoch(logs) == 2
+    net = _nb201()
+    ctx = SimpleNamespace(state={})
+    geno = best_valid(build_space("nb201"), net, ctx=ctx, data=None, history=logs)
+    # epoch 2: edges 0-2 conv3 (0.50), edges 3-5 conv3 (0.45)
+    assert geno == Nb201Genotype(("nor_conv_3x3",) * 6)
+    sel = ctx.state["selection"]
+    assert sel["epoch"] == 2 and sel["valid_acc"] == 55.0 and sel["last_epoch"] == 3
+    assert torch.equal(net.arch_alpha, _nb201().arch_alpha)  # the live α is left alone
+    for log in logs:
+        log.valid_acc = float("nan")
+    with pytest.raises(ValueError, match="no epoch"):
+        best_valid_epoch(logs)

@@ -15,7 +15,14 @@ from nasrepro.datasets.base import (
     resolve_root,
 )
 from nasrepro.datasets.imagenet16 import ImageNet16
-from nasrepro.datasets.search import SearchData, SearchLoader, build_search_data
+from nasrepro.datasets.search import (
+    SearchData,
+    SearchLoader,
+    SearchProtocolError,
+    SearchSplitLeak,
+    build_search_data,
+    trial_search_data,
+)
 from nasrepro.datasets.splits import available_splits, load_split
 from nasrepro.datasets.transforms import eval_transform, train_transform
 
@@ -30,7 +37,10 @@ __all__ = [
     "SplitOutOfRange",
     "TensorImageDataset",
     "available_splits",
+    "SearchProtocolError",
+    "SearchSplitLeak",
     "build_search_data",
+    "trial_search_data",
     "eval_transform",
     "get_source",
     "load_split",

@@ -28,7 +28,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from nasrepro.datasets.base import SearchParts, SplitOutOfRange, get_source, resolve_root
+from nasrepro.datasets.base import (
+    DataSource,
+    SearchParts,
+    SplitOutOfRange,
+    get_source,
+    resolve_root,
+)
 from nasrepro.datasets.transforms import describe_transform
 
 PAIRING = (
@@ -214,6 +220,47 @@ def _check_range(dataset: str, side: str, indices: list[int], data: Dataset, whe
         )
 
 
+class SearchProtocolError(ValueError):
+    """The search-data protocol an experiment names is unknown or not allowed."""
+
+
+class SearchSplitLeak(SearchProtocolError):
+    """A search split would train weights or α on test images without the suite asking."""
+
+
+def space_protocol(space: str) -> str:
+    """The search-data protocol of a space's own papers (`search_protocol` of the space)."""
+    from nasrepro.spaces import build_space
+
+    return str(build_space(space).search_protocol)  # type: ignore[attr-defined]
+
+
+def resolve_protocol(
+    source: DataSource, space: str | None, protocol: str | None
+) -> tuple[str, str]:
+    """(protocol, where it came from) for a search of `space` on `source`.
+
+    A protocol the suite names wins. Otherwise the space's own: the DARTS-type spaces split
+    the training set in halves (quark0/darts, RobustDARTS, DARTS-, darts-pt), NB201 reads
+    AutoDL's split files. A dataset that lacks the space's protocol (digits, synthetic:
+    `holdout`; ImageNet: its proxy subsets) falls back to its only one.
+    """
+    if protocol is not None:
+        try:
+            return source.check_protocol(protocol), "named by the suite"
+        except ValueError as exc:
+            raise SearchProtocolError(str(exc)) from None
+    if space is not None:
+        own = space_protocol(space)
+        if own in source.protocols:
+            return own, f"space {space}"
+    return source.check_protocol(None), f"dataset {source.name} default"
+
+
+def _test_sides(parts: SearchParts) -> list[str]:
+    return [side for side in ("weights", "arch") if parts.provenance[side].get("part") == "test"]
+
+
 def build_search_data(
     dataset: str,
     *,
@@ -229,6 +276,7 @@ def build_search_data(
     options: Mapping[str, Any] | None = None,
     rank: int = 0,
     world: int = 1,
+    space: str | None = None,
 ) -> SearchData:
     """Build the paired weight/α loader for a registered dataset.
 
@@ -237,15 +285,19 @@ def build_search_data(
       accept None or their native size.
     - `train_limit`: keep the first N indices of each split after a permutation seeded by
       `seed` (smoke budgets).
-    - `protocol`: whose split and augmentation to use. cifar10/cifar100: `nb201` (default;
-      AutoDL's split files) or `darts` (halves of the training set, DARTS-script
-      augmentation); svhn: `darts` only; imagenet16-120: `nb201`; digits/synthetic: `holdout`.
+    - `protocol`: whose split and augmentation to use. cifar10/cifar100: `nb201` (AutoDL's
+      split files) or `darts` (halves of the training set, DARTS-script augmentation); svhn:
+      `darts` only; imagenet16-120: `nb201`; digits/synthetic: `holdout`. None: the
+      protocol of `space` (`resolve_protocol`). A protocol that feeds test images to the
+      weights or α (NB201's `xvalid` α split on cifar100/imagenet16-120) must be named
+      here explicitly, else `SearchSplitLeak` is raised.
     - `split_override`: replaces the split the protocol would read, with the same keys —
       the split file's halves for `nb201` (cifar10: `train`/`valid`; cifar100,
       imagenet16-120: `xvalid`), `train`/`valid` otherwise. For tests on small fixtures,
       whose sizes the shipped split files do not fit.
     - `options`: extra constructor arguments of the dataset (e.g. synthetic's `n`).
     - `rank`, `world`: this process's share of a data-parallel search (`EpochKeys`).
+    - `space`: the search space, whose papers' protocol applies when `protocol` is None.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -253,10 +305,17 @@ def build_search_data(
         raise ValueError(f"seed must be >= 0, got {seed}")
     source = get_source(dataset)(image_size, **dict(options or {}))
     data_root = resolve_root(root) if source.needs_root else None
-    protocol = source.check_protocol(protocol)
+    protocol, protocol_from = resolve_protocol(source, space, protocol)
     parts = source.search_parts(
         data_root, download=download, protocol=protocol, split_override=split_override
     )
+    test_sides = _test_sides(parts)
+    if test_sides and protocol_from != "named by the suite":
+        raise SearchSplitLeak(
+            f"{dataset}: search protocol {protocol!r} ({protocol_from}) trains "
+            f"{' and '.join(test_sides)} on test images; set the experiment's "
+            f"search.data_protocol: {protocol} to run that protocol on purpose"
+        )
     parts.weight_indices = _trim(parts.weight_indices, train_limit, seed, 0)
     parts.arch_indices = _trim(parts.arch_indices, train_limit, seed, 1)
     where = {"root": str(data_root)} if data_root is not None else {}
@@ -277,6 +336,8 @@ def build_search_data(
     split = {
         "dataset": dataset,
         "protocol": protocol,
+        "protocol_from": protocol_from,
+        "test_images_reach": test_sides,
         "weights": {**parts.provenance["weights"], "size": len(parts.weight_indices)},
         "arch": {**parts.provenance["arch"], "size": len(parts.arch_indices)},
         "augmentation": describe_transform(getattr(parts.weight_data, "transform", None)),
@@ -294,4 +355,31 @@ def build_search_data(
         image_size=source.image_size,
         in_channels=source.in_channels,
         split=split,
+    )
+
+
+def trial_search_data(
+    config: Mapping[str, Any],
+    *,
+    root: str | os.PathLike[str] | None,
+    seed: int,
+    download: bool = False,
+    rank: int = 0,
+    world: int = 1,
+) -> SearchData:
+    """The search data of a resolved trial config (`plan.resolve_experiment`): the one way
+    trials and the runner's preflight build it, so both see the same split."""
+    search = config["search"]
+    return build_search_data(
+        config["dataset"],
+        root=root,
+        batch_size=search["batch_size"],
+        seed=seed,
+        image_size=search.get("image_size"),
+        train_limit=search.get("train_limit"),
+        download=download,
+        protocol=search.get("data_protocol"),
+        space=config["space"],
+        rank=rank,
+        world=world,
     )

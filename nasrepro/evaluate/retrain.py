@@ -17,7 +17,8 @@ train_imagenet.py (ImageNet): SGD with momentum and weight decay on *all* parame
 `create_optimizer_v2` would exempt biases and BN; DARTS does not), the learning rate set per
 epoch, drop-path ramped as 0.2·epoch/epochs, the auxiliary loss weighted by 0.4, gradients
 clipped to norm 5, and the test set evaluated after every epoch; the final epoch's accuracy is
-the result (the papers report the last epoch). timm supplies the cosine and step schedules,
+the result (quark0's protocol), or with `report: best` the best epoch's (what some papers
+print); both are recorded in `source.runs.<dataset>`. timm supplies the cosine and step schedules,
 label smoothing, drop-path, gradient clipping, EMA and the ImageNet transforms.
 
 Nothing is made up: a metric is returned only for a dataset that was trained and tested here;
@@ -112,6 +113,7 @@ RUN_KEYS = (
     "eval_every",
     "processes",
     "sync_bn",
+    "report",
 )
 RUN_DEFAULTS: dict[str, Any] = {
     "dataset": None,  # train on this registered dataset instead of the recipe's (smoke)
@@ -127,6 +129,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     # many (on CPU: gloo, for tests).
     "processes": None,
     "sync_bn": True,  # batch-norm statistics over all processes = the single-process math
+    # Which test accuracy the metrics report: `final` (the last epoch, quark0's protocol)
+    # or `best` (the best epoch's, as some papers report); both are always recorded.
+    "report": "final",
 }
 PCDARTS_TAIL_EPOCHS = 5  # PC-DARTS train_imagenet.py adjust_lr: `args.epochs - 5`, hard-coded
 _WHERE = "evaluator retrain"
@@ -212,6 +217,8 @@ def _check_run(options: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("download", "fixture", "sync_bn"):
         if not isinstance(run[key], bool):
             raise _fail("", key, run[key], "true or false")
+    if run["report"] not in ("final", "best"):
+        raise _fail("", "report", run["report"], "final or best")
     return run
 
 
@@ -652,7 +659,7 @@ class RetrainEvaluator:
             steps_per_epoch = min(steps_per_epoch, run["max_steps"])
         history: list[dict[str, float]] = []
         last_test: dict[str, float] | None = None
-        best = [-1.0, -1]
+        best: list[Any] = [-1.0, -1, float("nan")]  # test acc, epoch, top-5 of the best epoch
         first = 0
         if state is not None:
             model.load_state_dict(state["model"])
@@ -662,6 +669,7 @@ class RetrainEvaluator:
                 ema.load_state_dict(state["ema"])
             set_rng_state(state["rng"][ddp.rank])
             history, best, last_test = state["history"], state["best"], state["last_test"]
+            best = [*best, float("nan")][:3]  # checkpoints before the top-5 entry
             first = len(history)
             progress(f"retrain {ds}: resuming after epoch {first} from {checkpoint}")
 
@@ -726,7 +734,7 @@ class RetrainEvaluator:
                 last_test = evaluate(eval_model, test_loader, device, run["max_eval_batches"], ddp)
                 row.update(test_acc=last_test["acc"], test_loss=last_test["loss"])
                 if last_test["acc"] > best[0]:
-                    best = [last_test["acc"], epoch]
+                    best = [last_test["acc"], epoch, last_test["top5"]]
             row["epoch_seconds"] = time.perf_counter() - t0
             history.append(row)
             if ddp.main:
@@ -741,11 +749,12 @@ class RetrainEvaluator:
                 save(False, {})
         bar.close()
         assert last_test is not None  # the last epoch always evaluates
+        reported = last_test if run["report"] == "final" else {"acc": best[0], "top5": best[2]}
         values = {
-            "test_acc": last_test["acc"],
-            "test_err": 100.0 - last_test["acc"],
-            "top1_err": 100.0 - last_test["acc"],
-            "top5_err": 100.0 - last_test["top5"],
+            "test_acc": reported["acc"],
+            "test_err": 100.0 - reported["acc"],
+            "top1_err": 100.0 - reported["acc"],
+            "top5_err": 100.0 - reported["top5"],
             "params_m": params / 1e6,
             "flops_m": flops / 1e6,
         }
@@ -783,8 +792,11 @@ class RetrainEvaluator:
             "convolutions + linear + pooling (nasrepro.complexity.count_flops)",
             "weights_evaluated": "ema" if ema is not None else "final",
             "final_epoch_test_acc": last_test["acc"],
+            "final_epoch_top5": last_test["top5"],
             "best_test_acc": best[0],
             "best_epoch": best[1],
+            "best_epoch_top5": best[2],
+            "reported": run["report"],
             "seed": seed,
             "device": str(device),
             "deterministic": torch.are_deterministic_algorithms_enabled(),

@@ -36,10 +36,12 @@ Deviations from the reference, on purpose:
 - BN running statistics: the reference's extra passes update them twice more per step
   (its effective momentum is 1 − 0.9³); here they are saved and restored around the extra
   passes, so they move exactly as in DARTS. Train-mode outputs are unaffected either way.
-- Randomness: the extra passes replay the RNG state of the main pass (and leave the
-  global RNG where the main pass left it), so a random op (RobustDARTS S4 `noise`,
-  drop-path) is the same function of (ω, P) in all passes; the reference draws fresh
-  noise per pass, which puts an O(1/ε) term into the S4 difference.
+- Randomness (`noise="replay"`, the default): the extra passes replay the RNG state of the
+  main pass (and leave the global RNG where the main pass left it), so a random op
+  (RobustDARTS S4 `noise`, drop-path) is the same function of (ω, P) in all passes: the
+  exact Eq. 13. The reference draws fresh noise in each of its three passes, which puts an
+  O(1/ε) noise term into the S4 difference (it then dominates the regularizer); the
+  paper's S4 numbers come from that behaviour, `noise="fresh"` reproduces it.
 - λ schedule: λ_t = λ·epoch/(epochs − 1) as both reference scripts do
   (`args.lambda_ * epoch / (args.epochs - 1)`); the paper writes λ·t/T (Section 4.1), which
   never reaches λ. One-epoch searches use λ (the reference divides by zero).
@@ -73,7 +75,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -93,6 +95,7 @@ if TYPE_CHECKING:
     from nasrepro.search.engine import SearchContext
 
 DIFFERENCES = ("central", "forward_backward")
+NOISE = ("replay", "fresh")
 OBJECTIVES = ("inner", "outer")
 CELLS = ("normal", "all")
 
@@ -170,6 +173,7 @@ class LambdaDarts(MethodHook):
         objective: str = "inner",
         cells: str | None = None,
         batched: bool = False,
+        noise: str = "replay",
     ) -> None:
         if not (isinstance(lambda_, int | float) and math.isfinite(lambda_) and lambda_ >= 0):
             raise ValueError(f"lambda: lambda_ must be a finite number >= 0, got {lambda_!r}")
@@ -183,6 +187,13 @@ class LambdaDarts(MethodHook):
             raise ValueError(f"lambda: objective must be one of {OBJECTIVES}, got {objective!r}")
         if cells is not None and cells not in CELLS:
             raise ValueError(f"lambda: cells must be one of {CELLS} or None, got {cells!r}")
+        if noise not in NOISE:
+            raise ValueError(f"lambda: noise must be one of {NOISE}, got {noise!r}")
+        if batched and noise == "fresh":
+            raise ValueError(
+                "lambda: batched replays the main pass' randomness; noise 'fresh' "
+                "needs the unbatched passes"
+            )
         if not isinstance(batched, bool):
             raise ValueError(f"lambda: batched must be true or false, got {batched!r}")
         if batched and (difference != "central" or objective != "inner"):
@@ -196,6 +207,7 @@ class LambdaDarts(MethodHook):
         self.objective = objective
         self.cells = cells
         self.batched = batched
+        self.noise = noise
         self.lambda_t = 0.0
         self.eps = float("nan")  # ε of the last regularized step
         self.groups: list[list[int]] = []  # per regularized α tensor: its cells' positions
@@ -407,7 +419,10 @@ class LambdaDarts(MethodHook):
         wrt: Sequence[torch.Tensor],
     ) -> Sequence[torch.Tensor | None]:
         assert self._rng is not None
-        with self._rng.replay(), torch.enable_grad():
+        # `fresh` (the reference): random ops draw new values in every pass, advancing the
+        # global RNG; `replay`: the main pass' draws again, the global RNG left alone.
+        replay = self._rng.replay() if self.noise == "replay" else nullcontext()
+        with replay, torch.enable_grad():
             loss = ctx.criterion(ctx.supernet(x, cell_weights=weights), y)
             return torch.autograd.grad(loss, list(wrt), allow_unused=True)
 

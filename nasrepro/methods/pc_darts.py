@@ -6,6 +6,12 @@ The partial channels and edge normalization are the DARTS space's own arguments
 first `alpha_warmup_epochs` epochs (yuhuixu1993/PC-DARTS train_search.py:
 `if epoch >= 15: architect.step(...)`; K=4 on CIFAR, K=2 on ImageNet per docs/fidelity.md).
 
+PC-DARTS' ImageNet search (train_search_imagenet.py) also warms the weight lr up over 5
+epochs (lr·(epoch + 1)/5) and clips α's gradient at norm 5 before its Adam step: the search
+settings `lr_warmup_epochs: 5` and `arch_grad_clip: 5` (search/schedule.py, engine.py).
+`alpha_warmup` is the α warm-up alone, for searches that follow PC-DARTS' ImageNet setting
+without its partial channels (Λ-DARTS, paper 003 A.7: 35 epochs).
+
 RF-PCDARTS (paper 000, A.2, ImageNet) is `methods: [pc, rf]` with alpha_warmup_epochs=35:
 "For the first 35 epochs, we only train BN affine weights. Then, we jointly optimize BN
 affine weights and architecture parameters" — the two hooks compose; nothing more is needed.
@@ -92,3 +98,33 @@ class PcDarts(MethodHook):
 
     def on_epoch_end(self, ctx: SearchContext) -> dict[str, float]:
         return {"pc.alpha_frozen": float(ctx.epoch < self.alpha_warmup_epochs)}
+
+
+@register_method("alpha_warmup", "α frozen for the first N epochs (PC-DARTS' warm-up alone)")
+class AlphaWarmup(MethodHook):
+    """Args: epochs (α updates start at this epoch, ≥ 0). PC-DARTS' `--begin` (35 on
+    ImageNet) without partial channels or edge normalization."""
+
+    name = "alpha_warmup"
+    data_parallel = True
+
+    def __init__(self, epochs: int = 35) -> None:
+        super().__init__()
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(
+                f"method 'alpha_warmup': epochs must be an integer >= 0, got {epochs!r}"
+            )
+        self.epochs = epochs
+
+    def on_build(self, ctx: SearchContext) -> None:
+        if self.epochs >= ctx.settings.epochs:
+            raise ValueError(
+                f"method 'alpha_warmup': epochs={self.epochs} leaves no α update in "
+                f"{ctx.settings.epochs} epochs"
+            )
+
+    def update_alpha(self, ctx: SearchContext) -> bool:
+        return ctx.epoch >= self.epochs
+
+    def on_epoch_end(self, ctx: SearchContext) -> dict[str, float]:
+        return {"alpha_warmup.alpha_frozen": float(ctx.epoch < self.epochs)}

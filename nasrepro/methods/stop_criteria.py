@@ -187,6 +187,46 @@ def hessian_max_eigenvalue(
     return lam
 
 
+def full_hessian(
+    loss: torch.Tensor, params: Sequence[torch.Tensor], weight_decay: float = 0.0
+) -> torch.Tensor:
+    """∇²loss + weight_decay·I w.r.t. `params` (flattened, in order), as RobustDARTS'
+    analyze.py `_hessian` builds it: row i from the gradient of ∂loss/∂θ_i, its entries
+    j >= i kept and mirrored below the diagonal (exactly symmetric)."""
+    params = list(params)
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    flat = torch.cat(
+        [
+            (g if g is not None else torch.zeros_like(p)).reshape(-1)
+            for g, p in zip(grads, params, strict=True)
+        ]
+    )
+    n = flat.numel()
+    h = torch.zeros(n, n, dtype=flat.dtype, device=flat.device)
+    for i in range(n):
+        if not flat[i].requires_grad:
+            continue
+        row = torch.autograd.grad(flat[i], params, retain_graph=True, allow_unused=True)
+        row_flat = torch.cat(
+            [
+                (r if r is not None else torch.zeros_like(p)).reshape(-1)
+                for r, p in zip(row, params, strict=True)
+            ]
+        ).detach()
+        h[i, i:] = row_flat[i:]
+        h[i + 1 :, i] = row_flat[i + 1 :]
+    return h + weight_decay * torch.eye(n, dtype=h.dtype, device=h.device)
+
+
+def full_hessian_max_eigenvalue(
+    loss: torch.Tensor, params: Sequence[torch.Tensor], weight_decay: float = 0.0
+) -> float:
+    """max(eigvals(H)) of `full_hessian` (RobustDARTS train_search.py: max(LA.eigvals(H))),
+    in float64."""
+    h = full_hessian(loss, params, weight_decay)
+    return float(torch.linalg.eigvalsh(h.double()).max())
+
+
 def local_averages(ev: Sequence[float], window: int) -> list[float]:
     """Centred local averages of the eigenvalues seen so far (RobustDARTS EVLocalAvg.update):
     entry k = mean(ev[k - h : k + h + 1]), h = window // 2, cut at the start; it exists
@@ -226,7 +266,11 @@ class DartsEs(MethodHook):
     - factor: stop when the ratio of the local averages exceeds it (--factor 1.3).
     - es_start_epoch: the earlier local average must be centred at or after this epoch
       (--es_start_epoch 10).
-    - power_iters: power-iteration steps (RobustDARTS computes the full Hessian instead).
+    - hessian: `full` (RobustDARTS: the full Hessian of α, <= 224 entries on the DARTS
+      spaces, and its largest eigenvalue) or `power` (`power_iters` steps of power
+      iteration on Hessian-vector products: cheaper, but 50 steps can land a few percent
+      low, which can flip a stop near the threshold).
+    - power_iters: power-iteration steps of `hessian: power`.
     - rollback: on a stop, set α back to the epoch of the earlier local average, as
       RobustDARTS returns that epoch's genotype (la_tracker.stop_genotype).
 
@@ -246,8 +290,12 @@ class DartsEs(MethodHook):
         es_start_epoch: int = 10,
         power_iters: int = 50,
         rollback: bool = True,
+        hessian: str = "full",
     ) -> None:
         super().__init__()
+        if hessian not in ("full", "power"):
+            raise ValueError(f"darts_es: hessian must be 'full' or 'power', got {hessian!r}")
+        self.hessian = hessian
         if ev_freq < 1 or delta < 1 or power_iters < 1:
             raise ValueError("darts_es: ev_freq, delta and power_iters must be >= 1")
         if window < 1 or window % 2 == 0:
@@ -295,6 +343,10 @@ class DartsEs(MethodHook):
         net = ctx.supernet
         net.train()
         loss = ctx.criterion(net(x), y)
+        if self.hessian == "full":
+            return full_hessian_max_eigenvalue(
+                loss, net.arch_parameters(), weight_decay=ctx.settings.arch_weight_decay
+            )
         return hessian_max_eigenvalue(
             loss,
             net.arch_parameters(),

@@ -19,7 +19,7 @@ from typing import Any
 from tabulate import tabulate
 
 from nasrepro.report.alpha_plot import alpha_figure_name, plot_alpha
-from nasrepro.report.analysis import CLASSES, FULL, Analysis, analyse, budget_key
+from nasrepro.report.analysis import CLASSES, FULL, Analysis, analyse, budget_key, record_index
 from nasrepro.report.claims_plot import claims_figure_name, plot_claims
 from nasrepro.report.files import write_text_atomic
 from nasrepro.report.render import render_index, render_page, tables_in_order

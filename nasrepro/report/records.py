@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasrepro.report.verdict import Sample
 from nasrepro.registry import RecordIndex
+from nasrepro.report.verdict import Sample
 from nasrepro.suite import Claim, Suite
 
 Groups = dict[str, dict[str, list[dict[str, Any]]]]  # experiment -> budget -> records

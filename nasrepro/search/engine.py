@@ -21,7 +21,7 @@ from torch import nn
 
 from nasrepro.methods.base import MethodHook
 from nasrepro.progress import Bar
-from nasrepro.search.schedule import cosine_lr
+from nasrepro.search.schedule import epoch_lr
 from nasrepro.search.unrolled import unrolled_arch_grad
 from nasrepro.spaces.base import Supernet
 
@@ -155,7 +155,8 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     params = [p for g in opt.param_groups for p in g["params"]]
     average_gradients(ctx, params)
     if ctx.settings.grad_clip is not None:
-        nn.utils.clip_grad_norm_(params, ctx.settings.grad_clip)
+        clipped = params + (net.arch_parameters() if ctx.settings.clip_includes_alpha else [])
+        nn.utils.clip_grad_norm_(clipped, ctx.settings.grad_clip)
     opt.step()
     # α gets gradients from the weight loss too; they must not leak into the α step.
     for a in net.arch_parameters():
@@ -181,6 +182,8 @@ def arch_step(
             a.grad = g
     _check_finite(loss, ctx, "validation")
     average_gradients(ctx, net.arch_parameters())
+    if ctx.settings.arch_grad_clip is not None:  # PC-DARTS' ImageNet search clips α (and β)
+        nn.utils.clip_grad_norm_(net.arch_parameters(), ctx.settings.arch_grad_clip)
     opt.step()
     for hook in ctx.hooks:
         hook.after_arch_step(ctx, x_a, y_a)
@@ -286,7 +289,7 @@ def run_search(
     bar = Bar("search", (s.epochs - len(history)) * steps)
     for epoch in range(len(history), s.epochs):
         ctx.epoch = epoch
-        lr = cosine_lr(s.lr, s.lr_min, epoch, s.epochs)
+        lr = epoch_lr(s.lr_schedule, s.lr, s.lr_min, epoch, s.epochs, s.lr_warmup_epochs)
         for g in ctx.w_optimizer.param_groups:
             g["lr"] = lr
         for hook in ctx.hooks:

@@ -55,6 +55,8 @@ def check_graphable(ctx: SearchContext) -> None:
         raise GraphedStepError("CUDA graphs do not capture a data-parallel step's all-reduce")
     if ctx.settings.order != 1:
         raise GraphedStepError("CUDA graphs support the first-order step only (order: 1)")
+    if ctx.settings.clip_includes_alpha or ctx.settings.arch_grad_clip is not None:
+        raise GraphedStepError("CUDA graphs clip the weight gradients alone (no α clipping)")
     w_opt, a_opt = ctx.w_optimizer, ctx.a_optimizer
     if type(w_opt) is not torch.optim.SGD or type(a_opt) is not torch.optim.Adam:
         raise GraphedStepError("call engine.build_optimizers first (SGD weights, Adam α)")

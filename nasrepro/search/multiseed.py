@@ -79,6 +79,8 @@ class MultiSeedSearch:
             raise ValueError(f"optimizer_impl: {optimizer_impl!r} (default, foreach, fused)")
         if settings.order != 1:
             raise ValueError("multi-seed search implements the first-order step only")
+        if settings.clip_includes_alpha or settings.arch_grad_clip is not None:
+            raise ValueError("multi-seed search clips the weight gradients alone (no α clipping)")
         self.settings = settings
         self.criterion = criterion or nn.CrossEntropyLoss()
         self.seeds = len(nets)

@@ -15,3 +15,24 @@ def cosine_lr(base_lr: float, eta_min: float, epoch: int, epochs: int) -> float:
     slightly above eta_min.
     """
     return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def linear_lr(base_lr: float, eta_min: float, epoch: int, epochs: int) -> float:
+    """Linear decay from base_lr at epoch 0 towards eta_min at `epochs`, once per epoch
+    (Λ-DARTS' ImageNet search, paper 003 A.7: "linearly decayed to 0.0")."""
+    return eta_min + (base_lr - eta_min) * (1 - epoch / epochs)
+
+
+def epoch_lr(
+    schedule: str, base_lr: float, eta_min: float, epoch: int, epochs: int, warmup: int = 0
+) -> float:
+    """The weight lr of `epoch`: the first `warmup` epochs ramp as base_lr·(epoch + 1)/warmup
+    (PC-DARTS train_search_imagenet.py, which overrides its cosine schedule so for
+    epoch < 5), then `schedule` (`cosine` or `linear`) at that epoch."""
+    if epoch < warmup:
+        return base_lr * (epoch + 1) / warmup
+    if schedule == "linear":
+        return linear_lr(base_lr, eta_min, epoch, epochs)
+    if schedule != "cosine":
+        raise ValueError(f"unknown lr schedule {schedule!r} (known: cosine, linear)")
+    return cosine_lr(base_lr, eta_min, epoch, epochs)

@@ -52,6 +52,7 @@ from nasrepro.search.engine import (
 )
 from nasrepro.select.selective_stop import derive_from_weights
 from nasrepro.spaces.base import SearchSpace, Supernet
+from nasrepro.spaces.darts import CONCAT, DartsGenotype, normalize_edges
 from nasrepro.spaces.nb201 import Nb201Supernet
 
 NONE_OP = "none"
@@ -629,6 +630,51 @@ class _Selector:
             for t in range(len(self.alpha_names))
         ]
 
+    def genotype(self, space: SearchSpace) -> Any:
+        """The genotype darts-pt's genotype() reads off its projected weights.
+
+        NB201 (no topology): the space's argmax of the projected weights. DARTS cells: per
+        node the two strongest edges by the DARTS rule, on the projected weights themselves
+        (decided edges one-hot, pruned edges zero, the rest softmax(α)) and only among the
+        edges the node decisions kept. darts-pt ranks pruned edges too: a pruned edge (all
+        zero) ties with a kept edge whose chosen op is `none` (zero outside `none`), and the
+        stable sort can then pick the pruned, lower-numbered edge (S3). A kept `none` edge
+        gets darts-pt's op for it, the first non-`none` op (`kept_none_edges` records it).
+        """
+        final = self.final_weights()
+        if all(self.nodes[t] is None for t in self.tensors):
+            return derive_from_weights(space, self.net, final)
+        genes: dict[str, tuple[tuple[str, int], ...]] = {}
+        params = self.net.arch_parameters()
+        for t in self.tensors:
+            nodes = self.nodes[t]
+            assert nodes is not None
+            name = self.alpha_names[t]
+            w = final[t]
+            assert w is not None
+            beta = f"betas_{name}"
+            if beta in self.alpha_names:  # PC-DARTS edge normalization ranks by w·β
+                b = params[self.alpha_names.index(beta)].detach()
+                w = w * normalize_edges(b.to(w.dtype)).to(w.device)[:, None]
+            kept = [[e for e in edges if e not in self.proj.pruned[t]] for edges in nodes]
+            gene = []
+            for e, op in derive_cell(w, self.op_names[t], kept):
+                start = next(edges[0] for edges in nodes if e in edges)
+                gene.append((op, e - start))
+            genes[name] = tuple(gene)
+        return DartsGenotype(genes["normal"], CONCAT, genes["reduce"], CONCAT)
+
+    def kept_none_edges(self) -> list[dict[str, Any]]:
+        """Edges kept in the genotype although PT chose `none` for them."""
+        out = []
+        for t in self.tensors:
+            if self.nodes[t] is None:  # NB201: `none` is an op of the cell like any other
+                continue
+            for e, k in sorted(self.proj.ops[t].items()):
+                if self.op_names[t][e][k] == NONE_OP and e not in self.proj.pruned[t]:
+                    out.append({"alpha": self.alpha_names[t], "edge": e})
+        return out
+
 
 class _Progress:
     """Tuning progress in a stage checkpoint beside the trial's (when it has one), written
@@ -752,8 +798,7 @@ def _run(
             event("pt_tuning_epoch", tune_log[-1])
             progress.save(tune_log)
 
-    final = sel.final_weights()
-    genotype = derive_from_weights(space, supernet, final)
+    genotype = sel.genotype(space)
     ctx.state["selection"] = {
         "selector": "pt" if by == "perturbation" else "pt_mag",
         "criterion": by,
@@ -768,6 +813,7 @@ def _run(
         "decision_epochs": schedule,
         "decisions": sel.decisions,
         "tuning": tune_log,
+        "kept_none_edges": sel.kept_none_edges(),
         "genotype": space.format_genotype(genotype),
     }
     return genotype

@@ -96,26 +96,28 @@ def build_stem(
     """(stem, stem1, C_prev_prev, C_prev, C_curr, reduction_prev) for the first cell.
 
     `cifar`: quark0's 3x3 conv to stem_multiplier·C. `imagenet`: PC-DARTS
-    model_search_imagenet.py, three stride-2 3x3 convs (224 -> 28) as stem0 (3 -> C/2 -> C)
-    and stem1 (C -> C); the first cell then sees a reduced s0.
+    model_search_imagenet.py, three stride-2 3x3 convs (224 -> 28) as stem0
+    (3 -> stem_multiplier·C/2 -> stem_multiplier·C) and stem1 (stem_multiplier·C ->
+    stem_multiplier·C): 3 -> 24 -> 48 and 48 -> 48 for C = 16. The first cell then sees a
+    reduced s0. (The ImageNet *evaluation* network's stem, nets/darts_eval.py, is C-wide.)
     """
+    c_stem = stem_multiplier * c
     if stem == "imagenet":
         stem0 = nn.Sequential(
-            nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c // 2),
+            nn.Conv2d(in_channels, c_stem // 2, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c_stem // 2),
             nn.ReLU(inplace=True),
-            nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c),
+            nn.Conv2d(c_stem // 2, c_stem, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c_stem),
         )
         stem1 = nn.Sequential(
             nn.ReLU(inplace=True),
-            nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c),
+            nn.Conv2d(c_stem, c_stem, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c_stem),
         )
-        return stem0, stem1, c, c, c, True
+        return stem0, stem1, c_stem, c_stem, c, True
     if stem != "cifar":
         raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
-    c_stem = stem_multiplier * c
     conv = nn.Sequential(
         nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
     )
@@ -564,6 +566,9 @@ class DartsSpaceBase:
     """A DARTS-cell space with a fixed set of ops per edge (see `CellOps`)."""
 
     name = "darts"
+    # quark0/darts, RobustDARTS, DARTS-, darts-pt: weights and α on the two halves of the
+    # training set (datasets/search.py)
+    search_protocol = "darts"
     cell_ops: CellOps = CellOps.uniform(PRIMITIVES)
     ops: tuple[str, ...] = PRIMITIVES
     edges = EDGES

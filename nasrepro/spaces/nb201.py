@@ -360,6 +360,9 @@ def derive_argmax(alpha: torch.Tensor) -> Nb201Genotype:
 @register_space("nb201", "NAS-Bench-201: 15 cells of 4 nodes/6 edges, 5 ops, one shared α")
 class Nb201Space:
     name = "nb201"
+    # AutoDL's split files: CIFAR-10 25k/25k of train; CIFAR-100 and ImageNet16-120 take α
+    # from the test set's xvalid half, which a suite must name (datasets/search.py)
+    search_protocol = "nb201"
     ops = OPS
     edges = EDGES
 
