@@ -74,6 +74,8 @@ class ImageArrayDataset(Dataset):
         self.data = data
         self.targets = np.asarray(targets, dtype=np.int64)
         self.transform = transform
+        # the files read (sha256, published-checksum check; nasrepro/datafiles.py), if any
+        self.files: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -88,7 +90,9 @@ class ImageArrayDataset(Dataset):
 
     def with_transform(self, transform: Transform | None) -> ImageArrayDataset:
         """The same images (shared, not copied) under another transform."""
-        return ImageArrayDataset(self.data, self.targets, transform)
+        out = ImageArrayDataset(self.data, self.targets, transform)
+        out.files = self.files
+        return out
 
 
 class TensorImageDataset(Dataset):
@@ -126,6 +130,13 @@ class SearchParts:
     arch_data: Dataset
     arch_indices: list[int]
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # each side names the files it was read from (their sha256 goes into the record)
+        for side, data in (("weights", self.weight_data), ("arch", self.arch_data)):
+            files = getattr(data, "files", None)
+            if files is not None and side in self.provenance:
+                self.provenance[side] = {**self.provenance[side], "data_files": files}
 
 
 class DataSource(abc.ABC):
