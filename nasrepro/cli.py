@@ -414,8 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-    if getattr(args, "seeds", None) is not None and args.seeds < 1:
-        return _fail("--seeds: must be at least 1")
+    for option in ("seeds", "search_processes", "gpus_per_trial"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            return _fail(f"--{option.replace('_', '-')}: must be at least 1, got {value}")
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

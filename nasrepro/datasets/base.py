@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nasrepro.catalog import register_dataset
+from nasrepro.catalog import Arg, register_dataset
 
 ENV_DATA_ROOT = "NASREPRO_DATA_ROOT"
 DEFAULT_DATA_ROOT = Path("~/.cache/nasrepro/data")
@@ -213,12 +213,13 @@ def halves(
     return list(range(cut)), list(range(cut, n)), f"indices[:{cut}] / indices[{cut}:{n}]"
 
 
-def register(name: str) -> Callable[[type[D]], type[D]]:
-    """Register a DataSource class in the catalog under `name`."""
+def register(name: str, args: Mapping[str, Arg] | None = None) -> Callable[[type[D]], type[D]]:
+    """Register a DataSource class in the catalog under `name`; `args`: the options its
+    constructor takes besides `image_size` (none unless declared)."""
 
     def deco(cls: type[D]) -> type[D]:
         cls.name = name
-        return register_dataset(name)(cls)
+        return register_dataset(name, args={} if args is None else args)(cls)
 
     return deco
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasrepro.catalog import register_evaluator
+from nasrepro.catalog import Str, register_evaluator
 from nasrepro.datafiles import _DIGEST_CACHE, FileDigest, file_digest  # noqa: F401  (re-export)
 from nasrepro.safe_pickle import UnsafePickleError, load_pickle, torch_load_safe
 
@@ -183,7 +183,12 @@ class Nb201Table:
         return len(self._arch_strs)
 
 
-@register_evaluator("nb201-table", "NB201 200-epoch mean test accuracy from the embedded table")
+@register_evaluator(
+    "nb201-table",
+    "NB201 200-epoch mean test accuracy from the embedded table",
+    args={},
+    datasets=DATASETS,
+)
 class Nb201TableEvaluator:
     """NB201 200-epoch mean test accuracy from the embedded table (no valid_acc)."""
 
@@ -346,7 +351,19 @@ def _load_archive_cell(api: Any, path: Path, index: int) -> None:
     api._avaliable_hps.update(hp2res)  # nats_bench's own (misspelt) bookkeeping
 
 
-@register_evaluator("nb201-api", "NB201 valid/test accuracy from the full benchmark file")
+def _check_api_args(args: dict[str, Any], eval_datasets: list[str]) -> None:
+    pin = args.get("sha256")
+    if pin is not None and not _SHA256_RE.fullmatch(str(pin).strip().lower()):
+        raise ValueError(f"sha256: {pin!r} is not 64 hex digits")
+
+
+@register_evaluator(
+    "nb201-api",
+    "NB201 valid/test accuracy from the full benchmark file",
+    args={"path": Str(), "sha256": Str()},
+    datasets=DATASETS,
+    check=_check_api_args,
+)
 class Nb201ApiEvaluator:
     """NB201 valid/test accuracy (hp=200, mean over seeds) from the full benchmark file.
 
