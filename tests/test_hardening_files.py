@@ -163,11 +163,17 @@ def test_garbage_benchmark_file_is_one_line(tmp_path: Path) -> None:
         Nb201ApiEvaluator(path=str(plain), sha256=pin)
 
 
-def test_pin_mismatch_and_record_sha256(tmp_path: Path) -> None:
+def test_pin_mismatch_from_option_or_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / "bench.pickle.pbz2"
     bad.write_bytes(bz2.compress(pickle.dumps({"hello": 1})))
-    with pytest.raises(Nb201FileError, match="does not match the pinned sha256"):
+    with pytest.raises(Nb201FileError, match="does not match the pinned sha256 0000"):
         Nb201ApiEvaluator(path=str(bad), sha256="0" * 64)
+    monkeypatch.setenv(nb201.ENV_FILE, str(bad))
+    monkeypatch.setenv(nb201.ENV_SHA256, "1" * 64)
+    with pytest.raises(Nb201FileError, match="does not match the pinned sha256 1111"):
+        Nb201ApiEvaluator()
 
 
 def test_forged_benchmark_via_cli_is_exit_2_one_line(

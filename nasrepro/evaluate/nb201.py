@@ -32,6 +32,7 @@ METRICS = ("test_acc", "valid_acc")
 N_CELLS = 15625  # 5 ops ** 6 edges: every NB201 cell, the size of a real benchmark file
 
 ENV_FILE = "NASREPRO_NB201_FILE"
+ENV_SHA256 = "NASREPRO_NB201_SHA256"  # pin for the file the environment names
 
 TABLE_FILE = Path(__file__).resolve().parents[1] / "data" / "nats_tss_test_acc_hp200.csv"
 TABLE_SHA256 = "cb5d777ec3368be83c8f9b3aa4d520696051cb0eb8d94b8f85b519f9ea4afa3e"
@@ -367,8 +368,9 @@ def _check_api_args(args: dict[str, Any], eval_datasets: list[str]) -> None:
 class Nb201ApiEvaluator:
     """NB201 valid/test accuracy (hp=200, mean over seeds) from the full benchmark file.
 
-    Options: path (else env NASREPRO_NB201_FILE), sha256 (pin for a file that is not a
-    known release, or to insist on one exact file).
+    Options: path (else env NASREPRO_NB201_FILE), sha256 (else, with the env's path, env
+    NASREPRO_NB201_SHA256): pin for a file that is not a known release, or to insist on one
+    exact file; the record carries the file's sha256 either way.
     """
 
     _OPTIONS = ("path", "sha256")
@@ -392,6 +394,8 @@ class Nb201ApiEvaluator:
                 f"suite or the environment variable {ENV_FILE})"
             )
         pin = options.get("sha256")
+        if pin is None and not options.get("path"):
+            pin = os.environ.get(ENV_SHA256) or None
         if pin is not None:
             pin = str(pin).strip().lower()
             if not _SHA256_RE.fullmatch(pin):
