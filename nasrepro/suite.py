@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import types
 from pathlib import Path
 from typing import Any, Literal
 
@@ -318,6 +319,32 @@ def _message(err: dict[str, Any]) -> str:
     return msg[0].lower() + msg[1:]
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model whose field `loc[-1]` would be, following Suite's field types."""
+    import typing
+
+    node: Any = Suite
+    for part in loc[:-1]:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part))
+            if field is None:
+                return None
+            node = field.annotation
+        else:  # a dict value or list item: the container's element type
+            args = [a for a in typing.get_args(node) if a is not type(None)]
+            node = args[-1] if args else None
+        while typing.get_origin(node) in (typing.Union, types.UnionType):
+            node = next((a for a in typing.get_args(node) if a is not type(None)), None)
+    return node if isinstance(node, type) and issubclass(node, BaseModel) else None
+
+
+def _key_hint(loc: tuple[Any, ...]) -> str:
+    from nasrepro.catalog import did_you_mean
+
+    model = _model_at(loc)
+    return did_you_mean(str(loc[-1]), model.model_fields) if model is not None else ""
+
+
 def _trim_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic puts "[key]" parts for dict keys of Literal type; keep the user's view.
     return tuple(p for p in loc if p not in ("[key]",))
@@ -404,10 +431,14 @@ def load_suite(path: str | Path) -> Suite:
         suite = Suite.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as exc:
         errors = exc.errors()
-        err = errors[0]
+        # a misspelt key is both "unknown" and "missing": name the spelling, with a hint
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = _trim_loc(tuple(err["loc"]))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SuiteError(shown, _line_of(root, loc), _dotted(loc), _message(err) + more) from None
+        problem = _message(err)
+        if err["type"] == "extra_forbidden" and loc:
+            problem += _key_hint(loc)
+        raise SuiteError(shown, _line_of(root, loc), _dotted(loc), problem + more) from None
     from nasrepro.suite_args import check_arguments, check_resolved, check_search_overrides
 
     problems = _check_references(suite)

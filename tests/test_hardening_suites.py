@@ -292,3 +292,21 @@ def test_arg_declarations_are_strict() -> None:
     assert "must not be null" in catalog.Int(1).problem(None)
     assert catalog.Choice("a", "b").problem("c") == "must be one of 'a', 'b', got 'c'"
     assert catalog.Choice(1, 2).problem(True) is not None  # True == 1, still not a choice
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "hint"),
+    [
+        ("    seeds: 2\n", "    seedz: 2\n", "experiments.d1.seedz", "seeds"),
+        ("nesterov: true", "nesterv: true", "experiments.d1.search.nesterv", "nesterov"),
+        ("  - {id: c1,", "  - {idd: c1,", "claims[0].idd", "id"),
+    ],
+)
+def test_misspelt_keys_get_a_hint(
+    workdir: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, field: str, hint: str
+) -> None:
+    """A misspelt key is reported as the unknown spelling (not as the missing field)."""
+    path = workdir / "typo.yaml"
+    path.write_text(BASE.format(**DEFAULTS).replace(old, new, 1))
+    err = refused(path, capsys)
+    assert f": {field}: unknown key (did you mean '{hint}'?)" in err
