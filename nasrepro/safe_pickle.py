@@ -60,15 +60,27 @@ def _frombuffer(buf: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
     return array.reshape(shape, order=order).copy(order=order)  # type: ignore[arg-type]
 
 
+def _sized(kind: type) -> Callable[..., Any]:
+    # bytes(n) / bytearray(n) would allocate n zero bytes: a memory bomb, not data
+    def make(*args: Any) -> Any:
+        if args and isinstance(args[0], int):
+            raise UnsafePickleError(f"{kind.__name__}(<size>) is not allowed in a data file")
+        return kind(*args)
+
+    return make
+
+
 _BUILTINS = {
     name: getattr(__import__("builtins"), name)
     for name in (
-        "dict", "list", "tuple", "set", "frozenset", "bytearray", "bytes",
-        "str", "int", "float", "complex", "bool", "slice", "range",
+        "dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "complex",
+        "bool", "slice",
     )
 }  # fmt: skip
 ALLOWED: dict[tuple[str, str], Callable[..., Any] | type] = {
     **{("builtins", name): obj for name, obj in _BUILTINS.items()},
+    ("builtins", "bytes"): _sized(bytes),
+    ("builtins", "bytearray"): _sized(bytearray),
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("_codecs", "encode"): _latin1_encode,
     ("numpy", "ndarray"): np.ndarray,

@@ -88,6 +88,16 @@ def test_object_arrays_and_other_codecs_are_refused() -> None:
         loads(forged)
 
 
+def test_allocation_bombs_are_refused() -> None:
+    # builtins.bytearray(10**12): valid pickle, 1 TB of zeros
+    bomb = b"\x80\x02c__builtin__\nbytearray\n\x8a\x06\x00\x10\xa5\xd4\xe8\x00\x85R."
+    assert pickle.loads(bomb.replace(b"bytearray", b"int")) == 10**12  # the size it asks for
+    with pytest.raises(UnsafePickleError, match=r"bytearray\(<size>\) is not allowed"):
+        loads(bomb)
+    assert loads(pickle.dumps(bytearray(b"ok"), protocol=2)) == bytearray(b"ok")
+    assert loads(pickle.dumps(b"", protocol=2)) == b""
+
+
 def test_garbage_file_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "data_batch_1"
     bad.write_bytes(b"\x80\x04garbage, not a pickle" * 3)
