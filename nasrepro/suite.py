@@ -391,7 +391,8 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
             known("dataset", rule.dataset, ("budgets", name, "dataset"))
         bad = sorted(set(rule.search) - set(SearchSettings.model_fields))
         if bad:
-            problems.append((("budgets", name, "search", bad[0]), "unknown search setting"))
+            hint = catalog.did_you_mean(bad[0], SearchSettings.model_fields)
+            problems.append((("budgets", name, "search", bad[0]), f"unknown search setting{hint}"))
     seen: set[str] = set()
     for i, claim in enumerate(suite.claims):
         base = ("claims", i)

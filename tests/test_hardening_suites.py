@@ -310,3 +310,23 @@ def test_misspelt_keys_get_a_hint(
     path.write_text(BASE.format(**DEFAULTS).replace(old, new, 1))
     err = refused(path, capsys)
     assert f": {field}: unknown key (did you mean '{hint}'?)" in err
+
+
+def test_unknown_budget_search_setting_and_experiment_get_hints(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_suite(workdir / "b.yaml", budget_search=", epoch: 1")
+    assert "budgets.smoke.search.epoch: unknown search setting (did you mean 'epochs'?)" in (
+        refused(path, capsys)
+    )
+    ok = write_suite(workdir / "ok.yaml")
+    assert main(["run", str(ok), "--budget", "smoke", "--experiment", "d11"]) == 2
+    err = _one_line_err(capsys)
+    assert "--experiment: no experiment 'd11' in the suite (did you mean 'd1'?)" in err
+    assert not Path("mlflow.db").exists()
+
+
+def _one_line_err(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
