@@ -8,6 +8,7 @@ configuration, is refused with a one-line reason and the trial starts over.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 FORMAT = "nasrepro.checkpoint/1"
+_TMP = ".tmp-"
 
 
 class CheckpointError(RuntimeError):
@@ -52,13 +54,22 @@ def _after_save(path: Path) -> None:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
+    # named after the checkpoint, so the next holder of the trial's lock can tell a
+    # temporary file a kill left behind (TrialLock removes them)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP}{path.stem}-", suffix=".pt", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save({"format": FORMAT, **payload}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # say where, not just "[Errno 28]"
+            raise OSError(
+                exc.errno, "No space left on device writing checkpoint", str(path)
+            ) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -99,6 +110,38 @@ class TrialLocked(RuntimeError):
     """Another process is running the same trial."""
 
 
+def _lock_path(trial_checkpoint: Path) -> Path:
+    return trial_checkpoint.with_name(f"{trial_checkpoint.stem}.lock")
+
+
+def lock_holder(trial_checkpoint: Path) -> str | None:
+    """The pid (as written) of the live process holding the trial's lock, or None."""
+    import fcntl
+
+    try:
+        fd = os.open(_lock_path(trial_checkpoint), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def remove_stale_tmp(trial_checkpoint: Path) -> list[Path]:
+    """Temporary checkpoint files of this trial (and its stages) that a killed run left;
+    call only while holding the trial's lock, when no one else can be writing them."""
+    stale = sorted(trial_checkpoint.parent.glob(f"{_TMP}{trial_checkpoint.stem}*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 class TrialLock:
     """An exclusive, non-blocking lock on one trial, held while it runs.
 
@@ -108,7 +151,8 @@ class TrialLock:
     """
 
     def __init__(self, trial_checkpoint: Path) -> None:
-        self.path = trial_checkpoint.with_name(f"{trial_checkpoint.stem}.lock")
+        self.checkpoint = trial_checkpoint
+        self.path = _lock_path(trial_checkpoint)
         self._fd: int | None = None
 
     def __enter__(self) -> TrialLock:
@@ -134,6 +178,7 @@ class TrialLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
+        remove_stale_tmp(self.checkpoint)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,6 +8,7 @@ missing dataset or benchmark file) — reported on one line, before anything is 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -69,7 +70,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
+    from nasrepro.tracking import TrackingUnavailable, check_tracking_uri, resolve_uri
 
+    try:  # seconds, not MLflow's minutes of retries, and before anything runs
+        check_tracking_uri(resolve_uri(args.tracking_uri))
+    except TrackingUnavailable as exc:
+        return _fail(str(exc))
     summaries = []
     paths = [Path(p) for p in args.suites]
     for path in args.suites:
@@ -652,17 +658,40 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[SOURCE_ENV] = " ".join(command)[:500]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-    if getattr(args, "seeds", None) is not None and args.seeds < 1:
-        return _fail("--seeds: must be at least 1")
+    for option in ("seeds", "search_processes", "gpus_per_trial"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            return _fail(f"--{option.replace('_', '-')}: must be at least 1, got {value}")
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print(
-            "nasrepro: interrupted; MLflow runs marked KILLED. Re-run the same command to "
-            "resume from the last epoch checkpoint.",
-            file=sys.stderr,
+        from nasrepro.tracking import kill_open_runs
+
+        killed = kill_open_runs()
+        what = (
+            f"{killed} MLflow run(s) marked KILLED. Re-run the same command to resume from "
+            "the last epoch checkpoint."
+            if killed
+            else "no MLflow run had been started."
         )
+        print(f"nasrepro: interrupted; {what}", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return _fail(_no_space(exc), 1)
+    except Exception as exc:
+        if "database or disk is full" not in str(exc):  # SQLite's ENOSPC, via MLflow
+            raise
+        from nasrepro.tracking import resolve_uri
+
+        uri = resolve_uri(getattr(args, "tracking_uri", None))
+        return _fail(f"no space left on device for the MLflow store {uri}", 1)
+
+
+def _no_space(exc: OSError) -> str:
+    where = exc.filename or "an output file"
+    return f"no space left on device writing {where}; free space there and re-run"
 
 
 if __name__ == "__main__":

@@ -260,22 +260,55 @@ def launch(
     ]
     last = "no error message (see the output above)"
     with subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509  (only prctl, async-signal-safe)
     ) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            if line.startswith(PROGRESS_PREFIX):
-                progress(line[len(PROGRESS_PREFIX) :])
-            elif line:
-                error = _ERROR_LINE.match(line)
-                if error:  # the rank's exception, not torchrun's summary after it
-                    last = error.group(1)
-                print(line, file=sys.stderr, flush=True)
-        code = proc.wait()
+        try:
+            for line in proc.stdout:
+                line = line.rstrip()
+                if line.startswith(PROGRESS_PREFIX):
+                    progress(line[len(PROGRESS_PREFIX) :])
+                elif line:
+                    error = _ERROR_LINE.match(line)
+                    if error:  # the rank's exception, not torchrun's summary after it
+                        last = error.group(1)
+                    print(line, file=sys.stderr, flush=True)
+            code = proc.wait()
+        except BaseException:
+            _stop(proc)  # an interrupted launcher must not go on training and logging
+            raise
     if code != 0 or not result_path.exists():
         raise RuntimeError(f"data-parallel run of {module} failed (exit {code}): {last}")
     return json.loads(result_path.read_text())
+
+
+def _die_with_parent() -> None:
+    """In the torchrun child: get SIGTERM when the nasrepro process dies, even by SIGKILL
+    (Linux PR_SET_PDEATHSIG); torchrun then stops its ranks. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _stop(proc: subprocess.Popen[str], grace: float = 20.0) -> None:
+    """SIGTERM (torchrun forwards it to the ranks), then SIGKILL after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 PROGRESS_PREFIX = "[nasrepro-ddp] "

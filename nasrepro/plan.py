@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from nasrepro.catalog import did_you_mean
 from nasrepro.jobs import FIDELITY_VERSION, Trial, config_diff, group_key, stable_hash, trial_key
 from nasrepro.registry import RecordIndex, fidelity_of
 from nasrepro.suite import Experiment, SearchSettings, Suite, SuiteError, suite_hash
@@ -139,7 +140,7 @@ def expand(
                 path,
                 None,
                 "--experiment",
-                f"no experiment {exp_id!r} in the suite (known: {', '.join(suite.experiments)})",
+                f"no experiment {exp_id!r} in the suite{did_you_mean(exp_id, suite.experiments)}",
             )
     pending = [e for e in wanted if suite.experiments[e].pending]
     if experiments and pending:

@@ -111,6 +111,29 @@ def _parent_from_checkpoints(trials: list[Trial], checkpoint_dir: Path) -> str |
     return None
 
 
+def _locked(error: str) -> bool:
+    return error.startswith("TrialLocked:")
+
+
+def _skip_locked(trials: list[Trial], checkpoint_dir: Path, progress: Progress) -> list[Trial]:
+    """Trials no other live process is running. A locked trial is left alone entirely: its
+    checkpoint names the other process's MLflow parent, which must not be reopened here
+    (nor marked FAILED when the lock refuses us)."""
+    from nasrepro.checkpoint import checkpoint_path, lock_holder
+
+    free = []
+    for t in trials:
+        holder = lock_holder(checkpoint_path(checkpoint_dir, t))
+        if holder is None:
+            free.append(t)
+        else:
+            progress(
+                f"[{t.suite}/{t.experiment} seed {t.seed}] being run by another process "
+                f"(pid {holder}); skipped"
+            )
+    return free
+
+
 def run_suite(
     suite_path: str | Path,
     *,
@@ -155,6 +178,7 @@ def run_suite(
                 "this or another suite with the same configuration), skipped (--rerun adds "
                 "new records)"
             )
+    trials = _skip_locked(trials, Path(checkpoint_dir), progress)
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite)
@@ -217,7 +241,8 @@ def run_suite(
     n_failed = 0
     for experiment, parent, jobs in groups:
         mine = [o for o in outcomes if o.job in jobs]
-        errors = [o.error for o in mine if o.error is not None]
+        # a trial another process locked meanwhile is that process's, not a failure here
+        errors = [o.error for o in mine if o.error is not None and not _locked(o.error)]
         summary.records.extend(o.path for o in mine if o.path is not None)
         incomplete = errors or len(mine) < len(jobs)
         finish_parent(tracker, parent, jobs[0].siblings, "FAILED" if incomplete else "FINISHED")

@@ -7,6 +7,9 @@ reading a traceback. YAML is safe-loaded; unknown keys and duplicate keys are er
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import types
 from pathlib import Path
 from typing import Any, Literal
 
@@ -315,6 +318,95 @@ def _construct_mapping(
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 reads `3e-4` (no dot) as a string; suites mean the number, as YAML 1.2 does.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+# A suite is a page of YAML: anything far larger is a mistake or an attack.
+MAX_SUITE_BYTES = 1 << 20
+# Nodes after expanding every alias: `&a [*b, *b, ...]` chains grow exponentially (a
+# 1.5 KB "billion laughs" file would exhaust memory when the config is hashed).
+MAX_EXPANDED_NODES = 200_000
+
+
+def _expanded_nodes(root: yaml.Node, limit: int) -> int | None:
+    """Nodes of the document with aliases expanded, or None past `limit`; a recursive
+    alias counts as past the limit. Memoized per node, so linear in the file."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            return limit + 1  # a node that contains itself expands forever
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k) + size(v)
+                if total > limit:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item)
+                if total > limit:
+                    break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    n = size(root)
+    return n if n <= limit else None
+
+
+def _read_text(path: Path, shown: str) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_SUITE_BYTES:
+            raise SuiteError(
+                shown, None, "", f"file is {size:,} bytes; a suite is at most {MAX_SUITE_BYTES:,}"
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(shown, None, "", f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SuiteError(
+            shown, line, "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def _parse_yaml(text: str, shown: str) -> tuple[yaml.Node | None, Any]:
+    """(node tree for line numbers, data); one parse, aliases checked before they expand."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is not None and _expanded_nodes(root, MAX_EXPANDED_NODES) is None:
+            raise SuiteError(
+                shown,
+                None,
+                "",
+                f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes (or refer to "
+                "themselves); write the settings out or use fewer nested aliases",
+            )
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError(shown, line, "", f"invalid YAML: {problem}") from None
+    except RecursionError:
+        raise SuiteError(shown, None, "", "invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+    return root, data
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -362,6 +454,32 @@ def _message(err: dict[str, Any]) -> str:
     return msg[0].lower() + msg[1:]
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model whose field `loc[-1]` would be, following Suite's field types."""
+    import typing
+
+    node: Any = Suite
+    for part in loc[:-1]:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part))
+            if field is None:
+                return None
+            node = field.annotation
+        else:  # a dict value or list item: the container's element type
+            args = [a for a in typing.get_args(node) if a is not type(None)]
+            node = args[-1] if args else None
+        while typing.get_origin(node) in (typing.Union, types.UnionType):
+            node = next((a for a in typing.get_args(node) if a is not type(None)), None)
+    return node if isinstance(node, type) and issubclass(node, BaseModel) else None
+
+
+def _key_hint(loc: tuple[Any, ...]) -> str:
+    from nasrepro.catalog import did_you_mean
+
+    model = _model_at(loc)
+    return did_you_mean(str(loc[-1]), model.model_fields) if model is not None else ""
+
+
 def _trim_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic puts "[key]" parts for dict keys of Literal type; keep the user's view.
     return tuple(p for p in loc if p not in ("[key]",))
@@ -375,9 +493,8 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
 
     def known(kind: str, name: str, loc: tuple[Any, ...]) -> None:
         if name not in catalog.names(kind):
-            problems.append(
-                (loc, f"unknown {kind} {name!r} (known: {', '.join(catalog.names(kind))})")
-            )
+            hint = catalog.did_you_mean(name, catalog.names(kind))
+            problems.append((loc, f"unknown {kind} {name!r}{hint}"))
 
     for eid, exp in suite.experiments.items():
         base = ("experiments", eid)
@@ -413,7 +530,8 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
             known("dataset", rule.dataset, ("budgets", name, "dataset"))
         bad = sorted(set(rule.search) - set(SearchSettings.model_fields))
         if bad:
-            problems.append((("budgets", name, "search", bad[0]), "unknown search setting"))
+            hint = catalog.did_you_mean(bad[0], SearchSettings.model_fields)
+            problems.append((("budgets", name, "search", bad[0]), f"unknown search setting{hint}"))
     seen: set[str] = set()
     for i, claim in enumerate(suite.claims):
         base = ("claims", i)
@@ -512,15 +630,8 @@ def _read_yaml(path: Path, shown: str) -> tuple[Any, yaml.Node | None]:
     """(data, node tree for line numbers) of one YAML file, or SuiteError."""
     if not path.is_file():
         raise SuiteError(shown, None, "", "file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text, Loader=_SafeLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SuiteError(shown, line, "", f"invalid YAML: {problem}") from None
+    text = _read_text(path, shown)
+    root, data = _parse_yaml(text, shown)
     return data, root
 
 
@@ -607,22 +718,36 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(shown, 1, "", "a suite must be a YAML mapping")
     sources = _apply_includes(path, shown, data, root)
     try:
-        suite = Suite.model_validate(data)
+        # strict: no silent coercion (`epochs: true` is not 1, "5" is not 5); validated as
+        # JSON so that YAML lists still fill tuple fields
+        suite = Suite.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as exc:
         errors = exc.errors()
-        err = errors[0]
+        # a misspelt key is both "unknown" and "missing": name the spelling, with a hint
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = _trim_loc(tuple(err["loc"]))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        problem = _message(err)
+        if err["type"] == "extra_forbidden" and loc:
+            problem += _key_hint(loc)
         file, line = _locate(shown, root, sources, loc)
-        raise SuiteError(file, line, _dotted(loc), _message(err) + more) from None
+        raise SuiteError(file, line, _dotted(loc), problem + more) from None
     _keep_value_texts(suite, root)
+    from nasrepro.suite_args import check_arguments, check_resolved, check_search_overrides
+
     problems = _check_references(suite)
+    problems = problems or check_arguments(suite) or check_search_overrides(suite)
     if problems:
         loc, problem = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         file, line = _locate(shown, root, sources, loc)
         raise SuiteError(file, line, _dotted(loc), problem + more)
     _check_budgets(suite, shown, root)
+    problems = check_resolved(suite, shown)
+    if problems:
+        loc, problem = problems[0]
+        file, line = _locate(shown, root, sources, loc)
+        raise SuiteError(file, line, _dotted(loc), problem)
     return suite
 
 

@@ -17,14 +17,90 @@ when its last child ends. α is logged per edge as argmax op index and entropy (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+# Runs this process opened and has not ended, and those it marked KILLED: what an
+# interrupt really did, for its message (cli.py).
+_OPEN_RUNS: dict[str, Tracker] = {}
+_KILLED: set[str] = set()
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking URI cannot be used (server unreachable, store directory missing)."""
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with one line, if `uri` cannot be tracked to: an HTTP server that
+    accepts no connection, a SQLite or file store whose directory is missing or read-only.
+    (MLflow itself retries an unreachable server for minutes.)"""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parsed.hostname or "localhost", port), timeout):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise TrackingUnavailable(
+                f"tracking server {uri} is unreachable ({reason}); start it or pass another "
+                "--tracking-uri / MLFLOW_TRACKING_URI"
+            ) from None
+        return
+    db = sqlite_path(uri)
+    if db is not None:
+        folder = db.parent
+    elif parsed.scheme in ("", "file"):
+        folder = Path(parsed.path or uri)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # a file store creates its directory: its parent counts
+    else:
+        return  # other stores (databricks, postgresql ...) are MLflow's to check
+    if not folder.is_dir():
+        raise TrackingUnavailable(f"tracking store {uri}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise TrackingUnavailable(f"tracking store {uri}: directory {folder} is not writable")
+
+
+@contextlib.contextmanager
+def store_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite store's directory while the store is opened:
+    two `nasrepro run`s on a fresh store would otherwise race in MLflow's schema creation
+    and migrations, and one would crash. Other stores need no lock."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    import fcntl
+
+    fd = os.open(db.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def kill_open_runs() -> int:
+    """Mark the runs this process left open KILLED (on an interrupt); returns how many
+    runs this process has marked KILLED in all."""
+    for run_id, tracker in list(_OPEN_RUNS.items()):
+        try:
+            tracker.end_run(run_id, "KILLED")
+        except Exception:  # noqa: BLE001  (best effort while exiting; the run stays RUNNING)
+            _OPEN_RUNS.pop(run_id, None)
+    return len(_KILLED)
+
 
 KINDS = ("reproduction", "tuning", "bench")
 SOURCE_ENV = "NASREPRO_SOURCE"  # the command line, exported by the CLI to its workers
@@ -110,7 +186,9 @@ class Tracker:
         self.uri = resolve_uri(uri)
         self.kind = kind
         mlflow.set_tracking_uri(self.uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        with store_creation_lock(self.uri):
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.client.search_experiments(max_results=1)  # builds the store's schema
 
     def experiment_id(self, suite: str) -> str:
         name = f"nasrepro/{suite}"
@@ -130,6 +208,7 @@ class Tracker:
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(experiment_id, run_name=name, tags=tags)
+        _OPEN_RUNS[run.info.run_id] = self
         return run.info.run_id
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
@@ -167,9 +246,13 @@ class Tracker:
     def reopen(self, run_id: str) -> None:
         """Mark an interrupted run running again (a resumed trial continues it)."""
         self.client.update_run(run_id, status="RUNNING")
+        _OPEN_RUNS[run_id] = self
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+        _OPEN_RUNS.pop(run_id, None)
+        if status == "KILLED":
+            _KILLED.add(run_id)
 
 
 class NullTracker(Tracker):

@@ -18,7 +18,7 @@ import nats_bench
 import pytest
 import torch
 
-from nasrepro import catalog
+from nasrepro import catalog, datafiles
 from nasrepro.evaluate import nb201
 from nasrepro.evaluate.nb201 import (
     LookupResult,
@@ -44,7 +44,7 @@ ALL_DATASETS = ["cifar10", "cifar100", "imagenet16-120"]
 def _fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     # every test sees cold caches and no benchmark path from the environment
     monkeypatch.setattr(nb201, "_TABLE_CACHE", {})
-    monkeypatch.setattr(nb201, "_DIGEST_CACHE", {})
+    monkeypatch.setattr(datafiles, "_DIGEST_CACHE", {})
     monkeypatch.setattr(nb201, "_API_CACHE", {})
     monkeypatch.delenv(nb201.ENV_FILE, raising=False)
 
@@ -309,6 +309,10 @@ def test_api_accepts_known_release_by_md5(nb201_pth: Path, monkeypatch: pytest.M
     releases = {**nb201.KNOWN_RELEASES, f"NAS-Bench-201-vX-{prefix}.pth": prefix}
     monkeypatch.setattr(nb201, "KNOWN_RELEASES", releases)
     monkeypatch.setenv(nb201.ENV_FILE, str(nb201_pth))
+    # a release holds every cell: a 3-cell file under a release's prefix is refused ...
+    with pytest.raises(Nb201FileError, match="holds 3 cells, not 15625"):
+        Nb201ApiEvaluator()
+    monkeypatch.setattr(nb201, "N_CELLS", len(FIXTURE_ARCHS))  # ... unless releases had 3
     res = Nb201ApiEvaluator().score(ALL_SKIP, ["cifar10"], ["valid_acc"])
     assert res.source["verified_by"] == "md5-prefix"
     assert res.source["release"] == f"NAS-Bench-201-vX-{prefix}.pth"
@@ -332,7 +336,7 @@ def test_api_missing_path_errors(tmp_path: Path) -> None:
 
 def test_file_digest_streams_and_caches(tmp_path: Path, nats_dir: Path) -> None:
     f = tmp_path / "blob.pth"
-    f.write_bytes(b"a" * (nb201._CHUNK + 123))
+    f.write_bytes(b"a" * (datafiles._CHUNK + 123))
     d = nb201.file_digest(f)
     assert d.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
     assert d.md5 == hashlib.md5(f.read_bytes()).hexdigest()

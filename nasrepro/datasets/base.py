@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nasrepro.catalog import register_dataset
+from nasrepro.catalog import Arg, register_dataset
 
 ENV_DATA_ROOT = "NASREPRO_DATA_ROOT"
 DEFAULT_DATA_ROOT = Path("~/.cache/nasrepro/data")
@@ -74,6 +74,8 @@ class ImageArrayDataset(Dataset):
         self.data = data
         self.targets = np.asarray(targets, dtype=np.int64)
         self.transform = transform
+        # the files read (sha256, published-checksum check; nasrepro/datafiles.py), if any
+        self.files: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -88,7 +90,9 @@ class ImageArrayDataset(Dataset):
 
     def with_transform(self, transform: Transform | None) -> ImageArrayDataset:
         """The same images (shared, not copied) under another transform."""
-        return ImageArrayDataset(self.data, self.targets, transform)
+        out = ImageArrayDataset(self.data, self.targets, transform)
+        out.files = self.files
+        return out
 
 
 class TensorImageDataset(Dataset):
@@ -126,6 +130,13 @@ class SearchParts:
     arch_data: Dataset
     arch_indices: list[int]
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # each side names the files it was read from (their sha256 goes into the record)
+        for side, data in (("weights", self.weight_data), ("arch", self.arch_data)):
+            files = getattr(data, "files", None)
+            if files is not None and side in self.provenance:
+                self.provenance[side] = {**self.provenance[side], "data_files": files}
 
 
 class DataSource(abc.ABC):
@@ -202,12 +213,13 @@ def halves(
     return list(range(cut)), list(range(cut, n)), f"indices[:{cut}] / indices[{cut}:{n}]"
 
 
-def register(name: str) -> Callable[[type[D]], type[D]]:
-    """Register a DataSource class in the catalog under `name`."""
+def register(name: str, args: Mapping[str, Arg] | None = None) -> Callable[[type[D]], type[D]]:
+    """Register a DataSource class in the catalog under `name`; `args`: the options its
+    constructor takes besides `image_size` (none unless declared)."""
 
     def deco(cls: type[D]) -> type[D]:
         cls.name = name
-        return register_dataset(name)(cls)
+        return register_dataset(name, args={} if args is None else args)(cls)
 
     return deco
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nasrepro._compat import ensure_torchvision
+from nasrepro.datafiles import DataFileError, check_published
 from nasrepro.datasets.base import (
     DataSource,
     ImageArrayDataset,
@@ -22,47 +23,64 @@ from nasrepro.datasets.base import (
 )
 from nasrepro.datasets.splits import load_split
 from nasrepro.datasets.transforms import eval_transform, train_transform
+from nasrepro.safe_pickle import load_pickle
 
 _HOW = "download it with download=True (CLI: --download)"
 
 
 @functools.cache
-def _existence_only(tv_name: str) -> Any:
-    """torchvision's class with the per-file MD5s set to None.
-
-    torchvision checks hard-coded MD5s even with download=False, which rejects any file it
-    did not publish; with None it checks existence only. The archive MD5 (`tgz_md5`) is
-    kept, so a real download is still verified.
-    """
+def _published(tv_name: str) -> Any:
+    """torchvision's class: its file lists with the MD5s it publishes, and its download."""
     ensure_torchvision()
     from torchvision import datasets
 
-    base = getattr(datasets, tv_name)
-    attrs = {
-        "train_list": [[name, None] for name, _ in base.train_list],
-        "test_list": [[name, None] for name, _ in base.test_list],
-        "meta": {**base.meta, "md5": None},
-    }
-    return type(f"{tv_name}FilesOnly", (base,), attrs)
+    return getattr(datasets, tv_name)
+
+
+def _download(cls: Any, dataset: str, root: Path, folder: Path) -> None:
+    """torchvision's archive download (verified against its `tgz_md5`), when files lack."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    try:
+        download_and_extract_archive(cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        raise download_failed(dataset, folder, exc) from exc
 
 
 def load_cifar(
     tv_name: str, dataset: str, root: Path, *, train: bool, download: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, 32, 32, 3), labels) of one part, read by torchvision."""
-    cls = _existence_only(tv_name)
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(images uint8 (N, 32, 32, 3), labels, files) of one part.
+
+    The batches are read with the restricted unpickler (they are pickles: a crafted file
+    would otherwise run code) after their MD5s are checked against torchvision's list;
+    `files` (sha256 of each, which checksums, fixture or not) goes into the record.
+    """
+    cls = _published(tv_name)
     folder = root / cls.base_folder
-    names = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    files = [folder / name for name in names]
-    if download:
+    entries = cls.train_list if train else cls.test_list
+    paths = [folder / name for name, _ in entries]
+    if download and not all(p.is_file() for p in paths):
+        _download(cls, dataset, root, folder)
+    require_files(dataset, paths, _HOW)
+    files = check_published(dataset, [(folder / name, md5) for name, md5 in entries], "torchvision")
+    chunks, labels = [], []
+    label_key = "labels" if tv_name == "CIFAR10" else "fine_labels"
+    for path in paths:
+        entry = load_pickle(path)
+        if not isinstance(entry, dict) or "data" not in entry or label_key not in entry:
+            raise DataFileError(f"{dataset}: {path} holds no 'data' and {label_key!r}")
         try:
-            tv = cls(str(root), train=train, download=True)
-        except (OSError, RuntimeError) as exc:  # URLError is an OSError
-            raise download_failed(dataset, folder, exc) from exc
-    else:
-        require_files(dataset, files, _HOW)
-        tv = cls(str(root), train=train, download=False)
-    return np.ascontiguousarray(tv.data), np.asarray(tv.targets, dtype=np.int64)
+            chunks.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(entry[label_key], dtype=np.int64).reshape(-1))
+        except (TypeError, ValueError) as exc:
+            raise DataFileError(f"{dataset}: {path} is not a CIFAR batch ({exc})") from None
+        if len(chunks[-1]) != len(labels[-1]):
+            raise DataFileError(
+                f"{dataset}: {path} has {len(chunks[-1])} images but {len(labels[-1])} labels"
+            )
+    data = np.concatenate(chunks).transpose(0, 2, 3, 1)  # torchvision's HWC layout
+    return np.ascontiguousarray(data), np.concatenate(labels), files
 
 
 class _Cifar(DataSource):
@@ -75,11 +93,13 @@ class _Cifar(DataSource):
     ) -> ImageArrayDataset:
         if part not in ("train", "test"):
             raise ValueError(f"{self.name} has parts 'train' and 'test', not {part!r}")
-        data, targets = load_cifar(
+        data, targets, files = load_cifar(
             self.tv_name, self.name, resolve_root(root), train=part == "train", download=download
         )
         make = train_transform if augment else eval_transform
-        return ImageArrayDataset(data, targets, make(self.name, protocol))
+        images = ImageArrayDataset(data, targets, make(self.name, protocol))
+        images.files = files
+        return images
 
     def dataset(
         self,

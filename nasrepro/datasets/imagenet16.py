@@ -8,12 +8,12 @@ ImageNet16-120 keeps the images labelled 1..120 and shifts labels to 0..119.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from nasrepro.datafiles import DataFileError, check_published
 from nasrepro.datasets.base import (
     DataSource,
     ImageArrayDataset,
@@ -25,9 +25,24 @@ from nasrepro.datasets.base import (
 )
 from nasrepro.datasets.splits import load_split
 from nasrepro.datasets.transforms import eval_transform, train_transform
+from nasrepro.safe_pickle import load_pickle
 
 TRAIN_FILES = tuple(f"train_data_batch_{k}" for k in range(1, 11))
 VALID_FILES = ("val_data",)
+# The MD5s AutoDL publishes with the loader (xautodl/datasets/DownsampledImageNet.py).
+PUBLISHED_MD5 = {
+    "train_data_batch_1": "27846dcaa50de8e21a7d1a35f30f0e91",
+    "train_data_batch_2": "c7254a054e0e795c69120a5727050e3f",
+    "train_data_batch_3": "4333d3df2e5ffb114b05d2ffc19b1e87",
+    "train_data_batch_4": "1620cdf193304f4a92677b695d70d10f",
+    "train_data_batch_5": "348b3c2fdbb3940c4e9e834affd3b18d",
+    "train_data_batch_6": "6e765307c242a1b3d7d5ef9139b48945",
+    "train_data_batch_7": "564926d8cbf8fc4818ba23d2faac7564",
+    "train_data_batch_8": "f4755871f718ccb653440b9dd0ebac66",
+    "train_data_batch_9": "bb6dd660c38c58552125b1a92f86b5d4",
+    "train_data_batch_10": "8f03f34ac4b42271a294f91bf480f29b",
+    "val_data": "3410e3017fdaefba8d5073aaa65e4bd6",
+}
 _HOW = (
     "place NAS-Bench-201's ImageNet16 pickles (train_data_batch_1..10, val_data) there; "
     "they cannot be downloaded automatically"
@@ -56,13 +71,28 @@ class ImageNet16(ImageArrayDataset):
         folder = Path(root)
         files = [folder / name for name in (TRAIN_FILES if train else VALID_FILES)]
         require_files(dataset_name, files, _HOW)
+        checked = check_published(
+            dataset_name, [(p, PUBLISHED_MD5.get(p.name)) for p in files], "AutoDL"
+        )
         chunks, labels = [], []
         for path in files:
-            with open(path, "rb") as fh:
-                # latin1: the files were written by Python 2 pickle (as AutoDL reads them)
-                entry = pickle.load(fh, encoding="latin1")
-            chunks.append(np.asarray(entry["data"], dtype=np.uint8))
-            labels.append(np.asarray(entry["labels"], dtype=np.int64))
+            # pickles written by Python 2 (latin1, as AutoDL reads them), read by the
+            # restricted unpickler: a crafted file cannot run code
+            entry = load_pickle(path)
+            if not isinstance(entry, dict) or "data" not in entry or "labels" not in entry:
+                raise DataFileError(f"{dataset_name}: {path} holds no 'data' and 'labels'")
+            try:
+                chunks.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 768))
+                labels.append(np.asarray(entry["labels"], dtype=np.int64).reshape(-1))
+            except (TypeError, ValueError) as exc:
+                raise DataFileError(
+                    f"{dataset_name}: {path} is not an ImageNet16 batch ({exc})"
+                ) from None
+            if len(chunks[-1]) != len(labels[-1]):
+                raise DataFileError(
+                    f"{dataset_name}: {path} has {len(chunks[-1])} images but "
+                    f"{len(labels[-1])} labels"
+                )
         data = np.concatenate(chunks).reshape(-1, 3, 16, 16)
         targets = np.concatenate(labels)
         if num_classes is not None:
@@ -71,6 +101,7 @@ class ImageNet16(ImageArrayDataset):
         super().__init__(np.ascontiguousarray(data.transpose(0, 2, 3, 1)), targets - 1, transform)
         self.root = folder
         self.train = train
+        self.files = checked
 
 
 @register("imagenet16-120")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from nasrepro._compat import ensure_torchvision
+from nasrepro.datafiles import DataFileError, check_published
 from nasrepro.datasets.base import (
     DataSource,
     ImageArrayDataset,
@@ -41,20 +42,31 @@ def _existence_only() -> Any:
     return type("SVHNFilesOnly", (datasets.SVHN,), {"_check_integrity": _check_integrity})
 
 
-def load_svhn(root: Path, *, part: str, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, 32, 32, 3), labels 0..9) of one part; the file's label 10 means 0."""
+def load_svhn(
+    root: Path, *, part: str, download: bool
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(images uint8 (N, 32, 32, 3), labels 0..9, files) of one part; the file's label 10
+    means 0. The .mat is checked against torchvision's MD5 (`files` goes into the record);
+    scipy's MATLAB reader builds arrays only, it runs nothing from the file."""
     cls = _existence_only()
-    path = root / cls.split_list[part][1]
-    if download and not path.is_file():  # torchvision would re-fetch any file failing its MD5
-        try:
-            tv = cls(str(root), split=part, download=True)
+    url, filename, md5 = cls.split_list[part]
+    path = root / filename
+    if download and not path.is_file():
+        from torchvision.datasets.utils import download_url
+
+        try:  # verified against the same MD5 by torchvision
+            download_url(url, str(root), filename, md5)
         except (OSError, RuntimeError) as exc:
             raise download_failed("svhn", path, exc) from exc
-    else:
-        require_files("svhn", [path], _HOW)
+    require_files("svhn", [path], _HOW)
+    files = check_published("svhn", [(path, md5)], "torchvision")
+    try:
         tv = cls(str(root), split=part, download=False)
+    except (ValueError, TypeError, KeyError, OSError) as exc:  # scipy raises many kinds
+        raise DataFileError(f"svhn: {path} is not a readable .mat file ({exc})") from None
     # torchvision stores (N, C, H, W) and has already mapped label 10 to 0.
-    return np.ascontiguousarray(tv.data.transpose(0, 2, 3, 1)), np.asarray(tv.labels, np.int64)
+    data = np.ascontiguousarray(tv.data.transpose(0, 2, 3, 1))
+    return data, np.asarray(tv.labels, np.int64), files
 
 
 @register("svhn")
@@ -77,9 +89,11 @@ class Svhn(DataSource):
         if part not in ("train", "test"):
             raise ValueError(f"svhn has parts 'train' and 'test', not {part!r}")
         protocol = self.check_protocol(protocol)
-        data, targets = load_svhn(resolve_root(root), part=part, download=download)
+        data, targets, files = load_svhn(resolve_root(root), part=part, download=download)
         make = train_transform if augment else eval_transform
-        return ImageArrayDataset(data, targets, make("svhn", protocol))
+        images = ImageArrayDataset(data, targets, make("svhn", protocol))
+        images.files = files
+        return images
 
     def search_parts(
         self,

@@ -13,10 +13,20 @@ from pathlib import Path
 
 import torch
 
+from nasrepro.catalog import Float, Int
 from nasrepro.datasets.base import DataSource, SearchParts, TensorImageDataset, register
 
 
-@register("synthetic")
+@register(
+    "synthetic",
+    args={
+        "n": Int(1),
+        "num_classes": Int(2),
+        "in_channels": Int(1),
+        "noise": Float(0),
+        "data_seed": Int(0),
+    },
+)
 class Synthetic(DataSource):
     """Seeded random class templates plus noise (tests only): n, num_classes, size, channels."""
 

@@ -7,8 +7,9 @@ Two evaluators, both returning a `LookupResult` that records where every number 
   returned by it, only listed in ``source["unavailable"]``.
 - ``nb201-api``: a full benchmark file (NAS-Bench-201 ``.pth`` or NATS-Bench ``tss``) read
   through the official APIs, with ``hp="200"`` and ``is_random=False`` (mean over seeds), as
-  the papers report (docs/fidelity.md, "NAS-Bench-201 lookups"). The file is checksummed before it
-  is unpickled, because unpickling runs code.
+  the papers report (docs/fidelity.md, "NAS-Bench-201 lookups"). The file is identified (a
+  release's MD5 prefix, or a sha256 pin) and then unpickled by a loader that cannot run code
+  from it (nasrepro/safe_pickle.py): the MD5 prefix names a release, it proves nothing.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasrepro.catalog import register_evaluator
-from nasrepro.progress import Bar, heartbeat
+from nasrepro.catalog import Str, register_evaluator
+from nasrepro.datafiles import _DIGEST_CACHE, FileDigest, file_digest  # noqa: F401  (re-export)
+from nasrepro.progress import heartbeat
+from nasrepro.safe_pickle import UnsafePickleError, load_pickle, torch_load_safe
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 METRICS = ("test_acc", "valid_acc")
 N_CELLS = 15625  # 5 ops ** 6 edges: every NB201 cell, the size of a real benchmark file
 
 ENV_FILE = "NASREPRO_NB201_FILE"
+ENV_SHA256 = "NASREPRO_NB201_SHA256"  # pin for the file the environment names
 
 TABLE_FILE = Path(__file__).resolve().parents[1] / "data" / "nats_tss_test_acc_hp200.csv"
 TABLE_SHA256 = "cb5d777ec3368be83c8f9b3aa4d520696051cb0eb8d94b8f85b519f9ea4afa3e"
@@ -65,7 +69,6 @@ _API_KEYS: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 _HP = "200"
-_CHUNK = 8 << 20
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 _ARCH_HINT = (
@@ -182,7 +185,12 @@ class Nb201Table:
         return len(self._arch_strs)
 
 
-@register_evaluator("nb201-table", "NB201 200-epoch mean test accuracy from the embedded table")
+@register_evaluator(
+    "nb201-table",
+    "NB201 200-epoch mean test accuracy from the embedded table",
+    args={},
+    datasets=DATASETS,
+)
 class Nb201TableEvaluator:
     """NB201 200-epoch mean test accuracy from the embedded table (no valid_acc)."""
 
@@ -217,62 +225,6 @@ class Nb201TableEvaluator:
 
 
 # ----------------------------------------------------------------------- full benchmark file
-
-
-@dataclass(frozen=True)
-class FileDigest:
-    sha256: str
-    md5: str
-
-
-_DIGEST_CACHE: dict[tuple[object, ...], FileDigest] = {}
-
-
-def _dir_files(root: Path) -> list[tuple[str, Path, os.stat_result]]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in filenames:
-            full = Path(dirpath) / name
-            found.append((full.relative_to(root).as_posix(), full, full.stat()))
-    found.sort(key=lambda item: item[0])
-    return found
-
-
-def file_digest(path: str | os.PathLike[str]) -> FileDigest:
-    """SHA-256 and MD5 of a benchmark file, or of a directory's sorted (name, size, content)
-    listing; streamed in chunks (the files are 2-5 GB) and cached per (path, size, mtime)."""
-    path = Path(path).resolve()
-    if path.is_dir():
-        files = _dir_files(path)
-        key: tuple[object, ...] = (
-            "dir",
-            str(path),
-            tuple((rel, st.st_size, st.st_mtime_ns) for rel, _, st in files),
-        )
-    else:
-        st = path.stat()
-        files = [("", path, st)]
-        key = ("file", str(path), st.st_size, st.st_mtime_ns)
-    cached = _DIGEST_CACHE.get(key)
-    if cached is not None:
-        return cached
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    total_mb = sum(st.st_size for _, _, st in files) // 2**20
-    with Bar(f"hashing {path.name}", total_mb, "MB") as bar:
-        for rel, full, st in files:
-            if key[0] == "dir":  # names and sizes are part of the listing, not just contents
-                header = f"{rel}\0{st.st_size}\0".encode()
-                sha.update(header)
-                md5.update(header)
-            with open(full, "rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    sha.update(chunk)
-                    md5.update(chunk)
-                    bar.update(len(chunk) // 2**20)
-    digest = FileDigest(sha.hexdigest(), md5.hexdigest())
-    _DIGEST_CACHE[key] = digest
-    return digest
 
 
 def _file_kind(path: Path) -> str:
@@ -325,44 +277,102 @@ def _verify(path: Path, kind: str, pin: str | None) -> tuple[FileDigest, str, st
 
 
 _API_CACHE: dict[tuple[str, str], Any] = {}
+_NATS_KEYS = ("meta_archs", "arch2infos", "evaluated_indexes")
+
+
+def _plain_benchmark(path: Path, kind: str) -> dict[str, Any]:
+    """The benchmark's dict, unpickled without running code from the file (STACK.md, "Safe
+    loading of data files"): torch's weights_only loader for the .pth, the restricted
+    unpickler (safe_pickle.py) for NATS pickles; the official API only sees plain data."""
+    if kind == "nb201-pth":
+        data = torch_load_safe(path)
+    elif kind == "nats-pickle":
+        data = load_pickle(path, encoding="ASCII", bz2_compressed=True)
+    else:  # the archive directory: meta here, one pickle per cell loaded at query time
+        data = load_pickle(path / f"meta{_NATS_EXT}", encoding="ASCII", bz2_compressed=True)
+        if not isinstance(data, dict) or "meta_archs" not in data:
+            raise Nb201FileError(f"{path}: meta{_NATS_EXT} holds no meta_archs")
+        return {"meta_archs": data["meta_archs"], "arch2infos": {}, "evaluated_indexes": []}
+    missing = [k for k in _NATS_KEYS if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise Nb201FileError(f"{path}: not a NAS-Bench-201 benchmark (no {', '.join(missing)})")
+    return data
 
 
 def _open_api(path: Path, kind: str, sha256: str) -> Any:
-    """Build the official API object, once per (path, sha256): loading a full file takes
-    minutes and gigabytes."""
+    """Build the official API object from the safely loaded dict, once per (path, sha256):
+    loading a full file takes minutes and gigabytes."""
     key = (str(path), sha256)
     if key in _API_CACHE:
         return _API_CACHE[key]
     try:
         with heartbeat(f"loading {path.name} through the benchmark API"):
+            data = _plain_benchmark(path, kind)
             if kind == "nb201-pth":
-                import torch
                 from nas_201_api import NASBench201API
 
-                # The file's hash was checked above; weights_only=True cannot unpickle the
-                # numpy scalars these files hold, so the dict is loaded here and passed on.
-                data = torch.load(path, map_location="cpu", weights_only=False)
                 api = NASBench201API(data, verbose=False)
-                del data
             else:
-                import nats_bench
+                from nats_bench.api_topology import NATStopology
 
-                # A single pickle is loaded whole; the archive directories only work in fast
-                # mode, where the API reads one architecture's file per query.
-                fast = kind == "nats-dir"
-                api = nats_bench.create(str(path), "tss", fast_mode=fast, verbose=False)
-    except Exception as exc:  # any unpickling/API failure: name the file, keep the cause
-        raise Nb201FileError(f"{path}: the benchmark API could not load it: {exc}") from exc
+                api = NATStopology(data, fast_mode=False, verbose=False)
+            del data
+    except Nb201FileError:
+        raise
+    except UnsafePickleError as exc:  # forged or garbage: refused before anything ran
+        raise Nb201FileError(str(exc)) from None
+    except Exception as exc:  # a plain dict the API cannot read: name the file, keep the cause
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+        raise Nb201FileError(f"{path}: the benchmark API could not load it: {reason}") from None
     _API_CACHE[key] = api
     return api
 
 
-@register_evaluator("nb201-api", "NB201 valid/test accuracy from the full benchmark file")
+def _load_archive_cell(api: Any, path: Path, index: int) -> None:
+    """Install cell `index` of a NATS archive directory into `api`, read with the restricted
+    unpickler; mirrors nats_bench's own fast-mode `reload`, which would `pickle.load` it."""
+    from nats_bench.api_utils import ArchResults
+
+    if index in api.arch2infos_dict:
+        return
+    for name in (f"{index:06d}{_NATS_EXT}", f"{index}{_NATS_EXT}"):
+        if (path / name).is_file():
+            data = load_pickle(path / name, encoding="ASCII", bz2_compressed=True)
+            break
+    else:
+        raise Nb201FileError(f"{path}: no file for arch {index} ({index:06d}{_NATS_EXT})")
+    if not isinstance(data, dict):
+        raise Nb201FileError(f"{path}: {index:06d}{_NATS_EXT} is not a dict of results")
+    hp2res = {}
+    try:
+        for hp, results in data.items():
+            hp2res[hp] = ArchResults.create_from_state_dict(results)
+    except Exception as exc:  # a plain dict of another shape
+        raise Nb201FileError(f"{path}: arch {index} results unreadable: {exc!r}") from None
+    api.arch2infos_dict[index] = hp2res
+    api.evaluated_indexes.add(index)
+    api._avaliable_hps.update(hp2res)  # nats_bench's own (misspelt) bookkeeping
+
+
+def _check_api_args(args: dict[str, Any], eval_datasets: list[str]) -> None:
+    pin = args.get("sha256")
+    if pin is not None and not _SHA256_RE.fullmatch(str(pin).strip().lower()):
+        raise ValueError(f"sha256: {pin!r} is not 64 hex digits")
+
+
+@register_evaluator(
+    "nb201-api",
+    "NB201 valid/test accuracy from the full benchmark file",
+    args={"path": Str(), "sha256": Str()},
+    datasets=DATASETS,
+    check=_check_api_args,
+)
 class Nb201ApiEvaluator:
     """NB201 valid/test accuracy (hp=200, mean over seeds) from the full benchmark file.
 
-    Options: path (else env NASREPRO_NB201_FILE), sha256 (pin for a file that is not a
-    known release, or to insist on one exact file).
+    Options: path (else env NASREPRO_NB201_FILE), sha256 (else, with the env's path, env
+    NASREPRO_NB201_SHA256): pin for a file that is not a known release, or to insist on one
+    exact file; the record carries the file's sha256 either way.
     """
 
     _OPTIONS = ("path", "sha256")
@@ -386,6 +396,8 @@ class Nb201ApiEvaluator:
                 f"suite or the environment variable {ENV_FILE})"
             )
         pin = options.get("sha256")
+        if pin is None and not options.get("path"):
+            pin = os.environ.get(ENV_SHA256) or None
         if pin is not None:
             pin = str(pin).strip().lower()
             if not _SHA256_RE.fullmatch(pin):
@@ -395,6 +407,12 @@ class Nb201ApiEvaluator:
         self.digest, self.verified_by, self.release = _verify(self.path, self.kind, pin)
         # only now, with the checksum accepted, is the file unpickled
         self.api = _open_api(self.path, self.kind, self.digest.sha256)
+        if self.release is not None and len(self.api) != N_CELLS:
+            # the MD5 prefix names a release; a release holds every cell
+            raise Nb201FileError(
+                f"{self.path}: its MD5 prefix names release {self.release} but it holds "
+                f"{len(self.api)} cells, not {N_CELLS}: a forged or truncated file"
+            )
 
     def score(
         self, arch_str: str, datasets: list[str], metrics: list[str], **runtime: Any
@@ -440,6 +458,8 @@ class Nb201ApiEvaluator:
         return LookupResult(values, index, str(self.api[index]), source)
 
     def _info(self, index: int, bench_key: str) -> dict[str, Any]:
+        if self.kind == "nats-dir":
+            _load_archive_cell(self.api, self.path, index)
         try:
             return self.api.get_more_info(index, bench_key, hp=_HP, is_random=False)
         except Exception as exc:  # the APIs raise KeyError/ValueError/AssertionError alike

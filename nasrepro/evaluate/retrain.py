@@ -41,7 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from nasrepro._compat import ensure_torchvision
-from nasrepro.catalog import register_evaluator
+from nasrepro.catalog import Arg, Bool, Int, Map, Str, register_evaluator
 from nasrepro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, stage_path
 from nasrepro.distributed import (
     Dist,
@@ -392,7 +392,38 @@ def evaluate(
 _DARTS_CELL_SPACES = ("darts", "s1", "s2", "s3", "s4")
 
 
-@register_evaluator("retrain", "train the genotype's DARTS evaluation network, test accuracy")
+def _check_retrain_args(args: dict[str, Any], eval_datasets: list[str]) -> None:
+    """What `validate` checks beyond single arguments: the options build, and every
+    evaluation dataset has a recipe (a dataset without one would be skipped silently)."""
+    evaluator = RetrainEvaluator(**args)
+    missing = [ds for ds in eval_datasets if ds not in evaluator.recipes]
+    if missing:
+        raise ValueError(
+            f"no recipe for eval dataset(s) {missing}; recipes cover {sorted(evaluator.recipes)}"
+        )
+
+
+@register_evaluator(
+    "retrain",
+    "train the genotype's DARTS evaluation network, test accuracy",
+    # types here; ranges and recipe contents are RetrainEvaluator's own checks (the `check`)
+    args={
+        "recipes": Map(required=True),
+        "dataset": Str(nullable=True),
+        "max_steps": Int(1, nullable=True),
+        "max_eval_batches": Int(1, nullable=True),
+        "image_size": Int(8, nullable=True),
+        "num_workers": Int(0),
+        "download": Bool(),
+        "fixture": Bool(),
+        "eval_every": Int(1),
+        "processes": Int(1, nullable=True),
+        "sync_bn": Bool(),
+        **{key: Arg("any") for key in RECIPE_KEYS},
+    },
+    datasets=None,
+    check=_check_retrain_args,
+)
 class RetrainEvaluator:
     """Retrain a DARTS-cell genotype per dataset recipe (quark0 / PC-DARTS protocols).
 

@@ -6,6 +6,6 @@ from nasrepro.catalog import register_method
 from nasrepro.methods.base import MethodHook
 
 
-@register_method("darts", "DARTS 1st/2nd order (engine defaults; order from search.order)")
+@register_method("darts", "DARTS 1st/2nd order (engine defaults; order from search.order)", args={})
 class Darts(MethodHook):
     name = "darts"

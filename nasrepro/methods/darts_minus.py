@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
-from nasrepro.catalog import register_method
+from nasrepro.catalog import Choice, Float, Int, register_method
 from nasrepro.methods.base import MethodHook
 from nasrepro.spaces.mixed import MixedOp
 
@@ -145,7 +145,17 @@ def auxiliary_op(mixed: MixedOp, aux: Aux) -> nn.Module:
     return identity_conv1x1(edge_channels(mixed))
 
 
-@register_method("darts_minus", "DARTS-: auxiliary skip β·x on every edge, β decayed from β0")
+@register_method(
+    "darts_minus",
+    "DARTS-: auxiliary skip β·x on every edge, β decayed from β0",
+    args={
+        "beta0": Float(0),
+        "decay": Choice("linear", "cosine", "step", "constant"),
+        "decay_epochs": Int(1, nullable=True),
+        "step_epoch": Int(0, nullable=True),
+        "aux": Choice("skip", "conv1x1"),
+    },
+)
 class DartsMinus(MethodHook):
     """Args: beta0 (≥ 0), decay (linear | cosine | step | constant), decay_epochs (final
     epochs over which linear/cosine decay, None = all), step_epoch (step only; None = 9/10

@@ -28,7 +28,7 @@ def exchanged_rates(lr: float, arch_lr: float) -> tuple[float, float]:
     return arch_lr, lr
 
 
-@register_method("ex", "EX-DARTS: weight and α learning rates exchanged (constant)")
+@register_method("ex", "EX-DARTS: weight and α learning rates exchanged (constant)", args={})
 class ExchangedLr(MethodHook):
     """No arguments: the rates come from the suite's `search.lr` and `search.arch_lr`."""
 

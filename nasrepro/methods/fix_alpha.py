@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from nasrepro.catalog import register_method
+from nasrepro.catalog import Choice, register_method
 from nasrepro.methods.base import MethodHook
 
 if TYPE_CHECKING:
@@ -22,7 +22,11 @@ Value = Literal["zero", "init"]
 VALUES: tuple[str, ...] = ("zero", "init")
 
 
-@register_method("fix_alpha", "DARTS-PT fix-α: α held at 0 (uniform), never updated")
+@register_method(
+    "fix_alpha",
+    "DARTS-PT fix-α: α held at 0 (uniform), never updated",
+    args={"value": Choice("zero", "init")},
+)
 class FixAlpha(MethodHook):
     """Args: value (zero = the paper's α = 0; init = the code's untouched random init)."""
 

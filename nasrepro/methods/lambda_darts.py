@@ -82,7 +82,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from nasrepro.catalog import register_method
+from nasrepro.catalog import Bool, Choice, Float, register_method
 from nasrepro.methods.base import MethodHook
 from nasrepro.methods.layer_alignment import (
     VARIANTS,
@@ -160,7 +160,19 @@ class _RngState:
             yield
 
 
-@register_method("lambda", "Λ-DARTS: inner-objective layer-alignment regularizer λ·Λ or λ·Λ±")
+@register_method(
+    "lambda",
+    "Λ-DARTS: inner-objective layer-alignment regularizer λ·Λ or λ·Λ±",
+    args={
+        "lambda_": Float(0),
+        "eps0": Float(0, lo_open=True),
+        "variant": Choice(*VARIANTS),
+        "difference": Choice(*DIFFERENCES),
+        "objective": Choice(*OBJECTIVES),
+        "cells": Choice(*CELLS, nullable=True),
+        "batched": Bool(),
+    },
+)
 class LambdaDarts(MethodHook):
     name = "lambda"
 

@@ -21,14 +21,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nasrepro.catalog import register_method
+from nasrepro.catalog import Bool, Int, register_method
 from nasrepro.methods.base import MethodHook
 
 if TYPE_CHECKING:
     from nasrepro.search.engine import SearchContext
 
 
-@register_method("pc", "PC-DARTS: partial channels 1/K, edge normalization, α warm-up")
+@register_method(
+    "pc",
+    "PC-DARTS: partial channels 1/K, edge normalization, α warm-up",
+    args={
+        "k": Int(1),
+        "edge_normalization": Bool(),
+        "alpha_warmup_epochs": Int(0),
+        "shuffle": Bool(),
+    },
+)
 class PcDarts(MethodHook):
     """Args: k (channel proportion 1/K, ≥ 1), edge_normalization (bool),
     alpha_warmup_epochs (epochs before the first α update, ≥ 0)."""

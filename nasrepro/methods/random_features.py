@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from nasrepro.catalog import register_method
+from nasrepro.catalog import Bool, Choice, register_method
 from nasrepro.methods.base import MethodHook
 
 if TYPE_CHECKING:
@@ -82,7 +82,11 @@ def trainable_names(net: Any, option: Option, train_classifier: bool = False) ->
     return names
 
 
-@register_method("rf", "RF-DARTS: conv frozen at init, BN affine trained (Table 1 options A-D)")
+@register_method(
+    "rf",
+    "RF-DARTS: conv frozen at init, BN affine trained (Table 1 options A-D)",
+    args={"option": Choice("A", "B", "C", "D"), "train_classifier": Bool()},
+)
 class RandomFeatures(MethodHook):
     """Args: option (A | B | C | D, default C = RF-DARTS), train_classifier (also train the
     final linear layer when convolutions are frozen; a variant — the paper does not say)."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from nasrepro.catalog import register_method
+from nasrepro.catalog import Float, register_method
 from nasrepro.methods.base import MethodHook
 
 if TYPE_CHECKING:
@@ -66,7 +66,11 @@ def clip_probs(p: torch.Tensor) -> torch.Tensor:
     return clamped / clamped.sum(dim=-1, keepdim=True)
 
 
-@register_method("sdarts_rs", "SDARTS-RS: uniform noise on softmax(α) during the weight step")
+@register_method(
+    "sdarts_rs",
+    "SDARTS-RS: uniform noise on softmax(α) during the weight step",
+    args={"epsilon_min": Float(0), "epsilon_max": Float(0)},
+)
 class SdartsRS(MethodHook):
     name = "sdarts_rs"
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from nasrepro.catalog import register_method
+from nasrepro.catalog import Bool, Float, Int, register_method
 from nasrepro.methods.base import MethodHook
 from nasrepro.select.pt import alpha_op_names, cell_nodes, derive_cell
 
@@ -55,7 +55,11 @@ def learnable_ranking(
     return tuple(ranking)
 
 
-@register_method("darts_plus", "DARTS+ early stop: sc_k skip connections or rt_k stable ranking")
+@register_method(
+    "darts_plus",
+    "DARTS+ early stop: sc_k skip connections or rt_k stable ranking",
+    args={"sc_k": Int(1, nullable=True), "rt_k": Int(1, nullable=True)},
+)
 class DartsPlus(MethodHook):
     """Stop when a criterion holds at an epoch's end (the architecture of that epoch).
 
@@ -255,7 +259,19 @@ def es_stop_epoch(
     return (int(ev_epochs[k - delta]) if ratio > factor else None), ratio
 
 
-@register_method("darts_es", "DARTS-ES: stop when the dominant α-Hessian eigenvalue grows")
+@register_method(
+    "darts_es",
+    "DARTS-ES: stop when the dominant α-Hessian eigenvalue grows",
+    args={
+        "ev_freq": Int(1),
+        "window": Int(1),
+        "delta": Int(1),
+        "factor": Float(0, lo_open=True),
+        "es_start_epoch": Int(0),
+        "power_iters": Int(1),
+        "rollback": Bool(),
+    },
+)
 class DartsEs(MethodHook):
     """DARTS-ES (RobustDARTS); defaults from its src/search/args.py and DARTS_search.sh.
 

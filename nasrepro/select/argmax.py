@@ -8,6 +8,6 @@ from nasrepro.catalog import register_selector
 from nasrepro.spaces.base import SearchSpace, Supernet
 
 
-@register_selector("argmax", "largest α per edge (the space's DARTS genotype rule)")
+@register_selector("argmax", "largest α per edge (the space's DARTS genotype rule)", args={})
 def argmax(space: SearchSpace, supernet: Supernet, **_: Any) -> Any:
     return space.derive_argmax(supernet)

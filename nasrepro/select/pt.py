@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nasrepro.catalog import register_selector
+from nasrepro.catalog import Bool, Choice, Float, Int, register_selector
 from nasrepro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, stage_path
 from nasrepro.datasets.search import SearchData, _seeded_rngs
 from nasrepro.progress import Bar, event, tick
@@ -819,7 +819,19 @@ def _run(
     return genotype
 
 
-@register_selector("pt", "DARTS-PT: perturbation-based selection with tuning (Wang et al., 2021)")
+@register_selector(
+    "pt",
+    "DARTS-PT: perturbation-based selection with tuning (Wang et al., 2021)",
+    args={
+        "tune_epochs": Int(1, nullable=True),
+        "proj_interval": Int(1),
+        "lr_divisor": Float(0, lo_open=True),
+        "eval_batches": Int(1, nullable=True),
+        "edge_selection": Choice("random", "ordered"),
+        "fix_alpha": Bool(),
+        "seed": Int(0, nullable=True),
+    },
+)
 def pt(
     space: SearchSpace,
     supernet: Supernet,
@@ -861,7 +873,19 @@ def pt(
     )
 
 
-@register_selector("pt_mag", "DARTS-PT schedule, decisions by α magnitude (PT-Mag ablation)")
+@register_selector(
+    "pt_mag",
+    "DARTS-PT schedule, decisions by α magnitude (PT-Mag ablation)",
+    args={
+        "tune_epochs": Int(1, nullable=True),
+        "proj_interval": Int(1),
+        "lr_divisor": Float(0, lo_open=True),
+        "eval_batches": Int(1, nullable=True),
+        "edge_selection": Choice("random", "ordered"),
+        "fix_alpha": Bool(),
+        "seed": Int(0, nullable=True),
+    },
+)
 def pt_mag(
     space: SearchSpace,
     supernet: Supernet,

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from nasrepro.catalog import register_selector
+from nasrepro.catalog import Choice, Str, register_selector
 from nasrepro.spaces.base import SearchSpace, Supernet
 
 Criterion = Literal["eq12", "eq13"]
@@ -111,7 +111,15 @@ def _cell_name(supernet: Supernet, cell: str | None) -> str:
     return cell
 
 
-@register_selector("selective_stop", "SS-DARTS: roll back to the operation-magnitude peak")
+@register_selector(
+    "selective_stop",
+    "SS-DARTS: roll back to the operation-magnitude peak",
+    args={
+        "o": Str(nullable=True),
+        "criterion": Choice("eq12", "eq13"),
+        "cell": Str(nullable=True),
+    },
+)
 def selective_stop(
     space: SearchSpace,
     supernet: Supernet,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasrepro.catalog import register_space
+from nasrepro.catalog import Bool, Choice, Int, register_space
 from nasrepro.spaces.base import Supernet
 from nasrepro.spaces.darts_ops import (
     PRIMITIVES,
@@ -562,6 +562,20 @@ class DartsNetwork(nn.Module):
 # ----------------------------------------------------------------------------- spaces
 
 
+# The space arguments of DartsSupernet that a suite may set (cell_ops belong to the space).
+SUPERNET_ARGS = {
+    "c": Int(1),
+    "layers": Int(1),
+    "partial_channels": Int(1),
+    "edge_normalization": Bool(),
+    "in_channels": Int(1),
+    "stem_multiplier": Int(1),
+    "affine": Bool(),
+    "channel_shuffle": Bool(),
+    "stem": Choice("cifar", "imagenet"),
+}
+
+
 class DartsSpaceBase:
     """A DARTS-cell space with a fixed set of ops per edge (see `CellOps`)."""
 
@@ -619,7 +633,11 @@ class DartsSpaceBase:
         return derive_argmax(supernet)
 
 
-@register_space("darts", "DARTS S0: 8 cells, 4 nodes/14 edges, 8 ops (7 with include_none=False)")
+@register_space(
+    "darts",
+    "DARTS S0: 8 cells, 4 nodes/14 edges, 8 ops (7 with include_none=False)",
+    args={**SUPERNET_ARGS, "include_none": Bool()},
+)
 class DartsSpace(DartsSpaceBase):
     """The DARTS space. `include_none=False` builds the 7-op space of darts-pt, SDARTS and
     Λ-DARTS; the space object then names the ops of the supernet it built last, so that

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasrepro.catalog import register_op, register_space
+from nasrepro.catalog import Bool, Int, register_op, register_space
 from nasrepro.spaces.base import Supernet
 from nasrepro.spaces.mixed import MixedOp, PartialMixedOp
 
@@ -357,7 +357,21 @@ def derive_argmax(alpha: torch.Tensor) -> Nb201Genotype:
     return Nb201Genotype(tuple(OPS[k] for k in idx))
 
 
-@register_space("nb201", "NAS-Bench-201: 15 cells of 4 nodes/6 edges, 5 ops, one shared α")
+@register_space(
+    "nb201",
+    "NAS-Bench-201: 15 cells of 4 nodes/6 edges, 5 ops, one shared α",
+    args={
+        "c": Int(1),
+        "n": Int(1),
+        "in_channels": Int(1),
+        "track_running_stats": Bool(),
+        "affine": Bool(),
+        "partial_channels": Int(1),
+        "edge_normalization": Bool(),
+        "channel_shuffle": Bool(),
+        "fused": Bool(),
+    },
+)
 class Nb201Space:
     name = "nb201"
     # AutoDL's split files: CIFAR-10 25k/25k of train; CIFAR-100 and ImageNet16-120 take α

@@ -11,7 +11,7 @@ where an edge has it (S3) and otherwise every op competes.
 from __future__ import annotations
 
 from nasrepro.catalog import register_space
-from nasrepro.spaces.darts import CellOps, DartsSpaceBase
+from nasrepro.spaces.darts import SUPERNET_ARGS, CellOps, DartsSpaceBase
 
 SKIP, MAX, AVG = "skip_connect", "max_pool_3x3", "avg_pool_3x3"
 SEP3, DIL3, DIL5 = "sep_conv_3x3", "dil_conv_3x3", "dil_conv_5x5"
@@ -58,28 +58,34 @@ S4 = CellOps.uniform(("noise", SEP3))  # primitives_4
 ROBUST_SPACES: dict[str, CellOps] = {"s1": S1, "s2": S2, "s3": S3, "s4": S4}
 
 
-@register_space("s1", "RobustDARTS S1: two ops per edge, chosen per edge and cell type")
+@register_space(
+    "s1", "RobustDARTS S1: two ops per edge, chosen per edge and cell type", args=SUPERNET_ARGS
+)
 class S1Space(DartsSpaceBase):
     name = "s1"
     cell_ops = S1
     ops = S1.all_ops()
 
 
-@register_space("s2", "RobustDARTS S2: {skip_connect, sep_conv_3x3} on every edge")
+@register_space(
+    "s2", "RobustDARTS S2: {skip_connect, sep_conv_3x3} on every edge", args=SUPERNET_ARGS
+)
 class S2Space(DartsSpaceBase):
     name = "s2"
     cell_ops = S2
     ops = S2.all_ops()
 
 
-@register_space("s3", "RobustDARTS S3: {none, skip_connect, sep_conv_3x3} on every edge")
+@register_space(
+    "s3", "RobustDARTS S3: {none, skip_connect, sep_conv_3x3} on every edge", args=SUPERNET_ARGS
+)
 class S3Space(DartsSpaceBase):
     name = "s3"
     cell_ops = S3
     ops = S3.all_ops()
 
 
-@register_space("s4", "RobustDARTS S4: {noise, sep_conv_3x3} on every edge")
+@register_space("s4", "RobustDARTS S4: {noise, sep_conv_3x3} on every edge", args=SUPERNET_ARGS)
 class S4Space(DartsSpaceBase):
     name = "s4"
     cell_ops = S4

@@ -1,0 +1,184 @@
+"""Unpickling data files without running code from them.
+
+NAS-Bench-201 / NATS-Bench files, CIFAR's python batches and ImageNet16's batches are
+pickles, and `pickle.load` calls whatever callable the file names: a forged file runs its
+payload however its hash was checked. These loaders resolve only an allow-list of globals:
+the plain containers these formats hold, `collections.OrderedDict`, and numpy's array and
+scalar reconstructors for numeric (never object) dtypes. Anything else is refused with
+`UnsafePickleError`, before it is called.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import bz2
+import codecs
+import collections
+import io
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+
+class UnsafePickleError(ValueError):
+    """A data file is not a plain-data pickle (it names a forbidden global) or is corrupt."""
+
+
+def _numeric_dtype(*args: Any) -> np.dtype:
+    dtype = np.dtype(*args)
+    if dtype.hasobject:  # an object array would unpickle its items as arbitrary objects
+        raise UnsafePickleError("object arrays are not allowed in a data file")
+    return dtype
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    # protocol-2 pickles written by Python 3 carry bytes as _codecs.encode(str, "latin1");
+    # other codecs (zlib, rot13 ...) have no place in a data file
+    if codecs.lookup(encoding).name not in ("latin-1", "iso8859-1", "utf-8"):
+        raise UnsafePickleError(f"codec {encoding!r} is not allowed in a data file")
+    return codecs.encode(text, encoding, errors)
+
+
+def _reconstruct(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
+    if subtype is not np.ndarray:
+        raise UnsafePickleError(f"array subclass {subtype!r} is not allowed in a data file")
+    return np.ndarray.__new__(np.ndarray, shape, _numeric_dtype(dtype))
+
+
+def _scalar(dtype: np.dtype, *args: Any) -> Any:
+    from numpy._core.multiarray import scalar  # type: ignore[attr-defined]
+
+    return scalar(_numeric_dtype(dtype), *args)
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
+    # numpy's protocol-5 reducer: an array over the pickled bytes (copied: they are ours)
+    array = np.frombuffer(bytes(buf), dtype=_numeric_dtype(dtype))
+    return array.reshape(shape, order=order).copy(order=order)  # type: ignore[arg-type]
+
+
+def _sized(kind: type) -> Callable[..., Any]:
+    # bytes(n) / bytearray(n) would allocate n zero bytes: a memory bomb, not data
+    def make(*args: Any) -> Any:
+        if args and isinstance(args[0], int):
+            raise UnsafePickleError(f"{kind.__name__}(<size>) is not allowed in a data file")
+        return kind(*args)
+
+    return make
+
+
+_BUILTINS = {
+    name: getattr(__import__("builtins"), name)
+    for name in (
+        "dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "complex",
+        "bool", "slice",
+    )
+}  # fmt: skip
+ALLOWED: dict[tuple[str, str], Callable[..., Any] | type] = {
+    **{("builtins", name): obj for name, obj in _BUILTINS.items()},
+    ("builtins", "bytes"): _sized(bytes),
+    ("builtins", "bytearray"): _sized(bytearray),
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("_codecs", "encode"): _latin1_encode,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _numeric_dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """`pickle.Unpickler` whose `find_class` resolves only `ALLOWED` globals."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        # Python 2 names (__builtin__.set) mapped as pickle's own fix_imports does; no
+        # Python 3 module name is a key of these tables
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        found = ALLOWED.get((module, name))
+        if found is None:
+            raise UnsafePickleError(
+                f"refuses to load global {module}.{name}: a data file holds only plain "
+                "containers and numeric arrays (it may be forged)"
+            )
+        return found
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError("persistent references are not allowed in a data file")
+
+
+def _load(fh: IO[bytes], encoding: str) -> Any:
+    return RestrictedUnpickler(fh, encoding=encoding).load()
+
+
+def load_pickle(path: str | Path, *, encoding: str = "latin1", bz2_compressed: bool = False) -> Any:
+    """The plain data a pickle file holds; UnsafePickleError (one line, naming the file) if
+    it names any other global or cannot be read as a pickle at all.
+
+    latin1: CIFAR's and ImageNet16's batches were written by Python 2 (numpy arrays as
+    byte strings); it is also how torchvision and AutoDL read them.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            fh: IO[bytes] = bz2.BZ2File(raw) if bz2_compressed else raw  # type: ignore[assignment]
+            return _load(fh, encoding)
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{path}: {exc}") from None
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+            raise
+        raise UnsafePickleError(f"{path}: not a readable data file ({_first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001  (truncated/garbage bytes raise many kinds)
+        raise UnsafePickleError(f"{path}: not a pickle data file ({_first_line(exc)})") from None
+
+
+def loads(data: bytes, *, encoding: str = "latin1") -> Any:
+    """`load_pickle` for bytes in memory (tests, archives read elsewhere)."""
+    return _load(io.BytesIO(data), encoding)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else type(exc).__name__) or type(exc).__name__
+
+
+# numpy globals torch's weights_only unpickler needs for NAS-Bench-201's numpy scalars
+def _torch_numpy_globals() -> list[Any]:
+    from numpy._core.multiarray import _reconstruct as np_reconstruct  # type: ignore[attr-defined]
+    from numpy._core.multiarray import scalar as np_scalar  # type: ignore[attr-defined]
+
+    dtype_classes = [
+        type(np.dtype(code)) for code in ("b", "B", "h", "H", "i", "I", "l", "L", "q", "Q",
+                                          "e", "f", "d", "g", "?")
+    ]  # fmt: skip
+    return [np_reconstruct, np_scalar, np.ndarray, np.dtype, *dtype_classes]
+
+
+def torch_load_safe(path: str | Path) -> Any:
+    """`torch.load(weights_only=True)` with numpy's numeric reconstructors allowed
+    explicitly; UnsafePickleError (one line, naming the file) for anything else."""
+    import torch
+
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_torch_numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except pickle.UnpicklingError as exc:
+        # torch explains at length; its first line names the refused global
+        raise UnsafePickleError(
+            f"{path}: refused by torch's weights_only loader ({_first_line(exc)}); a data "
+            "file holds only plain containers and numeric arrays (it may be forged)"
+        ) from None
+    except Exception as exc:  # noqa: BLE001  (truncated/garbage bytes raise many kinds)
+        raise UnsafePickleError(f"{path}: not a torch data file ({_first_line(exc)})") from None
