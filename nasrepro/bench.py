@@ -55,6 +55,7 @@ class BenchCase:
     image_size: int
     space_args: dict[str, Any] = field(default_factory=dict)
     num_classes: int = 10
+    in_channels: int = 3
 
 
 # The papers' search settings: NB201 batch 64 on 32x32 CIFAR (AutoDL DARTS.config);
@@ -164,10 +165,13 @@ def build_step(
     feats = _features(switch)
     space_args = {**case.space_args, **({"fused": True} if "fused" in feats else {})}
     torch.manual_seed(seed)
-    net = build_space(case.space).build_supernet(case.num_classes, **space_args)
+    net = build_space(case.space).build_supernet(
+        case.num_classes, **({"in_channels": case.in_channels} if case.in_channels != 3 else {}),
+        **space_args,
+    )  # fmt: skip
     net = net.to(device=device, dtype=dtype)
     gen = torch.Generator().manual_seed(seed + 1)
-    shape = (case.batch, 3, case.image_size, case.image_size)
+    shape = (case.batch, case.in_channels, case.image_size, case.image_size)
     xw, xa = (torch.randn(shape, generator=gen, dtype=dtype).to(device) for _ in range(2))
     if perturb:
         from nasrepro.rounding import perturb as perturb_data
@@ -519,6 +523,78 @@ def time_side_by_side(
             )
         )
     return rows
+
+
+FAST_MARGIN = 0.05  # a switch must beat plain by 5% (median vs median) to be chosen
+
+
+def pick_fastest(times: dict[str, list[float]], margin: float = FAST_MARGIN) -> str:
+    """The switch with the lowest median time, if it beats `plain` by `margin`; else plain
+    (so `--fast` is never chosen slower than plain within the measurement's resolution)."""
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    best = min(medians, key=medians.__getitem__)
+    return best if medians[best] < (1 - margin) * medians["plain"] else "plain"
+
+
+def fast_candidates(case: BenchCase, device: torch.device, graphable: bool) -> list[str]:
+    """The fp32 switches `nasrepro run --fast` may use for a search: fused NB201 ops,
+    channels_last on a CPU (oneDNN convolutions), CUDA graphs where the step is graphable."""
+    out = ["plain"]
+    if case.space == "nb201":
+        out.append("fused")
+    if device.type == "cpu":
+        out += ["channels_last"] + (["fused+channels_last"] if case.space == "nb201" else [])
+    elif graphable and case.method == "darts-1st":
+        out += ["cudagraph"] + (["fused+cudagraph"] if case.space == "nb201" else [])
+    return out
+
+
+def choose_fast(
+    case: BenchCase, device: torch.device, graphable: bool, rounds: int = 3
+) -> tuple[str, dict[str, Any]]:
+    """(switch, timings): the candidate that wins on this device at this size, measured side
+    by side on random data of the search's shape (CPU time on a CPU, wall on CUDA)."""
+    candidates = [
+        s for s in fast_candidates(case, device, graphable) if not skip_reason(case, s, device)
+    ]
+    if len(candidates) == 1:
+        return "plain", {}
+    times = interleaved_step_ms(_case_steps(case, candidates, device), device, rounds, 1)
+    clock = "wall" if device.type == "cuda" else "cpu"
+    chosen = pick_fastest({k: v[clock] for k, v in times.items()})
+    medians = {k: round(statistics.median(v[clock]), 2) for k, v in times.items()}
+    return chosen, {"clock": clock, "median_ms": medians, "rounds": rounds}
+
+
+def fast_switches(
+    space: str,
+    space_args: dict[str, Any],
+    order: int,
+    batch: int,
+    image_size: int,
+    num_classes: int,
+    in_channels: int,
+    device: torch.device,
+    graphable: bool,
+) -> dict[str, Any]:
+    """`nasrepro run --fast`: the switches that win for this search's supernet, batch and
+    device (`choose_fast`), as SearchContext / space flags plus the measured choice."""
+    case = BenchCase(
+        space, "darts-1st" if order == 1 else "darts-2nd", batch, image_size,
+        {k: v for k, v in space_args.items() if k != "fused"}, num_classes, in_channels,
+    )  # fmt: skip
+    # the timing builds seeded supernets: the search's own random stream must not move
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        chosen, timings = choose_fast(case, device, graphable)
+    feats = _features(chosen)
+    return {
+        "fused": "fused" in feats,
+        "cuda_graph": "cudagraph" in feats,
+        "channels_last": "channels_last" in feats,
+        "chosen": chosen,
+        "timings": timings,
+    }
 
 
 def run_bench(

@@ -133,16 +133,19 @@ def execute_trial(
     for hook in hooks:
         space_args = hook.configure_space(space_args)
     search_device = torch.device(primary_device(device))
-    speed = {
-        "fused": fast and cfg["space"] == "nb201",
-        "cuda_graph": fast
-        and search_device.type == "cuda"
-        and not hooks
-        and settings.order == 1
-        and not settings.clip_includes_alpha  # the graphed step clips the weights alone
-        and settings.arch_grad_clip is None
-        and (ddp is None or ddp.world == 1),
-    }
+    speed: dict[str, Any] = {"fused": False, "cuda_graph": False, "channels_last": False}
+    if fast:  # the switches that win here, measured on this supernet and batch (bench.py)
+        from nasrepro.bench import fast_switches
+
+        speed = fast_switches(
+            cfg["space"], space_args, settings.order, settings.batch_size,
+            data.image_size, data.num_classes, data.in_channels, search_device,
+            graphable=not hooks
+            and settings.order == 1
+            and not settings.clip_includes_alpha  # the graphed step clips the weights alone
+            and settings.arch_grad_clip is None
+            and (ddp is None or ddp.world == 1),
+        )  # fmt: skip
     if speed["fused"]:
         space_args["fused"] = True
     supernet = space.build_supernet(data.num_classes, in_channels=data.in_channels, **space_args)
@@ -154,6 +157,7 @@ def execute_trial(
         device=search_device,  # `cuda:0,1`: search on the first GPU
         criterion=nn.CrossEntropyLoss(),
         cuda_graph=speed["cuda_graph"],
+        channels_last=speed["channels_last"],
     )
     ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
     ctx.checkpoint = ckpt

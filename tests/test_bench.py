@@ -148,3 +148,27 @@ def test_gpu_session_script_dry_run(tmp_path):
         assert summary[key] is not None, key
     switches = {r["switch"] for r in saved["parts"]["nb201_1st"]}
     assert {"plain", "fused"} <= switches
+
+
+def test_pick_fastest_never_picks_a_slower_switch():
+    from nasrepro.bench import pick_fastest
+
+    times = {"plain": [10.0, 11.0, 9.0], "fused": [9.8, 9.7, 9.9], "channels_last": [12.0] * 3}
+    assert pick_fastest(times) == "plain"  # 2% faster is within the 5% margin
+    times["fused"] = [7.0, 8.0, 7.5]
+    assert pick_fastest(times) == "fused"
+    assert pick_fastest({"plain": [1.0], "x": [2.0]}) == "plain"
+
+
+def test_fast_switches_measures_the_candidates_of_the_device():
+    from nasrepro.bench import fast_switches
+
+    out = fast_switches(
+        "nb201", {"c": 2, "n": 1}, 1, 4, 8, 10, 3, torch.device("cpu"), graphable=True
+    )
+    assert set(out["timings"]["median_ms"]) == {
+        "plain", "fused", "channels_last", "fused+channels_last"
+    }  # fmt: skip
+    assert out["cuda_graph"] is False  # CUDA graphs are no CPU candidate
+    assert out["fused"] == ("fused" in out["chosen"])
+    assert out["channels_last"] == ("channels_last" in out["chosen"])

@@ -119,7 +119,7 @@ class _Float64Loader:
             yield x_w.double(), y_w, x_a.double(), y_a
 
 
-def _search(fused: bool, delta: float = 0.0) -> list[torch.Tensor]:
+def _search(fused: bool, delta: float = 0.0, channels_last: bool = False) -> list[torch.Tensor]:
     """Per-epoch losses and the final α of a 2-epoch float64 search."""
     seed_everything(0, deterministic=True)
     data = build_search_data(
@@ -134,14 +134,17 @@ def _search(fused: bool, delta: float = 0.0) -> list[torch.Tensor]:
         weight_decay=5e-4, arch_lr=3e-4, arch_weight_decay=1e-3, steps_per_epoch=2,
         image_size=8,
     )  # fmt: skip
-    ctx = SearchContext(net, settings, [], torch.device("cpu"), nn.CrossEntropyLoss())
+    ctx = SearchContext(
+        net, settings, [], torch.device("cpu"), nn.CrossEntropyLoss(), channels_last=channels_last
+    )
     history = run_search(ctx, _Float64Loader(data.loader), data.steps_per_epoch)
     assert len(history) == 2
     losses = torch.tensor([[h.train_loss, h.valid_loss] for h in history], dtype=torch.float64)
     return [losses, net.arch_alpha.detach().clone()]
 
 
-def test_fused_search_matches_plain():
+@pytest.mark.parametrize("switch", ["fused", "channels_last"])
+def test_fast_search_matches_plain(switch):
     # a whole run_search (schedule, clipping, α after weights) through the fused cells
     net = build_space("nb201").build_supernet(3, c=4, n=1)
     want, tols = rounding.probe_tolerances(
@@ -150,7 +153,8 @@ def test_fused_search_matches_plain():
         rounding.chained_reductions(net) * 4,  # 4 steps chained
         torch.float64,
     )
-    diffs = rounding.relative_diffs(want, _search(True))
+    got = _search(True) if switch == "fused" else _search(False, channels_last=True)
+    diffs = rounding.relative_diffs(want, got)
     assert all(d <= t for d, t in zip(diffs, tols, strict=True)), (diffs, tols)
 
 

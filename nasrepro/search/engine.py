@@ -66,6 +66,9 @@ class SearchContext:
     # Replay each first-order step as one CUDA graph (search/graphed.py; `nasrepro run
     # --fast`): same fp32 math, far fewer kernel launches. Plain DARTS on CUDA only.
     cuda_graph: bool = False
+    # Supernet and batches in channels_last memory format (`nasrepro run --fast` where it
+    # wins: oneDNN convolutions on a CPU at full size); same fp32 math.
+    channels_last: bool = False
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -140,9 +143,9 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     assert opt is not None
     opt.zero_grad(set_to_none=True)
     weights = net.cell_weights()
-    if not ctx.hooks:
+    if not ctx.hooks and not getattr(ctx.settings, "clip_includes_alpha", False):
         # α's gradient of the training loss is dropped below: without hooks that might read
-        # it, detaching skips its backward (one reduction per mixed op; same weight grads).
+        # it (or a clip norm over it), detaching skips its backward (same weight grads).
         weights = [w.detach() for w in weights]
     for hook in ctx.hooks:
         weights = hook.weight_step_cell_weights(ctx, weights)
@@ -274,6 +277,8 @@ def run_search(
                 f"order {s.order}" + (f", methods {unsafe}" if unsafe else "")
             )
     ctx.supernet.to(ctx.device).train()
+    if ctx.channels_last:
+        ctx.supernet.to(memory_format=torch.channels_last)
     history: list[EpochLog] = []
     if resume is not None:
         history = restore_engine_state(ctx, resume, loader)
@@ -303,6 +308,8 @@ def run_search(
                 break
             ctx.step = step
             x_w, y_w, x_a, y_a = (t.to(ctx.device, non_blocking=True) for t in batch)
+            if ctx.channels_last:
+                x_w, x_a = (x.contiguous(memory_format=torch.channels_last) for x in (x_w, x_a))
             update_alpha = all(h.update_alpha(ctx) for h in ctx.hooks)
             if ctx.cuda_graph and (graphed is None or graphed.static[0].shape == x_w.shape):
                 graphed = graphed or _capture(ctx, x_w, y_w, x_a, y_a)

@@ -128,7 +128,10 @@ class GraphedStep:
         net, (xw, yw, _, _) = self.ctx.supernet, self.static
         self.w_opt.zero_grad(set_to_none=True)  # the captured backward writes fresh grads
         # α's training-loss gradient is dropped (as in engine.weight_step): not computed
-        logits = net(xw, cell_weights=[w.detach() for w in net.cell_weights()])
+        weights = net.cell_weights()
+        if not getattr(self.ctx.settings, "clip_includes_alpha", False):
+            weights = [w.detach() for w in weights]
+        logits = net(xw, cell_weights=weights)
         loss = self.ctx.criterion(logits, yw)
         loss.backward()
         if self.ctx.settings.grad_clip is not None:

@@ -131,9 +131,8 @@ class FusedSearchCell(SearchCell):
             y = _relu_conv_bn(src, convs)
             pool = self.edges[edges[0]].ops[POOL](src)
             b, c, h, w = src.shape
-            feats = torch.cat(
-                [src.unsqueeze(1), pool.unsqueeze(1), y.reshape(b, 2 * n, c, h, w)], 1
-            )
+            convs_out = [t.reshape(b, -1, c, h, w) for t in y]
+            feats = torch.cat([src.unsqueeze(1), pool.unsqueeze(1), *convs_out], 1)
             out = torch.matmul(m, feats.reshape(b, k, c * h * w))  # (b, n, c·h·w)
             for r, e in enumerate(edges):
                 incoming[EDGES[e][0]].append(out[:, r].view(b, c, h, w))
@@ -149,24 +148,26 @@ def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
-def _relu_conv_bn(x: torch.Tensor, ops: list[nn.Module]) -> torch.Tensor:
-    """ReLU-Conv-BN of every op in `ops` (1x1 ones first) on x, output channels concatenated.
+def _relu_conv_bn(x: torch.Tensor, ops: list[nn.Module]) -> list[torch.Tensor]:
+    """ReLU-Conv-BN of every op in `ops` (1x1 ones first) on x: outputs with the ops'
+    channels concatenated, in `ops` order, as one or two tensors (the caller concatenates).
 
-    On a GPU (launch-bound) the 1x1 kernels are zero-padded to 3x3 so one convolution does
-    all; on a CPU (compute-bound: the padding would cost 9x the 1x1 multiply-adds) the 1x1
-    and the 3x3 kernels run as two convolutions. Both are the plain ops' math: the padded
-    taps add exact zeros."""
-    ones = [op[1].weight for op in ops if op[1].kernel_size == (1, 1)]
-    threes = [op[1].weight for op in ops if op[1].kernel_size == (3, 3)]
+    On a GPU (launch-bound) the 1x1 kernels are zero-padded to 3x3 so one convolution and
+    one BN do all; on a CPU (compute-bound: the padding would cost 9x the 1x1 multiply-adds)
+    the 1x1 and the 3x3 kernels run as two convolutions and BNs. Both are the plain ops'
+    math: the padded taps add exact zeros, BN is per channel."""
+    ones = [op for op in ops if op[1].kernel_size == (1, 1)]
+    threes = [op for op in ops if op[1].kernel_size == (3, 3)]
     relu = F.relu(x)
-    if x.is_cuda or not ones or not threes:
-        weight = (
-            torch.cat([F.pad(_cat(ones), (1, 1, 1, 1)), _cat(threes)]) if ones else _cat(threes)
-        )
-        y = F.conv2d(relu, weight, None, 1, 1)
-    else:
-        y = torch.cat([F.conv2d(relu, _cat(ones)), F.conv2d(relu, _cat(threes), None, 1, 1)], 1)
-    return _batch_norm(y, [op[2] for op in ops])
+    if not x.is_cuda and ones and threes:
+        return [
+            _batch_norm(F.conv2d(relu, _cat([op[1].weight for op in group]), None, 1, pad), bns)
+            for group, pad in ((ones, 0), (threes, 1))
+            for bns in [[op[2] for op in group]]
+        ]
+    padded = [F.pad(op[1].weight, (1, 1, 1, 1)) for op in ones]
+    weight = _cat([*padded, *[op[1].weight for op in threes]])
+    return [_batch_norm(F.conv2d(relu, weight, None, 1, 1), [op[2] for op in ops])]
 
 
 def _batch_norm(y: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
