@@ -127,12 +127,14 @@ def check_resolved(suite: Any, suite_path: str) -> list[Problem]:
                 continue
             where = "" if budget == "full" else f" (budget {budget})"
             base = ("experiments", eid)
-            named = [("space", config["space"], config["space_args"])]
-            named += [("method", m, config["method_args"].get(m, {})) for m in config["methods"]]
+            # a published cell (`genotype:`) has no space, method or selector arguments
+            named = [("space", config["space"], config.get("space_args", {}))]
             named += [
-                ("selector", config["selector"], config["selector_args"]),
-                ("evaluator", config["evaluator"], config["evaluator_args"]),
+                ("method", m, config["method_args"].get(m, {})) for m in config.get("methods", [])
             ]
+            if "selector" in config:
+                named.append(("selector", config["selector"], config["selector_args"]))
+            named.append(("evaluator", config["evaluator"], config["evaluator_args"]))
             for kind, name, args in named:
                 if not _known(kind, name):
                     continue

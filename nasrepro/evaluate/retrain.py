@@ -41,7 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from nasrepro._compat import ensure_torchvision
-from nasrepro.catalog import Arg, Bool, Int, Map, Str, register_evaluator
+from nasrepro.catalog import Arg, Bool, Choice, Int, Map, Str, register_evaluator
 from nasrepro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, stage_path
 from nasrepro.distributed import (
     Dist,
@@ -419,6 +419,7 @@ def _check_retrain_args(args: dict[str, Any], eval_datasets: list[str]) -> None:
         "eval_every": Int(1),
         "processes": Int(1, nullable=True),
         "sync_bn": Bool(),
+        "report": Choice("final", "best"),
         **{key: Arg("any") for key in RECIPE_KEYS},
     },
     datasets=None,

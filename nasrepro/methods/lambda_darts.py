@@ -171,6 +171,7 @@ class _RngState:
         "objective": Choice(*OBJECTIVES),
         "cells": Choice(*CELLS, nullable=True),
         "batched": Bool(),
+        "noise": Choice(*NOISE),
     },
 )
 class LambdaDarts(MethodHook):

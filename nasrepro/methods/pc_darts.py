@@ -109,7 +109,11 @@ class PcDarts(MethodHook):
         return {"pc.alpha_frozen": float(ctx.epoch < self.alpha_warmup_epochs)}
 
 
-@register_method("alpha_warmup", "α frozen for the first N epochs (PC-DARTS' warm-up alone)")
+@register_method(
+    "alpha_warmup",
+    "α frozen for the first N epochs (PC-DARTS' warm-up alone)",
+    args={"epochs": Int(0)},
+)
 class AlphaWarmup(MethodHook):
     """Args: epochs (α updates start at this epoch, ≥ 0). PC-DARTS' `--begin` (35 on
     ImageNet) without partial channels or edge normalization."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from nasrepro.catalog import Bool, Float, Int, register_method
+from nasrepro.catalog import Bool, Choice, Float, Int, register_method
 from nasrepro.methods.base import MethodHook
 from nasrepro.select.pt import alpha_op_names, cell_nodes, derive_cell
 
@@ -270,6 +270,7 @@ def es_stop_epoch(
         "es_start_epoch": Int(0),
         "power_iters": Int(1),
         "rollback": Bool(),
+        "hessian": Choice("full", "power"),
     },
 )
 class DartsEs(MethodHook):

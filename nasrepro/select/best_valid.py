@@ -28,7 +28,9 @@ def best_valid_epoch(history: Sequence[Any]) -> int:
     return -max(scored)[1]
 
 
-@register_selector("best_valid", "the argmax genotype of the best-validation epoch (DARTS- paper)")
+@register_selector(
+    "best_valid", "the argmax genotype of the best-validation epoch (DARTS- paper)", args={}
+)
 def best_valid(
     space: SearchSpace, supernet: Supernet, *, ctx: Any, history: Sequence[Any], **_: Any
 ) -> Any:
