@@ -36,6 +36,7 @@ experiments:
     space: darts
     dataset: cifar10
     evaluator: retrain
+    evaluator_args: {recipes: {cifar10: {epochs: 600}}}
     eval_datasets: [cifar10]
     seeds: 10
 claims:
@@ -105,7 +106,7 @@ def test_retrained_given_cell_takes_the_budget(tmp_path: Path):
     full = expand(suite, path, "full", ["v2-retrain"])
     smoke = expand(suite, path, "smoke", ["v2-retrain"])
     assert len(full) == 10 and len(smoke) == 1  # K retrainings of one cell; smoke: 1 seed
-    assert full[0].config["evaluator_args"] == {}
+    assert full[0].config["evaluator_args"] == {"recipes": {"cifar10": {"epochs": 600}}}
     assert smoke[0].config["evaluator_args"]["dataset"] == "digits"
     assert "search" not in smoke[0].config and smoke[0].config["genotype"] == "DARTS_V2"
 
