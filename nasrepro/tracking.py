@@ -320,14 +320,16 @@ def alpha_ops(
 
 def claim_metrics(claims: Iterable[Any]) -> dict[str, float]:
     """The values an experiment's parent run is judged against, named like the children's
-    `final.<dataset>.<metric>`: `claim.<dataset>.<metric>` (mean claims; `.best` for a
-    best-of-N claim) and `.std` where the paper gives one. The first claim of a name wins."""
+    `final.<dataset>.<metric>`: `claim.<dataset>.<metric>` (protocol `mean`; other protocols
+    add theirs, e.g. `.best_by_valid`) and `.std` where the paper gives one; a known typo is
+    logged at its corrected value. The first claim of a name wins."""
     out: dict[str, float] = {}
     for c in claims:
-        key = f"claim.{c.dataset}.{c.metric}" + (".best" if c.statistic == "best" else "")
+        key = f"claim.{c.dataset}.{c.metric}" + ("" if c.protocol == "mean" else f".{c.protocol}")
         if key in out:
             continue
-        out[key] = float(c.value)
+        value = c.corrected_value if c.corrected_value is not None else c.value
+        out[key] = float(value)
         if c.std is not None:
             out[f"{key}.std"] = float(c.std)
     return out

@@ -78,19 +78,28 @@ def test_seed_statistics_mean_and_sample_std():
 
 
 def test_claim_metrics_named_like_the_children():
-    claim = SimpleNamespace(dataset="cifar10", metric="test_acc", value=94.36, std=0.1)
-    best = SimpleNamespace(dataset="cifar10", metric="test_acc", value=94.9, std=None)
+    claim = SimpleNamespace(
+        dataset="cifar10", metric="test_acc", value=94.36, std=0.1, corrected_value=None
+    )
+    best = SimpleNamespace(
+        dataset="cifar10", metric="test_acc", value=94.9, std=None, corrected_value=None
+    )
+    typo = SimpleNamespace(
+        dataset="cifar10", metric="test_err", value=3.43, std=None, corrected_value=2.43
+    )
     out = claim_metrics(
         [
-            SimpleNamespace(**vars(claim), statistic="mean"),
-            SimpleNamespace(**vars(best), statistic="best"),
-            SimpleNamespace(**{**vars(claim), "value": 1.0}, statistic="mean"),  # first wins
+            SimpleNamespace(**vars(claim), protocol="mean"),
+            SimpleNamespace(**vars(best), protocol="best_by_valid"),
+            SimpleNamespace(**{**vars(claim), "value": 1.0}, protocol="mean"),  # first wins
+            SimpleNamespace(**vars(typo), protocol="mean"),  # judged at the corrected value
         ]
     )
     assert out == {
         "claim.cifar10.test_acc": 94.36,
         "claim.cifar10.test_acc.std": 0.1,
-        "claim.cifar10.test_acc.best": 94.9,
+        "claim.cifar10.test_acc.best_by_valid": 94.9,
+        "claim.cifar10.test_err": 2.43,
     }
 
 
