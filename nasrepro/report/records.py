@@ -35,8 +35,11 @@ def backing_records(suite: Suite, suite_path: Path, index: RecordIndex) -> Backi
     groups: Groups = {}
     superseded: Counter[tuple[str, str]] = Counter()
     stale: list[tuple[dict[str, Any], str]] = []
-    for exp_id in suite.experiments:
-        for budget in ("full", *sorted(suite.budgets)):
+    for exp_id, exp in suite.experiments.items():
+        # a published cell under a deterministic evaluator is the same trial at every budget,
+        # recorded as full: listing it under smoke/reduced too would count it three times
+        budgets = ("full",) if exp.is_artifact else ("full", *sorted(suite.budgets))
+        for budget in budgets:
             backing = experiment_records(suite, exp_id, budget, index, str(suite_path))
             if backing.used:
                 groups.setdefault(exp_id, {})[budget] = backing.used

@@ -474,7 +474,7 @@ def render_page(
         "",
         f"Paper: `{s.paper.file}`{venue}. Suite file `{a.path.name}`, version {s.version}, "
         f"sha256 `{a.hash}`.",
-        f"Records used: {n_current}; stale records ignored: {len(a.backing.stale)}.",
+        f"Records used: {n_current}; records set aside: {len(a.backing.stale)}.",
         "",
         *wrap("Summary: " + summary_line(a)),
         "",
@@ -487,8 +487,9 @@ def render_page(
         *wrap(
             f"Here z = {v.z:g}, accuracy_floor = {v.accuracy_floor:g} points, relative_floor = "
             f"{v.relative_floor:g}, cost_ratio = {v.cost_ratio:g}. Claims are judged only against "
-            "full-budget records of their own experiment and of this suite file (same sha256); "
-            "reduced and smoke numbers are shown, labelled, and never judged."
+            "full-budget records of their experiment's resolved configuration at the current "
+            "fidelity version, whichever suite ran it; reduced and smoke numbers are shown, "
+            "labelled, and never judged."
         ),
         "",
         "## Conclusions",
