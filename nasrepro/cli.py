@@ -368,6 +368,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "ratio_to_plain",
             "switch",
             "note",
+            "cpu_ms",
+            "ratio_to_reference",
         )
         print(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], indent=2))
     else:
@@ -378,9 +380,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 r.switch,
                 r.batch,
                 r.step_ms,
+                r.cpu_ms,
                 r.images_per_s,
-                r.peak_mem_mb,
                 r.ratio_to_plain,
+                r.ratio_to_reference,
                 r.max_rel_diff_vs_plain,
             ]
             for r in rows
@@ -394,9 +397,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     "switch",
                     "batch",
                     "step ms",
+                    "CPU ms",
                     "images/s",
-                    "peak MB",
                     "x plain",
+                    "x reference",
                     "rel diff",
                 ],
             )
@@ -404,7 +408,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for r in rows:
             if r.note:
                 print(f"{r.space} {r.method} {r.switch}: {r.note}")
-        print(f"device: {rows[0].device if rows else device}; written: {path}")
+        clock = rows[0].ratio_clock if rows else None
+        print(
+            f"device: {rows[0].device if rows else device}; ratios by {clock} time; written: {path}"
+        )
     return 0
 
 
@@ -500,8 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--fast",
         action="store_true",
-        help="fp32 speed switches that keep the math: fused NB201 mixed ops, CUDA graphs for "
-        "plain first-order searches on a GPU (benchmarks/README.md)",
+        help="fp32 speed switches that keep the math, each trial keeping those that win when "
+        "timed on its supernet and device: fused NB201 mixed ops, channels_last on a CPU, CUDA "
+        "graphs for plain first-order searches on a GPU (benchmarks/README.md)",
     )
     r.add_argument(
         "--search-processes",

@@ -93,9 +93,10 @@ def execute_trial(
     checkpoints, selects and evaluates; the other ranks return None after the search.
     `eval_device`: where the evaluator runs, if not on `device` (a data-parallel retraining
     over the GPUs of a data-parallel search).
-    `fast`: the fp32 speed switches that keep the math (benchmarks/README.md): NB201's fused
-    mixed ops, and CUDA graphs for plain first-order searches on a GPU; recorded in the
-    record's provenance, not in its config.
+    `fast`: the fp32 speed switches that keep the math (benchmarks/README.md) that win when
+    timed on this trial's supernet, batch and device (`bench.fast_switches`): NB201's fused
+    mixed ops, channels_last on a CPU, CUDA graphs for plain first-order searches on a GPU;
+    recorded (with the timings) in the record's provenance, not in its config.
     """
     if trial.given_cell:
         return _execute_given_cell(
