@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
-import resource
 import statistics
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasrepro.timing import interleaved_step_ms, median_step_ms, sync
+from nasrepro.timing import interleaved_step_ms
 
 FP32_SWITCHES = (
     "plain",
@@ -85,7 +84,7 @@ class BenchRow:
     device: str
     step_ms: float
     images_per_s: float
-    peak_mem_mb: float | None
+    peak_mem_mb: float | None  # not measured when switches are timed side by side
     ratio_to_plain: float | None
     steps: int
     max_rel_diff_vs_plain: float | None = None  # after one step, over α and all weights
@@ -427,40 +426,6 @@ def max_rel_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
         scale = x.norm().item() or 1.0
         worst = max(worst, (x - y).norm().item() / scale)
     return worst
-
-
-@contextlib.contextmanager
-def _peak_memory(device: torch.device) -> Iterator[dict[str, float | None]]:
-    out: dict[str, float | None] = {"mb": None}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    yield out
-    if device.type == "cuda":
-        out["mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    else:  # process-wide high-water mark: an upper bound, not per case
-        out["mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def time_case(
-    case: BenchCase, switch: str, device: torch.device, steps: int, warmup: int
-) -> BenchRow:
-    step, _ = build_step(case, switch, device)
-    sync(device)
-    with _peak_memory(device) as mem:
-        ms = median_step_ms(step, device, steps, warmup)
-    return BenchRow(
-        case.space,
-        case.method,
-        switch,
-        case.batch,
-        device_label(device),
-        round(ms, 3),
-        round(case.batch / (ms / 1e3), 1),
-        None if mem["mb"] is None else round(mem["mb"], 1),
-        None,
-        steps,
-        note=_retrain_estimate(ms) if case in FULL_CASES and case.method == "retrain" else None,
-    )
 
 
 def _retrain_estimate(step_ms: float) -> str:

@@ -147,6 +147,8 @@ def execute_trial(
             and settings.arch_grad_clip is None
             and (ddp is None or ddp.world == 1),
         )  # fmt: skip
+        if ddp is not None:  # every rank runs rank 0's choice: replicas must stay bit-equal
+            speed = ddp.gather(speed)[0]
     if speed["fused"]:
         space_args["fused"] = True
     supernet = space.build_supernet(data.num_classes, in_channels=data.in_channels, **space_args)
