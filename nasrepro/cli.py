@@ -558,7 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
         "plan", help="unique trials, cached ones and estimated GPU-hours, without running"
     )
     pl.add_argument("suites", nargs="*", help=f"default: {DEFAULT_SUITES}/*.yaml")
-    pl.add_argument("--budget", choices=("full", "reduced", "smoke"), default="full")
+    pl.add_argument(
+        "--budget",
+        choices=("full", "reduced", "smoke"),
+        default="full",
+        help="the budget whose trials are listed and estimated",
+    )
     pl.add_argument(
         "--experiment", action="append", metavar="ID", help="only this experiment (repeatable)"
     )

@@ -314,26 +314,31 @@ def tick(n: int = 1) -> None:
 @contextlib.contextmanager
 def heartbeat(desc: str, interval: float | None = None) -> Iterator[None]:
     """For a step whose progress cannot be counted (unpickling a benchmark file): a line
-    with the elapsed time every interval until it returns."""
+    with the elapsed time every interval until it returns, and one when it is done. A step
+    shorter than one interval prints nothing (an error stays the one line it is)."""
     _ensure_configured()
     every = _interval() if interval is None else interval
     label = _prefixed(desc)
     stop = threading.Event()
     start = time.monotonic()
+    announced = threading.Event()
 
     def beat() -> None:
         while not stop.wait(every):
+            announced.set()
             LOGGER.info(f"{label}: still working, {format_seconds(time.monotonic() - start)}")
 
     thread = None
     if is_main_rank():
-        emit(label + " ...")
         thread = threading.Thread(target=beat, daemon=True)
         thread.start()
+    ok = False
     try:
         yield
+        ok = True
     finally:
         stop.set()
         if thread is not None:
             thread.join()
-            LOGGER.info(f"{label}: done in {format_seconds(time.monotonic() - start)}")
+            if ok and announced.is_set():
+                LOGGER.info(f"{label}: done in {format_seconds(time.monotonic() - start)}")

@@ -379,12 +379,12 @@ def log_alpha_figure(
     tracker: Tracker, run_id: str, history: list[dict[str, Any]], labels: Mapping[str, str]
 ) -> None:
     """The α trajectories of one trial (the report's figure for one seed) as `alpha.png`."""
-    from nasrepro.report.build import _plot_alpha
+    from nasrepro.report.alpha_plot import plot_alpha
 
     record = {"space": labels["space"], "search": {"history": history}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "alpha.png"
-        if _plot_alpha([record], path, labels["suite"], labels["experiment"], labels["budget"]):
+        if plot_alpha([record], path, labels["suite"], labels["experiment"], labels["budget"]):
             tracker.log_file(run_id, path)
 
 

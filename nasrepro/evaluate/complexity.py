@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nasrepro.catalog import register_evaluator
+from nasrepro.catalog import Map, register_evaluator
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "imagenet": 1000}
 METRICS = ("params_m", "flops_m")
@@ -38,7 +38,21 @@ def _net_of(dataset: str) -> str:
     return "imagenet" if dataset == "imagenet" else "cifar"
 
 
-@register_evaluator("complexity", "params_m / flops_m of a DARTS cell's evaluation network")
+def _check_sizes(args: dict[str, Any], datasets: list[str]) -> None:
+    """Each network's size override holds only layers and init_channels (validate time)."""
+    for net in _NETS:
+        extra = sorted(set(args.get(net) or {}) - {"layers", "init_channels"})
+        if extra:
+            raise ValueError(f"evaluator complexity: {net}: unknown size option(s) {extra}")
+
+
+@register_evaluator(
+    "complexity",
+    "params_m / flops_m of a DARTS cell's evaluation network",
+    args={net: Map(nullable=True) for net in _NETS},
+    datasets=tuple(NUM_CLASSES),
+    check=_check_sizes,
+)
 class ComplexityEvaluator:
     """params_m (auxiliary tower excluded) and flops_m of the evaluation network per dataset."""
 
