@@ -163,17 +163,22 @@ def test_smoke_run_tracks_named_tagged_runs_beside_the_store(tmp_path, monkeypat
     argv = ["run", "t.yaml", "--budget", "smoke", "--device", "cpu", "--tracking-uri", uri]
     assert main([*argv, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
+    # "mlflow" holds one entry per suite the command ran
     assert summary["trials"] == {"run": 2, "skipped": 0, "failed": 0}
-    assert len(summary["records"]) == 2 and summary["mlflow"]["tracking_uri"] == uri
+    assert len(summary["records"]) == 2 and summary["mlflow"][0]["tracking_uri"] == uri
     assert summary["verdicts"] == [
         {
             "suite": "tracktest",
             "claims": 1,
-            "reproduced": 0,
-            "not_reproduced": 0,
-            "inconclusive": 0,
-            "not_run": 0,
-            "other_budget": 1,
+            "verdicts": {
+                "reproduced": 0,
+                "not reproduced": 0,
+                "inconclusive": 0,
+                "not run": 0,
+                "other budget": 1,
+            },
+            "classes": {"artifact": 0, "needs GPU + data": 1, "not runnable": 0},
+            "conclusions": {"held": 0, "not held": 0, "inconclusive": 0, "untested": 0},
         }
     ]
     assert main([*argv, "--json"]) == 0  # everything recorded: nothing runs

@@ -421,6 +421,15 @@ def _experiment_records(a: Analysis, exp_id: str, figures: dict[tuple[str, str],
             f"- {len(recs)} record(s), seeds {', '.join(str(r['seed']) for r in recs)}; {origin}"
         )
         lines += wrap(f"budget: {_budget_description(a, budget, recs)}", "- ")
+        others = sorted(
+            {
+                f"{r['suite']}/{r['experiment']}"
+                for r in recs
+                if (r["suite"], r["experiment"]) != (a.suite.suite, exp_id)
+            }
+        )
+        if others:  # records are matched by configuration, so another suite's run counts
+            lines += wrap("same configuration, recorded for " + ", ".join(others), "- ")
         dropped = a.backing.superseded.get((exp_id, budget), 0)
         if dropped:
             lines.append(f"- {dropped} older record(s) of a re-run seed superseded (newest kept)")
