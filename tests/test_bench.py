@@ -1,6 +1,7 @@
 """Benchmark switches: fp32 switches keep the search step's math; the CLI writes results."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -50,8 +51,12 @@ def test_a_real_difference_fails_the_bound():
     assert max(d / t for d, t in zip(diffs, check.tolerances, strict=True)) > 1.0
 
 
+@pytest.mark.skipif(
+    os.environ.get("NASREPRO_SLOW_TESTS") != "1",
+    reason="inductor compiles for 3-6 min on 2 CPU cores; NASREPRO_SLOW_TESTS=1 runs it",
+)
 def test_compile_equals_plain():
-    # torch.compile (inductor) of each cell, first order; ~3 min of compiling on 2 CPU cores.
+    # torch.compile (inductor) of each cell, first order: a bench-only switch (not in --fast)
     _assert_same_step(TINY[1], "compile")
 
 
