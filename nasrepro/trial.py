@@ -340,19 +340,7 @@ def execute_trial(
             gpu_count(eval_device or device),
         )
         record = {
-            "schema": SCHEMA,
-            "suite": trial.suite,
-            "suite_version": trial.suite_version,
-            "suite_hash": trial.suite_hash,
-            "experiment": trial.experiment,
-            "claim_ids": list(trial.claim_ids),
-            "budget": trial.budget,
-            "budget_description": trial.budget_description,
-            "seed": trial.seed,
-            "config_hash": trial.config_hash,
-            "group_hash": trial.group_hash,
-            "fidelity_version": FIDELITY_VERSION,
-            "config": cfg,
+            **record_identity(trial),
             "space": cfg["space"],
             "search_dataset": cfg["dataset"],
             "search_data": data.split,
@@ -406,6 +394,26 @@ def execute_trial(
         + budget_caveat(trial.budget)
     )
     return record
+
+
+def record_identity(trial: Trial) -> dict[str, Any]:
+    """The fields every record starts with: who asked for the trial (labels) and what it
+    computed (configuration, hashes, fidelity version: its identity)."""
+    return {
+        "schema": SCHEMA,
+        "suite": trial.suite,
+        "suite_version": trial.suite_version,
+        "suite_hash": trial.suite_hash,
+        "experiment": trial.experiment,
+        "claim_ids": list(trial.claim_ids),
+        "budget": trial.budget,
+        "budget_description": trial.budget_description,
+        "seed": trial.seed,
+        "config_hash": trial.config_hash,
+        "group_hash": trial.group_hash,
+        "fidelity_version": FIDELITY_VERSION,
+        "config": trial.config,
+    }
 
 
 def _given_arch(cfg: dict[str, Any]) -> str:
@@ -486,19 +494,7 @@ def _execute_given_cell(
             "genotype.json",
         )
         record = {
-            "schema": SCHEMA,
-            "suite": trial.suite,
-            "suite_version": trial.suite_version,
-            "suite_hash": trial.suite_hash,
-            "experiment": trial.experiment,
-            "claim_ids": list(trial.claim_ids),
-            "budget": trial.budget,
-            "budget_description": trial.budget_description,
-            "seed": trial.seed,
-            "config_hash": trial.config_hash,
-            "group_hash": trial.group_hash,
-            "fidelity_version": FIDELITY_VERSION,
-            "config": cfg,
+            **record_identity(trial),
             "space": cfg["space"],
             "search_dataset": cfg["dataset"],
             "search_data": None,
