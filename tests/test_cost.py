@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from suite_fixtures import nb201_darts_suite
 
 from nasrepro import cost
 from nasrepro.cost import TrialClock, gpu_count, search_cost_gpu_days, trial_cost
@@ -10,30 +11,7 @@ from nasrepro.plan import expand
 from nasrepro.suite import load_suite
 from nasrepro.tracking import NullTracker
 
-SUITE = """\
-suite: costtest
-version: 1
-paper: {file: 003_55655e6ae543df8d.txt, title: cost test}
-budgets:
-  smoke:
-    description: "tests only: digits, 4 epochs of 2 steps"
-    seeds: 1
-    dataset: digits
-    search: {epochs: 4, steps_per_epoch: 2, batch_size: 16, image_size: 8}
-    space_args: {c: 2, n: 1}
-experiments:
-  d1:
-    space: nb201
-    dataset: cifar10
-    methods: [darts]
-    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, momentum: 0.9,
-             nesterov: true, weight_decay: 5.0e-4, arch_lr: 3.0e-4, arch_weight_decay: 1.0e-3}
-    eval_datasets: [cifar10]
-    seeds: 1
-claims:
-  - {id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: DARTS, method: DARTS,
-     space: nb201, dataset: cifar10, metric: test_acc, value: 54.30, experiment: d1}
-"""
+SUITE = nb201_darts_suite("costtest", seeds=1, smoke_seeds=1, smoke_epochs=4)
 
 
 class FakeClock:

@@ -3,34 +3,12 @@
 import json
 
 import pytest
+from suite_fixtures import nb201_darts_suite
 
 from nasrepro.executor import LocalExecutor
 from nasrepro.runner import TrialFailed, run_suite
 
-SUITE = """\
-suite: exectest
-version: 1
-paper: {file: 003_55655e6ae543df8d.txt, title: executor test}
-budgets:
-  smoke:
-    description: "tests only: digits, 1 epoch of 2 steps, 2 seeds"
-    seeds: 2
-    dataset: digits
-    search: {epochs: 1, steps_per_epoch: 2, batch_size: 16, image_size: 8}
-    space_args: {c: 2, n: 1}
-experiments:
-  d1:
-    space: nb201
-    dataset: cifar10
-    methods: [darts]
-    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, momentum: 0.9,
-             nesterov: true, weight_decay: 5.0e-4, arch_lr: 3.0e-4, arch_weight_decay: 1.0e-3}
-    eval_datasets: [cifar10]
-    seeds: 2
-claims:
-  - {id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: DARTS, method: DARTS,
-     space: nb201, dataset: cifar10, metric: test_acc, value: 54.30, experiment: d1}
-"""
+SUITE = nb201_darts_suite("exectest", seeds=2, smoke_seeds=2, smoke_epochs=1)
 
 
 @pytest.fixture

@@ -10,31 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from suite_fixtures import nb201_darts_suite
 
-SUITE = """\
-suite: resumetest
-version: 1
-paper: {file: 003_55655e6ae543df8d.txt, title: resume test}
-budgets:
-  smoke:
-    description: "tests only: digits, 6 epochs of 6 steps"
-    seeds: 1
-    dataset: digits
-    search: {epochs: 6, steps_per_epoch: 6, batch_size: 16, image_size: 8}
-    space_args: {c: 4, n: 1}
-experiments:
-  d1:
-    space: nb201
-    dataset: cifar10
-    methods: [darts]
-    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, momentum: 0.9,
-             nesterov: true, weight_decay: 5.0e-4, arch_lr: 3.0e-4, arch_weight_decay: 1.0e-3}
-    eval_datasets: [cifar10]
-    seeds: 1
-claims:
-  - {id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: DARTS, method: DARTS,
-     space: nb201, dataset: cifar10, metric: test_acc, value: 54.30, experiment: d1}
-"""
+SUITE = nb201_darts_suite(
+    "resumetest", seeds=1, smoke_seeds=1, smoke_epochs=6, smoke_steps=6, channels=4
+)
 
 
 def _cmd(workdir: Path) -> list[str]:

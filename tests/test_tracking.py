@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from suite_fixtures import nb201_darts_suite
 
 from nasrepro.cli import main
 from nasrepro.provenance import git_state
@@ -23,32 +24,9 @@ from nasrepro.tracking import (
     sqlite_path,
 )
 
-SUITE = """\
-suite: tracktest
-version: 1
-paper: {file: 003_55655e6ae543df8d.txt, title: tracking test}
-budgets:
-  smoke:
-    description: "tests only: digits, 1 epoch of 2 steps"
-    seeds: 2
-    dataset: digits
-    search: {epochs: 1, steps_per_epoch: 2, batch_size: 16, image_size: 8}
-    space_args: {c: 2, n: 1}
-experiments:
-  d1:
-    space: nb201
-    dataset: cifar10
-    methods: [darts]
-    search: {epochs: 50, batch_size: 64, lr: 0.025, lr_min: 0.001, momentum: 0.9,
-             nesterov: true, weight_decay: 5.0e-4, arch_lr: 3.0e-4, arch_weight_decay: 1.0e-3}
-    evaluator: nb201-table
-    eval_datasets: [cifar10]
-    seeds: 4
-claims:
-  - {id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: DARTS, method: DARTS,
-     space: nb201, dataset: cifar10, metric: test_acc, value: 54.30, std: 0.5, n_seeds: 4,
-     experiment: d1}
-"""
+SUITE = nb201_darts_suite(
+    "tracktest", seeds=4, smoke_seeds=2, smoke_epochs=1, claim="std: 0.5, n_seeds: 4"
+)
 
 
 def test_entropy_and_alpha_summary_by_hand():
