@@ -72,6 +72,8 @@ def run(suite_path: str | Path, **options: Any) -> RunSummary:
     registry (NASREPRO_REGISTRY or "registry"), data_root=None (NASREPRO_DATA_ROOT),
     device=None (cuda if available), download=False, checkpoint_dir="checkpoints",
     rerun=False, search_processes=None, fast=False, executor=None (local),
+    retrain="claims" (what some claim reads; "all": every evaluated dataset and seed),
+    pack=1 (CIFAR retrainings run at once on one device),
     progress (a callable taking one line; default: the `nasrepro` logger).
     Raises SuiteError / ValueError on invalid input, runner.TrialFailed when a trial fails.
     """

@@ -55,6 +55,9 @@ class BenchCase:
     space_args: dict[str, Any] = field(default_factory=dict)
     num_classes: int = 10
     in_channels: int = 3
+    # method hooks (nasrepro/methods), applied as the engine applies them
+    methods: tuple[str, ...] = ()
+    method_args: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # The papers' search settings: NB201 batch 64 on 32x32 CIFAR (AutoDL DARTS.config);
@@ -73,6 +76,113 @@ QUICK_CASES = (
     # 3 cells (both reductions) at 32x32: the auxiliary head needs 8x8 maps
     BenchCase("darts-eval", "retrain", 4, 32, {"layers": 3, "init_channels": 4}),
 )
+
+
+# Step-time ratios for `nasrepro plan` (`nasrepro bench --ratios`; nasrepro/data/
+# step_times.json "ratios"): each case is timed side by side with its reference in one
+# process, at the papers' supernet sizes (NB201 C=16/N=5; DARTS-type C=16, 8 cells, 32x32)
+# and a small batch: on a CPU a step's compute scales with the batch, so ratios carry over.
+RATIO_BATCH = 16
+_NB201 = {"c": 16, "n": 5}
+_S0 = {"c": 16, "layers": 8}
+_LAMBDA = {"lambda_": 0.25, "eps0": 1e-4, "cells": "normal", "variant": "Lambda"}
+
+
+def ratio_cases(batch: int = RATIO_BATCH) -> list[tuple[str, str, BenchCase, BenchCase]]:
+    """(group, name, case, reference): a space's first-order step against S0's, each
+    space's second-order step against its first-order one, a method's step against plain
+    DARTS on S0 (on NB201 for the NB201-only variants)."""
+    darts1 = BenchCase("darts", "darts-1st", batch, 32, _S0)
+    out: list[tuple[str, str, BenchCase, BenchCase]] = []
+    for space in ("s1", "s2", "s3", "s4"):
+        out.append(("space", space, BenchCase(space, "darts-1st", batch, 32, _S0), darts1))
+    out.append(("space", "nb201", BenchCase("nb201", "darts-1st", batch, 32, _NB201), darts1))
+    for space, args in (("nb201", _NB201), ("darts", _S0), ("s1", _S0), ("s2", _S0),
+                        ("s3", _S0), ("s4", _S0)):  # fmt: skip
+        first = BenchCase(space, "darts-1st", batch, 32, args)
+        second = BenchCase(space, "darts-2nd", batch, 32, args)
+        out.append(("second_order", space, second, first))
+    methods: list[tuple[str, tuple[str, ...], dict[str, dict[str, Any]]]] = [
+        ("darts_minus", ("darts_minus",), {}),
+        ("lambda", ("lambda",), {"lambda": _LAMBDA}),
+        ("lambda/forward_backward", ("lambda",),
+         {"lambda": {**_LAMBDA, "difference": "forward_backward"}}),
+        ("sdarts_rs", ("sdarts_rs",), {}),
+        ("pc/k4", ("pc",), {"pc": {"k": 4}}),
+        ("pc/k2", ("pc",), {"pc": {"k": 2}}),
+        ("rf", ("rf",), {}),
+        ("fix_alpha", ("fix_alpha",), {}),
+    ]  # fmt: skip
+    for name, ms, args in methods:
+        case = BenchCase("darts", "darts-1st", batch, 32, _S0, methods=ms, method_args=args)
+        out.append(("method", name, case, darts1))
+    return out
+
+
+@dataclass
+class RatioRow:
+    group: str  # space | second_order | method
+    name: str
+    ratio: float  # case step time / reference step time (CPU time on a CPU)
+    case_ms: float
+    reference_ms: float
+    clock: str
+    rounds: int
+    case: dict[str, Any]
+    reference: dict[str, Any]
+
+
+def run_ratios(
+    device: str = "cpu",
+    batch: int = RATIO_BATCH,
+    rounds: int = 3,
+    only: list[str] | None = None,
+    progress: Any = None,
+    on_row: Any = None,
+) -> list[RatioRow]:
+    """Time every ratio case beside its reference (`ratio_cases`); `only` filters by
+    `group/name` prefix."""
+    dev = torch.device(device)
+    clock = "wall" if dev.type == "cuda" else "cpu"
+    rows: list[RatioRow] = []
+    for group, name, case, ref in ratio_cases(batch):
+        if only and not any(f"{group}/{name}".startswith(o) for o in only):
+            continue
+        steps = {
+            "case": build_step(case, "plain", dev)[0],
+            "reference": build_step(ref, "plain", dev)[0],
+        }
+        times = interleaved_step_ms(steps, dev, rounds, 1)
+        med = {k: statistics.median(v[clock]) for k, v in times.items()}
+        row = RatioRow(
+            group, name, round(med["case"] / med["reference"], 3), round(med["case"], 1),
+            round(med["reference"], 1), clock, rounds, asdict(case), asdict(ref),
+        )  # fmt: skip
+        rows.append(row)
+        if on_row is not None:
+            on_row(rows)
+        if progress is not None:
+            progress(f"{group} {name}: {row.ratio}x its reference ({row.case_ms:.0f} / "
+                     f"{row.reference_ms:.0f} ms {clock})")  # fmt: skip
+    return rows
+
+
+def write_ratio_results(rows: list[RatioRow], path: Path, command: str, complete: bool) -> Path:
+    from nasrepro.provenance import package_versions
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "command": command,
+        "created_at": datetime.now(UTC).strftime("%Y%m%dT%H%M%S"),
+        "device": device_label(torch.device("cpu")) if not rows or rows[0].clock == "cpu"
+        else "cuda",
+        "torch": torch.__version__,
+        "packages": package_versions(),
+        "complete": complete,
+        "ratios": [asdict(r) for r in rows],
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    return path
 
 
 @dataclass
@@ -158,11 +268,15 @@ def build_step(
     and inputs by (1 ± δ) (the condition probe of nasrepro/rounding.py)."""
     if case.method == "retrain":
         return build_retrain_step(case, switch, device, seed)
+    from nasrepro.methods.base import build_hooks
     from nasrepro.search.engine import SearchContext, arch_step, build_optimizers, weight_step
     from nasrepro.spaces import build_space
 
     feats = _features(switch)
     space_args = {**case.space_args, **({"fused": True} if "fused" in feats else {})}
+    hooks = build_hooks(list(case.methods), case.method_args)
+    for hook in hooks:
+        space_args = hook.configure_space(space_args)
     torch.manual_seed(seed)
     net = build_space(case.space).build_supernet(
         case.num_classes, **({"in_channels": case.in_channels} if case.in_channels != 3 else {}),
@@ -187,11 +301,17 @@ def build_step(
     ctx = SearchContext(
         supernet=net,
         settings=_settings(order),
-        hooks=[],
+        hooks=hooks,
         device=device,
         criterion=nn.CrossEntropyLoss(),
     )
+    for hook in hooks:
+        hook.on_build(ctx)
     build_optimizers(ctx)
+    if hooks:  # a mid-search epoch: schedules (λ_t, β) past 0, warm-ups over
+        ctx.epoch = ctx.settings.epochs // 2
+        for hook in hooks:
+            hook.on_epoch_start(ctx)
     if "compile" in feats:
         _compile_cells(net)
     if "cudagraph" in feats:
@@ -213,10 +333,11 @@ def build_step(
 
     def step() -> None:
         with autocast:  # in the engine's order (1st order: weights, then α)
-            if alpha_first:
+            update_alpha = all(h.update_alpha(ctx) for h in hooks)
+            if update_alpha and alpha_first:
                 arch_step(ctx, xw, yw, xa, ya)
             weight_step(ctx, xw, yw)
-            if not alpha_first:
+            if update_alpha and not alpha_first:
                 arch_step(ctx, xw, yw, xa, ya)
 
     return step, ctx

@@ -25,10 +25,20 @@ class CheckpointError(RuntimeError):
     """The checkpoint is corrupt, foreign or of another format."""
 
 
+def unit_checkpoint(folder: str | Path, kind: str, key: str) -> Path:
+    """A unit's checkpoint, named by the unit's identity (not by the suite or experiment
+    asking for it): every trial that shares a search or a retraining resumes the same one.
+    Units are locked in the shared store (nasrepro/store.py), not here."""
+    return Path(folder) / "units" / f"{kind}-{key[:16]}.pt"
+
+
 def checkpoint_path(folder: str | Path, trial: Any) -> Path:
-    """Named by the trial's identity, not by the suite asking for it: two suites that share
-    a trial share its checkpoint and its lock, so it is never trained twice at once."""
-    return Path(folder) / "trials" / f"seed{trial.seed}-{trial.config_hash[:16]}.pt"
+    """The checkpoint of a trial's search unit (`unit_checkpoint`); a published cell's
+    trial, which searches nothing, by its own identity."""
+    key = getattr(trial, "search_key", None)
+    if key is None:
+        return Path(folder) / "trials" / f"seed{trial.seed}-{trial.config_hash[:16]}.pt"
+    return unit_checkpoint(folder, "search", key)
 
 
 # trial checkpoint stem -> called after any checkpoint of that trial is saved (the trial's
@@ -54,8 +64,8 @@ def _after_save(path: Path) -> None:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # named after the checkpoint, so the next holder of the trial's lock can tell a
-    # temporary file a kill left behind (TrialLock removes them)
+    # named after the checkpoint, so the next holder of the unit's lock can tell a
+    # temporary file a kill left behind (remove_stale_tmp)
     fd, tmp = tempfile.mkstemp(prefix=f"{_TMP}{path.stem}-", suffix=".pt", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -106,86 +116,11 @@ def remove_checkpoints(trial_checkpoint: Path) -> None:
     trial_checkpoint.unlink(missing_ok=True)
 
 
-class TrialLocked(RuntimeError):
-    """Another process is running the same trial."""
-
-
-def _lock_path(trial_checkpoint: Path) -> Path:
-    return trial_checkpoint.with_name(f"{trial_checkpoint.stem}.lock")
-
-
-def lock_holder(trial_checkpoint: Path) -> str | None:
-    """The pid (as written) of the live process holding the trial's lock, or None."""
-    import fcntl
-
-    try:
-        fd = os.open(_lock_path(trial_checkpoint), os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
 def remove_stale_tmp(trial_checkpoint: Path) -> list[Path]:
-    """Temporary checkpoint files of this trial (and its stages) that a killed run left;
-    call only while holding the trial's lock, when no one else can be writing them."""
+    """Temporary checkpoint files of this unit (and its stages) that a killed run left;
+    call only while holding the unit's lock (nasrepro/store.py), when no one else can be
+    writing them."""
     stale = sorted(trial_checkpoint.parent.glob(f"{_TMP}{trial_checkpoint.stem}*"))
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
-
-
-class TrialLock:
-    """An exclusive, non-blocking lock on one trial, held while it runs.
-
-    Two invocations of one suite (two shells, two Ray tasks on shared storage) would
-    otherwise both train the trial and race on its checkpoint. `flock` is released by the
-    kernel when the holder dies, so a killed run never leaves a stale lock behind.
-    """
-
-    def __init__(self, trial_checkpoint: Path) -> None:
-        self.checkpoint = trial_checkpoint
-        self.path = _lock_path(trial_checkpoint)
-        self._fd: int | None = None
-
-    def __enter__(self) -> TrialLock:
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise TrialLocked(
-                    f"another process (pid {holder}) is running this trial; lock {self.path}"
-                ) from None
-            try:  # the holder may have removed the file between our open and flock
-                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
-                    break
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
-        remove_stale_tmp(self.checkpoint)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import fcntl
-
-        if self._fd is not None:
-            self.path.unlink(missing_ok=True)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None

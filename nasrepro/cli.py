@@ -102,6 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 search_processes=args.search_processes,
                 fast=args.fast,
                 executor=_executor(args),
+                retrain=args.retrain,
+                pack=args.pack,
             )
         except SuiteError as exc:
             print(exc, file=sys.stderr)
@@ -148,10 +150,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _executor(args: argparse.Namespace) -> object | None:
     """None = the runner's default local executor (one worker per visible GPU)."""
+    if args.pack < 1:
+        raise ValueError(f"--pack must be >= 1, got {args.pack}")
     if args.executor == "ray":
         from nasrepro.executor.ray import RayExecutor
 
         return RayExecutor(address=args.ray_address)
+    if args.executor == "slurm":
+        from nasrepro.executor.slurm import SlurmExecutor
+
+        return SlurmExecutor.from_options(
+            folder=args.slurm_folder,
+            partition=args.slurm_partition,
+            options=args.slurm_option or [],
+            gpus_per_trial=args.gpus_per_trial,
+        )
     if args.gpus_per_trial != 1:
         from nasrepro.executor import LocalExecutor
         from nasrepro.runner import resolve_device
@@ -204,7 +217,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
     try:
-        plan = build_plan(paths, args.budget, args.experiment, args.device, args.registry)
+        plan = build_plan(
+            paths, args.budget, args.experiment, args.device, args.registry, args.retrain
+        )
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -337,6 +352,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     # torch.compile costs minutes of CPU compilation: opt-in on CPU, default on CUDA
     device = args.device or ("cuda" if _cuda_available() else "cpu")
+    if args.ratios:
+        return _bench_ratios(args, device)
     # (cudagraph switches stay in the CPU default: the bench skips them with a note)
     default = SWITCHES if device == "cuda" else tuple(s for s in SWITCHES if "compile" not in s)
     switches = tuple(args.switch or default)
@@ -412,6 +429,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(
             f"device: {rows[0].device if rows else device}; ratios by {clock} time; written: {path}"
         )
+    return 0
+
+
+def _bench_ratios(args: argparse.Namespace, device: str) -> int:
+    """`nasrepro bench --ratios`: the step-time ratios behind `nasrepro plan`'s estimates
+    (per space, second order, per method), each case beside its reference."""
+    import torch
+    from tabulate import tabulate
+
+    from nasrepro.bench import RATIO_BATCH, device_label, results_path, run_ratios
+    from nasrepro.bench import write_ratio_results as write
+
+    progress = None if args.json else (lambda line: print(line, file=sys.stderr))
+    command = ("nasrepro bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])).strip()
+    label = device_label(torch.device(device))
+    path = results_path(Path(args.out), f"{label} ratios")
+    rows = run_ratios(
+        device,
+        args.batch or RATIO_BATCH,
+        args.steps or 3,
+        args.only,
+        progress,
+        on_row=lambda so_far: write(so_far, path, command, False),
+    )
+    write(rows, path, command, True)
+    if args.json:
+        print(json.dumps([vars(r) for r in rows], indent=2))
+        return 0
+    table = [[r.group, r.name, r.ratio, r.case_ms, r.reference_ms] for r in rows]
+    headers = ["group", "case", "x reference", "case ms", "reference ms"]
+    print(tabulate(table, headers=headers))
+    print(f"device: {label}; {rows[0].clock if rows else ''} time; written: {path}")
     return 0
 
 
@@ -499,11 +548,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--executor",
-        choices=("local", "ray"),
+        choices=("local", "ray", "slurm"),
         default="local",
-        help="local: here, one worker per visible GPU; ray: one Ray task per trial",
+        help="local: here, one worker per visible GPU; ray: one Ray task per job; slurm: "
+        "Slurm array jobs through submitit, one task per unit or packed group, requeued on "
+        "preemption",
     )
     r.add_argument("--ray-address", help="Ray cluster address (default: a local instance)")
+    r.add_argument(
+        "--slurm-folder",
+        default="slurm_jobs",
+        help="slurm: where submitit writes job scripts, pickles and logs (shared storage)",
+    )
+    r.add_argument("--slurm-partition", help="slurm: the partition (default: the cluster's)")
+    r.add_argument(
+        "--slurm-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="slurm: another sbatch option, e.g. account=lab or constraint=h100 (repeatable)",
+    )
+    r.add_argument(
+        "--retrain",
+        choices=("claims", "all"),
+        default="claims",
+        help="claims: retrain what some claim reads (best_by_valid and single: the one "
+        "selected cell); all: every evaluated dataset of every seed (docs/plan.md)",
+    )
+    r.add_argument(
+        "--pack",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N CIFAR-sized retrainings at once on one device (one cluster job), each in "
+        "its own process; whether it pays is a GPU measurement (benchmarks/README.md)",
+    )
     r.add_argument(
         "--fast",
         action="store_true",
@@ -570,6 +648,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--device", default="h200", help="step times of this device")
     pl.add_argument(
         "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
+    )
+    pl.add_argument(
+        "--retrain",
+        choices=("claims", "all"),
+        default="claims",
+        help="claims: the retrainings some claim reads; all: every evaluated dataset of "
+        "every seed",
     )
     pl.add_argument("--json", action="store_true", help="print JSON")
     pl.set_defaults(func=cmd_plan)
@@ -639,6 +724,16 @@ def build_parser() -> argparse.ArgumentParser:
         "compile+fused, bf16 (repeatable; default: all, compile only on CUDA)",
     )
     b.add_argument("--steps", type=int, help="timed steps per case")
+    b.add_argument(
+        "--ratios",
+        action="store_true",
+        help="the step-time ratios `nasrepro plan` scales by: S1-S4 and NB201 against S0, "
+        "second order against first per space, each method against plain DARTS on S0",
+    )
+    b.add_argument("--batch", type=int, help="--ratios: batch size (default 16)")
+    b.add_argument(
+        "--only", action="append", metavar="GROUP/NAME", help="--ratios: only these cases"
+    )
     b.add_argument("--out", default="benchmarks/results", help="folder of the results file")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.set_defaults(func=cmd_bench)

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PHASES = ("search", "eval")
+# `select` is the selection after the search (DARTS-PT's tuning): its own unit of work, and
+# part of the papers' search cost (records fold it into `search_seconds`).
+PHASES = ("search", "select", "eval")
 # Read through the module so a test can substitute a clock.
 now: Callable[[], float] = time.perf_counter
 
@@ -51,7 +53,8 @@ class TrialClock:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 self.earlier = [
-                    {p: float(proc[f"{p}_seconds"]) for p in PHASES} for proc in data["processes"]
+                    {p: float(proc.get(f"{p}_seconds", 0.0)) for p in PHASES}
+                    for proc in data["processes"]
                 ]
             except (OSError, ValueError, KeyError, TypeError):
                 self.earlier = []
@@ -96,12 +99,55 @@ def gpu_count(device: str) -> int:
     return len(ids.split(",")) if ids else 1
 
 
+def unit_cost(clock: TrialClock, phase: str, device_name: str, gpus: int) -> dict[str, Any]:
+    """A unit record's `cost`: the seconds of one phase summed over the processes that ran
+    it (resumptions), GPU-hours = seconds × GPUs (None on a CPU)."""
+    procs = [round(p[f"{phase}_seconds"], 3) for p in clock.processes()]
+    seconds = sum(procs)
+    return {
+        "seconds": round(seconds, 3),
+        "gpus": gpus,
+        "gpu_hours": round(seconds * gpus / 3600, 6) if gpus else None,
+        "device_name": device_name,
+        "processes": procs,
+    }
+
+
+def assembled_cost(search: list[dict[str, Any]], evals: list[dict[str, Any]]) -> dict[str, Any]:
+    """A trial record's `cost` from its units' costs: `search` (the search and selection
+    units) and `evals` (retrainings, lookups). Each unit's processes become entries of
+    `processes` ({search_seconds, eval_seconds}); GPU-hours are the units' own sum."""
+    search_s = sum(c["seconds"] for c in search)
+    eval_s = sum(c["seconds"] for c in evals)
+    procs = [{"search_seconds": s, "eval_seconds": 0.0} for c in search for s in c["processes"]]
+    procs += [{"search_seconds": 0.0, "eval_seconds": s} for c in evals for s in c["processes"]]
+    gpu = [c["gpu_hours"] for c in [*search, *evals] if c["gpu_hours"] is not None]
+    search_gpus = max((c["gpus"] for c in search), default=0)
+    return {
+        "search_seconds": round(search_s, 3),
+        "eval_seconds": round(eval_s, 3),
+        "total_seconds": round(search_s + eval_s, 3),
+        "gpu_hours": round(sum(gpu), 6) if gpu else None,
+        "search_gpus": search_gpus,
+        "eval_gpus": max((c["gpus"] for c in evals), default=0),
+        "device_name": next((c["device_name"] for c in [*search, *evals]), "none"),
+        "processes": procs,
+    }
+
+
 def trial_cost(
     clock: TrialClock, device_name: str, search_gpus: int, eval_gpus: int
 ) -> dict[str, Any]:
     """The record's `cost`: seconds summed over processes; GPU-hours = seconds × GPUs of
-    each phase (None when the trial ran on a CPU: no GPU-hours were spent)."""
-    procs = clock.processes()
+    each phase (None when the trial ran on a CPU: no GPU-hours were spent). Selection
+    seconds count as search (the papers' search cost includes DARTS-PT's tuning)."""
+    procs = [
+        {
+            "search_seconds": p["search_seconds"] + p["select_seconds"],
+            "eval_seconds": p["eval_seconds"],
+        }
+        for p in clock.processes()
+    ]
     search = sum(p["search_seconds"] for p in procs)
     evaluation = sum(p["eval_seconds"] for p in procs)
     on_gpu = search_gpus > 0 or eval_gpus > 0

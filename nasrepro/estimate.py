@@ -1,9 +1,13 @@
-"""Wall time a trial will take on a named device, from measured step times (no running).
+"""Wall time a unit of work (or a whole trial) will take on a named device, from
+measured step times (no running).
 
-estimate = search steps × search step time + PT tuning + retraining steps × retraining step
-time. Step times come from `nasrepro/data/step_times.json` (benchmark rows, per device);
-each is scaled to the trial's batch, number of cells, image area and methods, and every
-scaling is listed in the estimate's `basis` with whether it is measured, scaled or assumed.
+search = steps × search step time; selection = PT tuning; retraining = steps × retraining
+step time, one per dataset. Step times come from `nasrepro/data/step_times.json`: per
+device the measured rows of benchmark files (the NB201 and S0 first-order steps, the CIFAR
+retraining step), and the ratios `nasrepro bench --ratios` measured side by side on a CPU
+(S1-S4 and NB201 against S0, second order against first per space, each method against
+plain DARTS). Each is scaled to the unit's batch, cells, image area and methods, and every
+factor is listed in the estimate's `basis` as measured, scaled (and from what) or assumed.
 Not counted: data loading, per-epoch NB201 lookups and test passes, early stops (DARTS+,
 DARTS-ES and selective stop can end sooner: their estimate is an upper bound).
 """
@@ -135,21 +139,35 @@ def _cells(space: str, space_args: dict[str, Any]) -> int:
     return int(space_args.get("layers", 8))
 
 
+def _ratio(group: str, name: str) -> dict[str, Any] | None:
+    ratios = step_times().get("ratios", {})
+    found = ratios.get(group, {}).get(name)
+    return None if found is None else {**found, "file": ratios.get("file")}
+
+
 def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
-    factors = step_times()["method_factors"]
+    """Product of the methods' step-time factors: measured on the H200 where a GPU session
+    measured one (Λ-DARTS), else the CPU ratio against plain DARTS on S0, else assumed."""
+    gpu = step_times()["method_factors"]
     total = 1.0
     for m in config["methods"]:
         args = config["method_args"].get(m, {})
         if m == "lambda":
             key = "lambda/forward_backward" if args.get("difference") == "forward_backward" else m
-            total *= factors[key]["factor"]
-            basis.append(f"{key} x{factors[key]['factor']} (measured, H200 ratio)")
+            total *= gpu[key]["factor"]
+            basis.append(f"{key} x{gpu[key]['factor']} (measured, H200 ratio)")
+            continue
+        name = f"pc/k{int(args.get('k', 4))}" if m == "pc" else m
+        cpu = _ratio("method", name)
+        if cpu is not None:
+            total *= cpu["ratio"]
+            basis.append(f"{name} x{cpu['ratio']} (CPU ratio to plain DARTS on S0, measured)")
         elif m == "pc":
             k = int(args.get("k", 4))
             total /= k
-            basis.append(f"{m}: partial channels 1/{k} of the mixed-op cost (assumed)")
-        elif m not in ("darts",):
-            basis.append(f"{m}: x1.0 (assumed, not measured)")
+            basis.append(f"pc: partial channels 1/{k} of the mixed-op cost (assumed)")
+        elif m != "darts":
+            basis.append(f"{m}: x1.0 per step (assumed: its work is per epoch or nil)")
     return total
 
 
@@ -159,7 +177,7 @@ def _case(device: str, kind: str, basis: list[str]) -> dict[str, Any]:
     cases = step_times()["devices"][device]["cases"]
     if kind in cases:
         case = cases[kind]
-        basis.append(f"{device} {kind} {case['ms']} ms ({case['status']})")
+        basis.append(f"{device} {kind} {case['ms']:.1f} ms ({case['status']})")
         return dict(case)
     ref = step_times()["devices"]["h200"]["cases"]
     anchor = next((k for k in ("nb201/first", "darts/first") if k in cases), None)
@@ -176,14 +194,24 @@ def _case(device: str, kind: str, basis: list[str]) -> dict[str, Any]:
 
 
 def _search_step_ms(config: dict[str, Any], device: str, basis: list[str]) -> float:
+    """One search step of the config's supernet, batch, image size, order and methods."""
     space = config["space"]
     search = config["search"]
-    kind = ("nb201/" if space == "nb201" else "darts/") + (
-        "second" if search["order"] == 2 else "first"
-    )
-    case = _case(device, kind, basis)
+    case = _case(device, "nb201/first" if space == "nb201" else "darts/first", basis)
+    ms = float(case["ms"])
     if space not in ("nb201", "darts"):
-        basis.append(f"{space}: DARTS-space step (8 ops per edge) used: an over-estimate")
+        r = _ratio("space", space)
+        if r is None:
+            basis.append(f"{space}: the S0 step (8 ops per edge) used: an over-estimate")
+        else:
+            ms *= r["ratio"]
+            basis.append(f"{space} x{r['ratio']} of the S0 step (CPU ratio, measured)")
+    if search["order"] == 2:
+        r = _ratio("second_order", space)
+        if r is None:
+            raise ValueError(f"no measured second-order ratio for space {space!r}")
+        ms *= r["ratio"]
+        basis.append(f"second order x{r['ratio']} ({space}, CPU ratio to first order, measured)")
     cells = _cells(space, config["space_args"])
     area = _image_area(config["dataset"], search.get("image_size"))
     scale = (search["batch_size"] / case["batch"]) * (cells / case["cells"]) * area
@@ -192,7 +220,7 @@ def _search_step_ms(config: dict[str, Any], device: str, basis: list[str]) -> fl
             f"search x{scale:.3g} (batch {search['batch_size']}/{case['batch']}, cells "
             f"{cells}/{case['cells']}, image area {area:.3g}; linear, channels not scaled)"
         )
-    return float(case["ms"] * scale * _method_factor(config, basis))
+    return ms * scale * _method_factor(config, basis)
 
 
 def _pt_hours(
@@ -219,47 +247,107 @@ def _pt_hours(
     return (tuning + evals) / 3.6e6
 
 
-def _retrain_hours(config: dict[str, Any], device: str, basis: list[str]) -> float:
-    if config["evaluator"] != "retrain":
-        return 0.0
+def _recipe(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     from nasrepro.evaluate.retrain import CIFAR_RECIPE, IMAGENET_RECIPE
 
     args = config["evaluator_args"]
-    total = 0.0
-    case = _case(device, "retrain/darts", basis)
-    for ds in config["eval_datasets"]:
-        base = IMAGENET_RECIPE if ds == "imagenet" else CIFAR_RECIPE
-        recipe = {**base, **(args.get("recipes", {}).get(ds) or {})}
-        train_on = args.get("dataset") or ds
-        n = TRAIN_IMAGES.get(train_on, 50_000)
-        per_epoch = math.ceil(n / recipe["batch_size"])
-        if args.get("max_steps"):
-            per_epoch = min(per_epoch, int(args["max_steps"]))
-        area = _image_area(train_on, args.get("image_size"))
-        scale = (
-            (recipe["batch_size"] / case["batch"])
-            * (recipe["layers"] / case["cells"])
-            * (recipe["init_channels"] / case["channels"]) ** 2
-            * area
-        )
-        hours = recipe["epochs"] * per_epoch * case["ms"] * scale / 3.6e6
-        basis.append(
-            f"retrain {ds}: {recipe['epochs']} epochs x {per_epoch} steps x "
-            f"{case['ms'] * scale:.0f} ms (batch, cells, channels², image area scaled)"
-        )
-        total += hours
-    return total
+    base = IMAGENET_RECIPE if dataset == "imagenet" else CIFAR_RECIPE
+    top = {k: v for k, v in args.items() if k in base}  # a budget's run-wide overrides
+    return {**base, **(args.get("recipes", {}).get(dataset) or {}), **top}
+
+
+def retrain_estimate(config: dict[str, Any], dataset: str, device: str) -> dict[str, Any]:
+    """Hours of one retraining of the config's cell on `dataset`, with its basis: the
+    measured CIFAR step (DARTS_V2, 20 cells, 36 channels, batch 96) scaled linearly by
+    batch, cells, channels² and image area; ImageNet's own step where a GPU measured it,
+    else that CIFAR step scaled (listed as scaled)."""
+    basis: list[str] = []
+    args = config["evaluator_args"]
+    recipe = _recipe(config, dataset)
+    train_on = args.get("dataset") or dataset
+    kind = "retrain/imagenet" if train_on == "imagenet" else "retrain/darts"
+    case = _case(device, kind, basis)
+    n = TRAIN_IMAGES.get(train_on, 50_000)
+    per_epoch = math.ceil(n / recipe["batch_size"])
+    if args.get("max_steps"):
+        per_epoch = min(per_epoch, int(args["max_steps"]))
+    area = _image_area(train_on, args.get("image_size")) / _image_area(
+        "imagenet" if kind == "retrain/imagenet" else "cifar10", case.get("image_size")
+    )
+    scale = (
+        (recipe["batch_size"] / case["batch"])
+        * (recipe["layers"] / case["cells"])
+        * (recipe["init_channels"] / case["channels"]) ** 2
+        * area
+    )
+    if recipe.get("precision", "fp32") != "fp32":
+        basis.append(f"{recipe['precision']}: costed as fp32 (no measured speed-up)")
+    hours = recipe["epochs"] * per_epoch * case["ms"] * scale / 3.6e6
+    basis.append(
+        f"retrain {dataset}: {recipe['epochs']} epochs x {per_epoch} steps x "
+        f"{case['ms'] * scale:.0f} ms (batch, cells, channels², image area scaled)"
+    )
+    return {"hours": round(hours, 4), "basis": basis}
+
+
+def search_estimate(config: dict[str, Any], device: str) -> dict[str, Any]:
+    """The search unit: steps × step time, with its basis."""
+    basis: list[str] = []
+    split = search_split(config["dataset"], config["search"], config["space"])
+    images = (split["weights"] or {}).get("images") or 0
+    per_epoch = math.ceil(images / config["search"]["batch_size"]) if images else 0
+    if config["search"].get("steps_per_epoch"):
+        per_epoch = min(per_epoch, config["search"]["steps_per_epoch"])
+    steps = config["search"]["epochs"] * per_epoch
+    step_ms = _search_step_ms(config, device, basis)
+    return {
+        "steps": steps,
+        "steps_per_epoch": per_epoch,
+        "step_ms": round(step_ms, 2),
+        "hours": round(steps * step_ms / 3.6e6, 4),
+        "arch_images": (split["arch"] or {}).get("images") or 0,
+        "basis": basis,
+    }
+
+
+def selection_estimate(config: dict[str, Any], device: str) -> dict[str, Any]:
+    """The selection unit: DARTS-PT/PT-Mag tuning; other selectors read the search's
+    α or history (no cost)."""
+    if config["selector"] not in ("pt", "pt_mag"):
+        return {"hours": 0.0, "basis": [f"{config['selector']}: reads the search (no cost)"]}
+    search = search_estimate(config, device)
+    basis: list[str] = []
+    hours = _pt_hours(
+        config, search["step_ms"], search["steps_per_epoch"], search["arch_images"], basis
+    )
+    return {"hours": round(hours, 4), "basis": basis}
+
+
+def unit_hours(kind: str, config: dict[str, Any], dataset: str | None, device: str) -> float:
+    """Estimated hours of one unit of `kind` (search, selection, retrain) of a config."""
+    if kind == "search":
+        return float(search_estimate(config, device)["hours"])
+    if kind == "selection":
+        return float(selection_estimate(config, device)["hours"])
+    assert dataset is not None
+    return float(retrain_estimate(config, dataset, device)["hours"])
 
 
 def estimate(trial: Trial, device: str) -> dict[str, Any]:
-    """Hours of wall time of one trial on `device`, by stage, with how each was derived."""
+    """Hours of wall time of one trial on `device` as a whole (search, selection and every
+    evaluated dataset retrained), by stage, with how each was derived."""
     if device not in step_times()["devices"]:
         raise ValueError(f"unknown device {device!r} (known: {', '.join(devices())})")
     cfg = trial.config
-    basis: list[str] = []
+    gpu = bool(step_times()["devices"][device]["gpu"])
+    eval_h = 0.0
+    eval_basis: list[str] = []
+    if cfg["evaluator"] == "retrain":
+        for ds in cfg["eval_datasets"]:
+            r = retrain_estimate(cfg, ds, device)
+            eval_h += r["hours"]
+            eval_basis += r["basis"]
     if cfg.get("search") is None:  # a published cell (`genotype:`): evaluation only
-        eval_h = _retrain_hours(cfg, device, basis)
-        gpu = bool(step_times()["devices"][device]["gpu"])
         return {
             "search_steps": 0,
             "steps_per_epoch": 0,
@@ -269,31 +357,19 @@ def estimate(trial: Trial, device: str) -> dict[str, Any]:
             "eval_hours": round(eval_h, 4),
             "hours": round(eval_h, 4),
             "gpu_hours": round(eval_h, 4) if gpu else None,
-            "basis": ["no search: a published cell", *basis],
+            "basis": ["no search: a published cell", *eval_basis],
         }
-    split = search_split(cfg["dataset"], cfg["search"], cfg["space"])
-    images = (split["weights"] or {}).get("images") or 0
-    per_epoch = math.ceil(images / cfg["search"]["batch_size"]) if images else 0
-    if cfg["search"].get("steps_per_epoch"):
-        per_epoch = min(per_epoch, cfg["search"]["steps_per_epoch"])
-    steps = cfg["search"]["epochs"] * per_epoch
-    step_ms = _search_step_ms(cfg, device, basis)
-    search_h = steps * step_ms / 3.6e6
-    select_h = 0.0
-    if cfg["selector"] in ("pt", "pt_mag"):
-        arch = (split["arch"] or {}).get("images") or 0
-        select_h = _pt_hours(cfg, step_ms, per_epoch, arch, basis)
-    eval_h = _retrain_hours(cfg, device, basis)
-    total = search_h + select_h + eval_h
-    gpu = bool(step_times()["devices"][device]["gpu"])
+    search = search_estimate(cfg, device)
+    select = selection_estimate(cfg, device)
+    total = search["hours"] + select["hours"] + eval_h
     return {
-        "search_steps": steps,
-        "steps_per_epoch": per_epoch,
-        "search_step_ms": round(step_ms, 2),
-        "search_hours": round(search_h, 4),
-        "select_hours": round(select_h, 4),
+        "search_steps": search["steps"],
+        "steps_per_epoch": search["steps_per_epoch"],
+        "search_step_ms": search["step_ms"],
+        "search_hours": search["hours"],
+        "select_hours": select["hours"],
         "eval_hours": round(eval_h, 4),
         "hours": round(total, 4),
         "gpu_hours": round(total, 4) if gpu else None,
-        "basis": basis,
+        "basis": [*search["basis"], *select["basis"], *eval_basis],
     }

@@ -39,6 +39,66 @@ def trial_key(config: dict[str, Any], seed: int, fidelity: int = FIDELITY_VERSIO
     return stable_hash({"config": config, "seed": seed, "fidelity": fidelity})
 
 
+# ------------------------------------------------------------------------ units of work
+# A trial is assembled from units (docs/plan.md, "Units of work"): its search, its selection
+# and one retraining per (cell, dataset, recipe, seed). Each unit is identified by what it
+# computes, so every experiment and suite that needs the same one shares its record. A unit
+# record holds `kind`, `identity`, `seed` and `fidelity_version`, from which `unit_key`
+# re-derives its `key`.
+UNIT_KINDS = ("search", "selection", "retrain")
+# The configuration keys a search depends on: not the selector, evaluator or eval datasets.
+SEARCH_KEYS = ("space", "space_args", "dataset", "methods", "method_args", "search")
+# Run options of the `retrain` evaluator that change nothing it computes.
+RETRAIN_NEUTRAL = ("download", "recipes")
+
+
+def unit_key(
+    kind: str, identity: dict[str, Any], seed: int, fidelity: int = FIDELITY_VERSION
+) -> str:
+    """Identity of one unit of work: its kind, what it computes, its seed, the fidelity."""
+    if kind not in UNIT_KINDS:
+        raise ValueError(f"unknown unit kind {kind!r} (known: {', '.join(UNIT_KINDS)})")
+    return stable_hash({"unit": kind, "identity": identity, "seed": seed, "fidelity": fidelity})
+
+
+def search_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What a trial's search computes: the supernet, data, methods and search settings."""
+    return {k: config[k] for k in SEARCH_KEYS}
+
+
+def selection_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What a trial's selection computes: its search's result, read by the selector."""
+    return {
+        "search": search_identity(config),
+        "selector": config["selector"],
+        "selector_args": config["selector_args"],
+    }
+
+
+def retrain_identity(config: dict[str, Any], dataset: str, genotype: str) -> dict[str, Any]:
+    """What one retraining computes: the cell (its canonical genotype string), the dataset,
+    the resolved recipe for that dataset and the run options that change the training
+    (substituted data, step caps, image size, loader workers, processes, report rule), and
+    the numerics the trial sets (deterministic algorithms, TF32). Another experiment that
+    retrains the same cell on the same dataset with the same recipe and seed shares it."""
+    from nasrepro.evaluate.retrain import RetrainEvaluator
+
+    evaluator = RetrainEvaluator(**config["evaluator_args"])
+    search = config.get("search") or {}
+    run = {k: v for k, v in evaluator.run.items() if k not in RETRAIN_NEUTRAL}
+    # `source` cites where a recipe comes from: documentation, not part of the training
+    recipe = {k: v for k, v in evaluator.recipes[dataset].items() if k != "source"}
+    return {
+        "space": config["space"],
+        "genotype": genotype,
+        "dataset": dataset,
+        "recipe": recipe,
+        "run": run,
+        "deterministic": bool(search.get("deterministic", True)),
+        "tf32": bool(search.get("tf32", False)),
+    }
+
+
 @dataclass(frozen=True)
 class Trial:
     """One search + selection + evaluation; `config_hash` is its identity everywhere.
@@ -65,6 +125,19 @@ class Trial:
     @property
     def config_hash(self) -> str:
         return trial_key(self.config, self.seed)
+
+    @property
+    def search_key(self) -> str | None:
+        """The trial's search unit (None for a published cell: nothing is searched)."""
+        if self.given_cell:
+            return None
+        return unit_key("search", search_identity(self.config), self.seed)
+
+    @property
+    def selection_key(self) -> str | None:
+        if self.given_cell:
+            return None
+        return unit_key("selection", selection_identity(self.config), self.seed)
 
     @property
     def given_cell(self) -> bool:
@@ -95,6 +168,53 @@ class TrialJob:
     fast: bool = False  # fused NB201 mixed ops, CUDA graphs (execute_trial)
     # Config hashes of the parent run's trials: the last of them to finish ends the parent.
     siblings: tuple[str, ...] = ()
+    # Datasets to retrain (None: every evaluated dataset); the others get params and FLOPs.
+    retrain: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class UnitJob:
+    """One unit of work for an executor (picklable): a `search` job computes a trial's
+    search and its selection (two units, `search_key` and `selection_key` of `trial`), a
+    `retrain` job one retraining (`key`) of `genotype` on `dataset` with the trial's recipe
+    and seed. `trial` is the trial it is computed for: it names the MLflow child run
+    (`run_id`) and labels the unit record; every other trial needing the unit reuses it."""
+
+    kind: str  # "search" | "retrain"
+    trial: Trial
+    key: str  # the selection unit (search jobs) or the retraining unit
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    run_id: str | None  # the trial's child run, opened by the runner (None: open one)
+    data_root: str | None
+    device: str
+    registry: str
+    checkpoint_dir: str
+    dataset: str | None = None  # retrain jobs
+    genotype: str | None = None  # retrain jobs
+    search_processes: int | None = None
+    fast: bool = False
+    gpus: int = 1  # the GPU request of a cluster job (from the plan)
+    hours: float | None = None  # the plan's estimate (cluster time limits)
+
+    @property
+    def label(self) -> str:
+        t = self.trial
+        what = f" retrain {self.dataset}" if self.kind == "retrain" else ""
+        return f"[{t.suite}/{t.experiment} {t.budget} seed {t.seed}{what}]"
+
+
+@dataclass(frozen=True)
+class PackedJob:
+    """Several small retraining jobs run at once on one device (one cluster job): each is
+    its own process, so each keeps its own seed, RNG streams and checkpoints."""
+
+    jobs: tuple[UnitJob, ...]
+
+    @property
+    def label(self) -> str:
+        return f"[packed: {len(self.jobs)} retrainings]"
 
 
 def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -189,7 +189,9 @@ class Backing:
     """The records behind one experiment at one budget.
 
     `used`: the newest record of every seed of the experiment's resolved configuration at
-    the current fidelity version, whichever suite wrote it, sorted by seed. `set_aside`:
+    the current fidelity version, whichever suite wrote it, sorted by seed (the seeds the
+    experiment asks for at that budget: a suite asking for 3 uses seeds 0-2 of a
+    configuration another suite ran with 4). `set_aside`:
     records this experiment wrote (same suite, experiment and budget labels) that do not
     count — older fidelity version, another configuration — and older records of a re-run
     seed, each with a one-line reason.
@@ -246,13 +248,15 @@ def experiment_records(
     if exp.pending or (budget != "full" and budget not in suite.budgets):
         why = f"experiment is pending: {exp.pending}" if exp.pending else "budget not declared"
         return Backing(suite.suite, exp_id, budget, None, None, [], [SetAside(r, why) for r in own])
-    config, _, _ = resolve_experiment(suite, exp_id, budget, suite_path)
+    config, n_seeds, _ = resolve_experiment(suite, exp_id, budget, suite_path)
     group = group_key(config)
     newest: dict[int, dict[str, Any]] = {}
     superseded: list[SetAside] = []
     for rec in index.by_group.get(group, []):  # oldest first
         if rec["config_hash"] != trial_key(config, rec["seed"]):
             continue
+        if rec["seed"] >= n_seeds:
+            continue  # another experiment's extra seed of the same configuration
         if rec["seed"] in newest:
             superseded.append(
                 SetAside(newest[rec["seed"]], f"seed {rec['seed']} re-run: a newer record is used")
@@ -276,17 +280,35 @@ def _sum(values: list[float | None]) -> float | None:
     return round(sum(present), 2) if present else None
 
 
+def trial_plans(
+    suite: Suite, trials: list[Trial], budget: str, policy: str = "claims"
+) -> list[Any]:
+    """Each trial with what the suite's claims need from its experiment (units.py) and the
+    experiment's number of seeds at the budget."""
+    from nasrepro.units import TrialPlan, experiment_needs
+
+    needs = {e: experiment_needs(suite, e, policy) for e in {t.experiment for t in trials}}
+    seeds: dict[str, int] = {}
+    for t in trials:
+        seeds[t.experiment] = max(seeds.get(t.experiment, 0), t.seed + 1)
+    return [TrialPlan(t, needs[t.experiment], seeds[t.experiment]) for t in trials]
+
+
 def build_plan(
     suite_paths: list[Path],
     budget: str = "full",
     experiments: list[str] | None = None,
     device: str = "h200",
     registry: str | Path = "registry",
+    retrain: str = "claims",
 ) -> dict[str, Any]:
-    """What `nasrepro run` of these suites at `budget` would run, without running: unique
-    trials (with who needs each and whether the registry holds it), estimated hours per
-    trial and in total on `device`, per suite before and after de-duplication, experiments
-    that several suites define identically, and same-named experiments that differ."""
+    """What `nasrepro run` of these suites at `budget` would run, without running: the
+    units of work (searches, selections, retrainings) the claims need, each once, with
+    hours by phase and by suite and what each sharing rule saved; unique trials (with who
+    needs each and whether the registry holds it); estimated hours per trial on `device`;
+    experiments several suites define identically; same-named experiments that differ;
+    claims no planned unit covers. `retrain="all"` plans every evaluated dataset of every
+    seed (nasrepro/units.py)."""
     from nasrepro.estimate import estimate, search_split, step_times
     from nasrepro.registry import current_trials, scan_registry
     from nasrepro.suite import load_suite
@@ -310,7 +332,7 @@ def build_plan(
                 continue
         trials = expand(suite, path, budget, wanted)
         referenced += trials
-        per_suite[suite.suite] = {"path": str(path), "trials": trials}
+        per_suite[suite.suite] = {"path": str(path), "trials": trials, "suite": suite}
     if experiments:
         known = {t.experiment for t in referenced}
         missing = [e for e in experiments if e not in known]
@@ -372,10 +394,18 @@ def build_plan(
         "gpu_hours_to_run": hours(to_run, "gpu_hours"),
         "hours_to_run": hours(to_run, "hours"),
     }
+    work = _unit_plan(per_suite, budget, device, registry, retrain)
+    for name, by_phase in work["by_suite"].items():
+        suites_out[name]["units"] = by_phase
     return {
         "budget": budget,
         "device": {"id": device, "name": info["name"], "gpu": info["gpu"]},
         "fidelity_version": FIDELITY_VERSION,
+        "retrain": retrain,
+        "unit_totals": work["totals"],
+        "savings": work["savings"],
+        "uncovered": work["uncovered"],
+        "units": work["units"],
         "suites": suites_out,
         "totals": totals,
         "shared": _shared(referenced),
@@ -383,6 +413,126 @@ def build_plan(
         "registry_problems": scan.problems,
         "trials": list(unique.values()),
     }
+
+
+def _unit_plan(
+    per_suite: dict[str, dict[str, Any]],
+    budget: str,
+    device: str,
+    registry: str | Path,
+    policy: str,
+) -> dict[str, Any]:
+    """Units of work by phase (all suites, and per suite), the hours each rule saved, the
+    claims left uncovered, and the unit list (units.py)."""
+    from nasrepro.estimate import unit_hours
+    from nasrepro.units import PHASES, every_seed, phase_hours, planned_units, uncovered_claims
+
+    cache: dict[tuple[str, str, str | None], float] = {}
+
+    def hours(kind: str, trial: Trial, ds: str | None) -> float:
+        key = (kind, trial.group_hash, ds)
+        if key not in cache:
+            cache[key] = unit_hours(kind, trial.config, ds, device)
+        return cache[key]
+
+    plans, every, per_trial_all = [], [], []
+    by_suite: dict[str, dict[str, Any]] = {}
+    uncovered: list[dict[str, str]] = []
+    for name, s in per_suite.items():
+        mine = trial_plans(s["suite"], s["trials"], budget, policy)
+        plans += mine
+        every += [type(p)(p.trial, every_seed(p.needs), p.n_seeds) for p in mine]
+        per_trial_all += trial_plans(s["suite"], s["trials"], budget, "all")
+        units, _ = planned_units(mine, hours)
+        by_suite[name] = _phase_totals(phase_hours(units.values()))
+        needs = {p.trial.experiment: p.needs for p in mine}
+        exps = {t.experiment for t in s["trials"]}
+        uncovered += uncovered_claims(s["suite"], exps, needs.__getitem__)
+    units, _ = planned_units(plans, hours)
+    _mark_cached(units, registry)
+    stages = [
+        ("every trial retrains every evaluated dataset for every seed", per_trial_all, False),
+        ("retrain only the datasets some claim reads an accuracy on", every, False),
+        ("best_by_valid and single claims retrain the one cell they select", plans, False),
+        ("units shared by every experiment and suite that needs them", plans, True),
+    ]
+    totals = []
+    for rule, these, share in stages:
+        found, _ = planned_units(these, hours, share)
+        totals.append((rule, round(sum(u.hours for u in found.values()), 2)))
+    savings = [
+        {
+            "rule": rule,
+            "hours": total,
+            "saved": None if i == 0 else round(totals[i - 1][1] - total, 2),
+        }
+        for i, (rule, total) in enumerate(totals)
+    ]
+    by_phase = phase_hours(units.values())
+    return {
+        "totals": {
+            **_phase_totals(by_phase),
+            "to_run_hours": round(sum(u.hours for u in units.values() if not u.cached), 2),
+            "cached": sum(u.cached for u in units.values()),
+            "phases": list(PHASES),
+        },
+        "by_suite": by_suite,
+        "savings": savings,
+        "uncovered": uncovered,
+        "units": [
+            {
+                "kind": u.kind,
+                "key": u.key,
+                "phase": u.phase,
+                "hours": round(u.hours, 4),
+                "seed": u.seed,
+                "dataset": u.dataset,
+                "why": u.why,
+                "cached": u.cached,
+                "needed_by": [{"suite": a, "experiment": b} for a, b in u.needed_by],
+                "trial": None if u.trial is None else u.trial.config_hash,
+            }
+            for u in units.values()
+        ],
+    }
+
+
+def _phase_totals(by_phase: dict[str, dict[str, float]]) -> dict[str, Any]:
+    return {
+        **by_phase,
+        "units": sum(int(v["units"]) for v in by_phase.values()),
+        "hours": round(sum(v["hours"] for v in by_phase.values()), 2),
+    }
+
+
+def _mark_cached(units: dict[str, Any], registry: str | Path) -> None:
+    """Which planned units the store holds: searches and selections by key, retrainings by
+    their cell once it is known (a published cell, or a recorded selection)."""
+    from nasrepro.store import StoreError, read_unit
+    from nasrepro.trial import retrain_key
+
+    if not (Path(registry) / "_units").exists():
+        return
+    for u in units.values():
+        try:
+            if u.kind in ("search", "selection"):
+                u.cached = read_unit(registry, u.kind, u.key) is not None
+            elif u.trial is not None and u.dataset is not None:
+                t = u.trial
+                if t.given_cell:
+                    from nasrepro.trial import _given_arch
+
+                    cell = _given_arch(t.config)
+                else:
+                    assert t.selection_key is not None
+                    sel = read_unit(registry, "selection", t.selection_key)
+                    if sel is None:
+                        continue
+                    cell = sel["result"]["genotype"]
+                key = retrain_key(t, u.dataset, cell)
+                u.cached = read_unit(registry, "retrain", key) is not None
+        except StoreError:
+            continue  # a damaged unit record: not cached (the run names it)
 
 
 def _shared(trials: list[Trial]) -> list[dict[str, Any]]:

@@ -108,7 +108,13 @@ class RegistryScan:
 
 
 def _record_files(base: Path) -> list[Path]:
-    return [p for p in sorted(base.rglob("*.json")) if not p.name.startswith(".tmp-")]
+    # `_units/` and `_locks/` beside the suites' folders are the shared store
+    # (nasrepro/store.py): unit records, not trial records; no suite id starts with `_`.
+    return [
+        p
+        for p in sorted(base.rglob("*.json"))
+        if not p.name.startswith(".tmp-") and not p.relative_to(base).parts[0].startswith("_")
+    ]
 
 
 def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -163,6 +169,8 @@ def find_trial(root: str | Path, config_hash: str) -> list[dict[str, Any]]:
         return []
     found = []
     for path in sorted(base.rglob(f"*-{config_hash[:12]}-*.json")):
+        if path.relative_to(base).parts[0].startswith("_"):
+            continue  # the shared store (nasrepro/store.py)
         rec, _ = _read(path)
         if rec is not None and rec["config_hash"] == config_hash:
             found.append(rec)

@@ -1,4 +1,20 @@
-"""`nasrepro run`: validate, expand, execute trials, record them, rebuild the report."""
+"""`nasrepro run`: validate, expand, run the units of work the claims need, assemble and
+record the trials.
+
+A run goes in stages (docs/plan.md, "Units of work"); each unit is computed once, under its
+lock in the shared store, by whichever job reaches it first, and read by every other trial,
+experiment and suite that needs it:
+
+1. searches: one job per search unit not yet recorded (with the first selection on it),
+   then one job per further selection on a recorded search (DARTS-PT on a DARTS supernet);
+2. retrainings: one job per retraining the claims read (nasrepro/units.py), `pack` of the
+   small CIFAR ones at once on one device; best_by_valid waits for every search of its
+   experiment, then retrains the selected seed only;
+3. records: each trial whose units are all recorded is assembled here and written to the
+   registry (under the trial's lock, so no trial is recorded twice).
+
+`rerun` runs each trial whole in one job and adds a record, as before units.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
+from typing import Any
 
-from nasrepro.execute import run_job, search_processes
+from nasrepro.execute import LOCKED, Job, JobOutcome, run_job, search_processes
 from nasrepro.executor import Executor, LocalExecutor
-from nasrepro.jobs import TrialJob
-from nasrepro.plan import Trial, expand
+from nasrepro.jobs import PackedJob, TrialJob, UnitJob
+from nasrepro.plan import Trial, expand, trial_plans
 from nasrepro.progress import emit
 from nasrepro.registry import current_trials, scan_registry
 from nasrepro.suite import SuiteError, load_suite
@@ -48,6 +65,8 @@ class RunSummary:
     records: list[Path] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     skipped: int = 0
+    units: list[Path] = field(default_factory=list)  # unit records computed by this run
+    waiting: list[str] = field(default_factory=list)  # trials not recorded yet, with why
 
 
 def resolve_device(device: str | None) -> str:
@@ -97,41 +116,94 @@ def unique_trials(trials: list[Trial], progress: Progress = _stderr) -> list[Tri
     return list(first.values())
 
 
-def _parent_from_checkpoints(trials: list[Trial], checkpoint_dir: Path) -> str | None:
-    """The parent run of an interrupted group, so a resumed run continues it."""
+def _checkpoint_payload(trial: Trial, checkpoint_dir: Path) -> dict[str, Any] | None:
+    """The interrupted search checkpoint of the trial's search unit, if any."""
     from nasrepro.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 
+    path = checkpoint_path(checkpoint_dir, trial)
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(path, trial.search_key or trial.config_hash)
+    except CheckpointError:
+        return None  # the search reports it and starts over
+
+
+def _parent_from_checkpoints(trials: list[Trial], checkpoint_dir: Path) -> str | None:
+    """The parent run of an interrupted group, so a resumed run continues it."""
     for trial in trials:
-        path = checkpoint_path(checkpoint_dir, trial)
-        if path.exists():
-            try:
-                return str(load_checkpoint(path, trial.config_hash)["parent_run_id"])
-            except CheckpointError:
-                continue  # execute_trial reports it and starts that trial over
+        payload = _checkpoint_payload(trial, checkpoint_dir)
+        if payload is not None and payload.get("parent_run_id"):
+            return str(payload["parent_run_id"])
     return None
 
 
-def _locked(error: str) -> bool:
-    return error.startswith("TrialLocked:")
-
-
-def _skip_locked(trials: list[Trial], checkpoint_dir: Path, progress: Progress) -> list[Trial]:
-    """Trials no other live process is running. A locked trial is left alone entirely: its
-    checkpoint names the other process's MLflow parent, which must not be reopened here
-    (nor marked FAILED when the lock refuses us)."""
-    from nasrepro.checkpoint import checkpoint_path, lock_holder
+def _skip_locked(trials: list[Trial], registry: Path, progress: Progress) -> list[Trial]:
+    """Trials no other live process (on any host) is computing. A trial whose search,
+    selection or record is locked in the shared store is left alone entirely: its MLflow
+    runs are that process's, not to be reopened here (nor marked FAILED)."""
+    from nasrepro.store import live_holder
 
     free = []
     for t in trials:
-        holder = lock_holder(checkpoint_path(checkpoint_dir, t))
+        keys = [k for k in (t.search_key, t.selection_key) if k] + [f"trial-{t.config_hash}"]
+        holder = next((h for h in (live_holder(registry, k) for k in keys) if h), None)
         if holder is None:
             free.append(t)
         else:
             progress(
                 f"[{t.suite}/{t.experiment} seed {t.seed}] being run by another process "
-                f"(pid {holder}); skipped"
+                f"({holder.describe()}); skipped"
             )
     return free
+
+
+def _retrained(rec: dict[str, Any], dataset: str) -> bool:
+    """Whether a trial record holds a retraining of `dataset` (records from before units
+    retrained every evaluated dataset they have an accuracy for)."""
+    units = rec.get("units")
+    if isinstance(units, dict):
+        return dataset in (units.get("retrain") or {})
+    return (rec.get("metrics") or {}).get(dataset, {}).get("test_acc") is not None
+
+
+def _selected_seeds(plans: list[Any], registry: Path) -> dict[str, int | None]:
+    """Per experiment with a best_by_valid need: the seed whose search has the best
+    validation accuracy among its seeds, once every search is recorded (else None)."""
+    from nasrepro.store import read_unit
+    from nasrepro.units import SELECTED, best_seed, search_valid_acc
+
+    out: dict[str, int | None] = {}
+    by_exp: dict[str, list[Any]] = {}
+    for p in plans:
+        if any(SELECTED in m for m in p.needs.retrain.values()):
+            by_exp.setdefault(p.trial.experiment, []).append(p)
+    for exp, members in by_exp.items():
+        values: dict[int, float | None] = {}
+        n = members[0].n_seeds
+        for p in members:
+            rec = read_unit(registry, "search", p.trial.search_key)
+            values[p.trial.seed] = None if rec is None else search_valid_acc(
+                rec["result"]["history"]
+            )
+        if set(values) != set(range(n)):
+            out[exp] = None
+        else:
+            out[exp] = best_seed(values)
+    return out
+
+
+@dataclass
+class _Todo:
+    """A trial of this run: what its claims need and its MLflow runs."""
+
+    trial: Trial
+    plan: Any
+    parent: str = ""
+    run_id: str | None = None
+    retrain: dict[str, str] = field(default_factory=dict)  # dataset -> retraining key
+    skip: dict[str, str] = field(default_factory=dict)  # dataset -> why not retrained
+    waiting: str | None = None
 
 
 def run_suite(
@@ -151,34 +223,55 @@ def run_suite(
     fast: bool = False,
     executor: Executor | None = None,
     progress: Progress = _stderr,
+    retrain: str = "claims",
+    pack: int = 1,
 ) -> RunSummary:
-    """Run every trial of the suite at `budget` that the registry does not hold yet.
+    """Run every trial of the suite at `budget` that the registry does not hold yet, as
+    units of work (see the module docstring).
 
     Trials are idempotent by what they compute (resolved configuration, seed, fidelity
-    version): one already recorded, by this suite or any other, is skipped unless `rerun`,
-    which adds another record. Experiments of the suite that resolve to the same trial run
-    it once.
+    version): one already recorded with what the claims read, by this suite or any
+    other, is skipped unless `rerun`, which runs it whole again and adds another record.
+    `retrain`: "claims" retrains what some claim reads, "all" every evaluated dataset of
+    every seed (nasrepro/units.py). `pack`: CIFAR-sized retrainings run that many at once
+    on one device (one cluster job), each in its own process.
     """
-    from nasrepro.tracking import Tracker, claim_metrics, finish_parent, flatten, parent_run_name
+    from nasrepro.tracking import Tracker
 
     suite = load_suite(suite_path)
     trials = unique_trials(expand(suite, suite_path, budget, experiments, seeds), progress)
-    dev = resolve_device(device)
+    plans = {p.trial.config_hash: p for p in trial_plans(suite, trials, budget, retrain)}
+    if getattr(executor, "remote", False):  # jobs run on other nodes (Slurm)
+        dev = device or "cuda"
+    else:
+        dev = resolve_device(device)
+    reg = Path(registry)
+    scan = scan_registry(reg)
+    for problem in scan.problems:
+        progress(f"nasrepro: warning: {problem}; skipped")
+    newest: dict[str, dict[str, Any]] = {}
+    done = current_trials(scan.records)
+    for rec in scan.records:  # oldest first: the newest record of each trial wins
+        if rec["config_hash"] in done:
+            newest[rec["config_hash"]] = rec
     skipped: list[Trial] = []
     if not rerun:
-        scan = scan_registry(registry)
-        for problem in scan.problems:
-            progress(f"nasrepro: warning: {problem}; skipped")
-        done = current_trials(scan.records)
-        skipped = [t for t in trials if t.config_hash in done]
-        trials = [t for t in trials if t.config_hash not in done]
+        selected = _selected_seeds(list(plans.values()), reg)
+        pending = []
+        for t in trials:
+            rec = newest.get(t.config_hash)
+            if rec is not None and _covers(rec, plans[t.config_hash], selected):
+                skipped.append(t)
+            else:
+                pending.append(t)
+        trials = pending
         if skipped:
             progress(
                 f"{suite.suite}: {len(skipped)} trial(s) already in {registry}/ (recorded by "
                 "this or another suite with the same configuration), skipped (--rerun adds "
                 "new records)"
             )
-    trials = _skip_locked(trials, Path(checkpoint_dir), progress)
+    trials = _skip_locked(trials, reg, progress)
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite)
@@ -186,7 +279,57 @@ def run_suite(
     summary.skipped = len(skipped)
     progress(f"{suite.suite}: {len(trials)} trial(s) at budget {budget!r} on {dev}")
     ckpt_root = Path(checkpoint_dir)
-    groups: list[tuple[str, str, list[TrialJob]]] = []
+    todos = _open_runs(
+        suite, trials, plans, tracker, exp_id, budget, ckpt_root, summary, children=not rerun
+    )
+    runner = executor if executor is not None else LocalExecutor.for_device(dev)
+    ctx = _Context(
+        tracker.uri, exp_id, data_root, dev, str(reg), str(ckpt_root), search_processes, fast
+    )
+    failed: dict[str, str] = {}  # config hash -> error
+    try:
+        if rerun:
+            _run_whole(todos, runner, ctx, summary, failed, progress)
+        else:
+            _run_units(todos, runner, ctx, summary, failed, progress, pack)
+            _assemble(todos, tracker, ctx, summary, failed, progress)
+    except KeyboardInterrupt:
+        for parent in {td.parent for td in todos}:
+            tracker.end_run(parent, "KILLED")
+        raise
+    return _finish(suite_path, todos, tracker, summary, failed)
+
+
+def _covers(rec: dict[str, Any], plan: Any, selected: dict[str, int | None]) -> bool:
+    """Whether a trial's newest record holds what its claims need now."""
+    from nasrepro.units import wanted
+
+    for ds, modes in plan.needs.retrain.items():
+        want = wanted(modes, plan.trial.seed, selected.get(plan.trial.experiment))
+        if want is not False and not _retrained(rec, ds):
+            return False  # needed (or maybe: its experiment's selection is not known yet)
+    return True
+
+
+def _open_runs(
+    suite: Any,
+    trials: list[Trial],
+    plans: dict[str, Any],
+    tracker: Any,
+    exp_id: str,
+    budget: str,
+    ckpt_root: Path,
+    summary: RunSummary,
+    children: bool = True,
+) -> list[_Todo]:
+    """A parent run per experiment (an interrupted group's is continued) and, with
+    `children`, a child run per trial (an interrupted search's is continued), tagged and
+    with parameters."""
+    from nasrepro.tracking import claim_metrics, flatten, parent_run_name
+    from nasrepro.trial import open_trial_run
+
+    todos: list[_Todo] = []
+    firsts: set[str] = set()
     for experiment, members in groupby(trials, key=lambda t: t.experiment):
         group = list(members)
         first = group[0]
@@ -212,46 +355,322 @@ def run_suite(
             claims = [c for c in suite.claims if c.experiment == experiment]
             tracker.log_metrics(parent, claim_metrics(claims), 0)
         summary.run_ids.append(parent)
-        jobs = [
+        for t in group:
+            if not children:  # whole-trial jobs open their own
+                todos.append(_Todo(t, plans[t.config_hash], parent, None))
+                continue
+            run_id = None
+            if t.search_key is not None and t.search_key not in firsts:
+                firsts.add(t.search_key)  # the trial whose job continues an interrupted search
+                payload = _checkpoint_payload(t, ckpt_root)
+                run_id = None if payload is None else payload.get("mlflow_run_id")
+            if run_id is not None:
+                tracker.reopen(run_id)
+            else:
+                run_id = open_trial_run(t, tracker, exp_id, parent, None)
+            todos.append(_Todo(t, plans[t.config_hash], parent, run_id))
+    return todos
+
+
+@dataclass(frozen=True)
+class _Context:
+    tracking_uri: str
+    experiment_id: str
+    data_root: str | None
+    device: str
+    registry: str
+    checkpoint_dir: str
+    search_processes: int | None
+    fast: bool
+
+
+def _unit_job(ctx: _Context, td: _Todo, kind: str, key: str, **extra: Any) -> UnitJob:
+    return UnitJob(
+        kind,
+        td.trial,
+        key,
+        ctx.tracking_uri,
+        ctx.experiment_id,
+        td.parent,
+        td.run_id,
+        ctx.data_root,
+        ctx.device,
+        ctx.registry,
+        ctx.checkpoint_dir,
+        search_processes=ctx.search_processes,
+        fast=ctx.fast,
+        **extra,
+    )
+
+
+def _collect(
+    outcomes: list[JobOutcome],
+    summary: RunSummary,
+    failed: dict[str, str],
+    progress: Progress,
+) -> None:
+    for o in outcomes:
+        if o.error is None:
+            if o.path is not None:
+                summary.units.append(o.path)
+        elif o.error.startswith(LOCKED):
+            progress(f"{o.job.label} being run by another process; skipped ({o.error})")
+        else:
+            failed.setdefault(o.job.trial.config_hash, o.error)
+
+
+def _run_units(
+    todos: list[_Todo],
+    runner: Executor,
+    ctx: _Context,
+    summary: RunSummary,
+    failed: dict[str, str],
+    progress: Progress,
+    pack: int,
+) -> None:
+    """Stages 1 and 2: the searches (and selections), then the retrainings."""
+    from nasrepro.store import read_unit
+
+    reg = ctx.registry
+    first_wave: dict[str, Job] = {}  # search key -> its first selection's job
+    second_wave: dict[str, Job] = {}  # selection key -> a selection on a recorded search
+    scheduled: set[str] = set()
+    for td in todos:
+        t = td.trial
+        if t.given_cell or read_unit(reg, "selection", t.selection_key or "") is not None:
+            continue
+        assert t.search_key is not None and t.selection_key is not None
+        if t.selection_key in scheduled:
+            continue  # another trial's job computes this selection (and its search)
+        scheduled.add(t.selection_key)
+        job = _unit_job(ctx, td, "search", t.selection_key)
+        if read_unit(reg, "search", t.search_key) is None and t.search_key not in first_wave:
+            first_wave[t.search_key] = job
+        else:
+            second_wave[t.selection_key] = job
+    for wave in (first_wave, second_wave):
+        if wave and not failed:  # after a failure, stop as a plain loop would
+            _collect(runner.run(list(wave.values()), progress), summary, failed, progress)
+    jobs = _retrain_jobs(todos, ctx)  # also what each trial retrains and why not the rest
+    if jobs and not failed:
+        _collect(runner.run(_packed(jobs, pack), progress), summary, failed, progress)
+
+
+def _retrain_jobs(todos: list[_Todo], ctx: _Context) -> list[UnitJob]:
+    """Each trial's retrainings (by dataset, with the reason for those not retrained), and
+    a job per retraining not recorded yet (the first trial needing it computes it)."""
+    from nasrepro.estimate import unit_hours
+    from nasrepro.store import read_unit
+    from nasrepro.trial import _given_arch, retrain_key
+    from nasrepro.units import reason_not_retrained, wanted
+
+    reg = Path(ctx.registry)
+    selected = _selected_seeds([td.plan for td in todos], reg)
+    jobs: dict[str, UnitJob] = {}
+    for td in todos:
+        t = td.trial
+        if t.config["evaluator"] != "retrain":
+            continue
+        if t.given_cell:
+            arch = _given_arch(t.config)
+        else:
+            sel = read_unit(reg, "selection", t.selection_key or "")
+            if sel is None:
+                td.waiting = "its search or selection is not recorded"
+                continue
+            arch = sel["result"]["genotype"]
+        chosen = selected.get(t.experiment)
+        for ds in t.config["eval_datasets"]:
+            modes = td.plan.needs.retrain.get(ds, frozenset())
+            want = wanted(modes, t.seed, chosen)
+            if want is None:
+                td.waiting = f"the searches of {t.experiment} (best_by_valid picks one)"
+            elif not want:
+                td.skip[ds] = reason_not_retrained(modes, t.seed, chosen)
+            else:
+                key = retrain_key(t, ds, arch)
+                td.retrain[ds] = key
+                if key not in jobs and read_unit(reg, "retrain", key) is None:
+                    hours = unit_hours("retrain", t.config, ds, "h200")
+                    jobs[key] = _unit_job(
+                        ctx, td, "retrain", key, dataset=ds, genotype=arch, hours=hours
+                    )
+    return list(jobs.values())
+
+
+def _packed(jobs: list[UnitJob], pack: int) -> list[Job]:
+    """CIFAR-sized retrainings `pack` at a time (one device, one cluster job); ImageNet
+    retrainings alone."""
+    if pack <= 1:
+        return list(jobs)
+    small = [j for j in jobs if j.dataset != "imagenet"]
+    out: list[Job] = [j for j in jobs if j.dataset == "imagenet"]
+    for i in range(0, len(small), pack):
+        group = small[i : i + pack]
+        out.append(group[0] if len(group) == 1 else PackedJob(tuple(group)))
+    return out
+
+
+def _assemble(
+    todos: list[_Todo],
+    tracker: Any,
+    ctx: _Context,
+    summary: RunSummary,
+    failed: dict[str, str],
+    progress: Progress,
+) -> None:
+    """Stage 3: every trial whose units are all recorded, assembled and written to the
+    registry under its lock; the others are listed as waiting, with why."""
+    from nasrepro.registry import find_trial, write_record
+    from nasrepro.store import StoreLock, UnitLocked, read_unit
+    from nasrepro.trial import (
+        SearchOutcome,
+        assemble_record,
+        budget_caveat,
+        evaluate_cell,
+        execute_given_cell,
+    )
+
+    reg = ctx.registry
+    for td in todos:
+        t = td.trial
+        if t.config_hash in failed:
+            continue
+        search = selection = None
+        if not t.given_cell:
+            search = read_unit(reg, "search", t.search_key or "")
+            selection = read_unit(reg, "selection", t.selection_key or "")
+            if search is None or selection is None:
+                td.waiting = td.waiting or "its search or selection is not recorded"
+        units = {ds: read_unit(reg, "retrain", key) for ds, key in td.retrain.items()}
+        missing = [ds for ds, rec in units.items() if rec is None]
+        if missing and td.waiting is None:
+            td.waiting = f"its retraining on {', '.join(missing)} is not recorded"
+        if td.waiting is not None:
+            summary.waiting.append(f"[{t.suite}/{t.experiment} seed {t.seed}] waits: {td.waiting}")
+            continue
+        try:
+            with StoreLock(reg, f"trial-{t.config_hash}", f"{t.suite}/{t.experiment} record"):
+                if any(_complete(r, td) for r in find_trial(reg, t.config_hash)):
+                    progress(f"[{t.suite}/{t.experiment} seed {t.seed}] recorded meanwhile")
+                    continue
+                records = {ds: r for ds, r in units.items() if r is not None}
+                if t.given_cell:
+                    record = execute_given_cell(
+                        t,
+                        tracker=tracker,
+                        experiment_id=ctx.experiment_id,
+                        parent_run_id=td.parent,
+                        data_root=ctx.data_root,
+                        device=ctx.device,
+                        progress=progress,
+                        run_id=td.run_id,
+                        store=reg,
+                        retrain=list(td.retrain),
+                        retrained=records,
+                    )
+                else:
+                    assert search is not None and selection is not None and td.run_id
+                    arch = selection["result"]["genotype"]
+                    evaluation = evaluate_cell(t, arch, records, td.skip, data_root=ctx.data_root)
+                    record = assemble_record(
+                        t,
+                        SearchOutcome(search, selection, td.run_id),
+                        evaluation,
+                        tracker=tracker,
+                        experiment_id=ctx.experiment_id,
+                        parent_run_id=td.parent,
+                        device=ctx.device,
+                    )
+                    progress(
+                        f"[{t.suite}/{t.experiment} {t.budget} seed {t.seed}] genotype {arch} -> "
+                        + ", ".join(
+                            f"{ds} {m} {v:.2f}"
+                            for ds, vals in evaluation.metrics.items()
+                            for m, v in vals.items()
+                        )
+                        + budget_caveat(t.budget)
+                    )
+                summary.records.append(write_record(reg, record))
+        except UnitLocked as exc:
+            progress(f"[{t.suite}/{t.experiment} seed {t.seed}] being recorded elsewhere ({exc})")
+        except Exception as exc:  # noqa: BLE001  (one trial's failure; the runner raises once)
+            failed[t.config_hash] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            if td.run_id:
+                tracker.end_run(td.run_id, "FAILED")
+
+
+def _complete(rec: dict[str, Any], td: _Todo) -> bool:
+    return all(_retrained(rec, ds) for ds in td.retrain)
+
+
+def _run_whole(
+    todos: list[_Todo],
+    runner: Executor,
+    ctx: _Context,
+    summary: RunSummary,
+    failed: dict[str, str],
+    progress: Progress,
+) -> None:
+    """`--rerun`: each trial whole in one job (its own search, selection and retrainings of
+    every dataset a claim reads), adding a record."""
+    jobs: list[Job] = []
+    for td in todos:
+        read = [ds for ds, modes in td.plan.needs.retrain.items() if modes]
+        siblings = tuple(x.trial.config_hash for x in todos if x.parent == td.parent)
+        jobs.append(
             TrialJob(
-                t,
-                tracker.uri,
-                exp_id,
-                parent,
-                data_root,
-                dev,
-                str(registry),
-                str(ckpt_root),
-                rerun,
-                search_processes,
-                fast,
-                tuple(t.config_hash for t in group),
+                td.trial,
+                ctx.tracking_uri,
+                ctx.experiment_id,
+                td.parent,
+                ctx.data_root,
+                ctx.device,
+                ctx.registry,
+                ctx.checkpoint_dir,
+                True,
+                ctx.search_processes,
+                ctx.fast,
+                siblings,
+                read if td.trial.config["evaluator"] == "retrain" else None,
             )
-            for t in group
-        ]
-        groups.append((experiment, parent, jobs))
-    runner = executor if executor is not None else LocalExecutor.for_device(dev)
-    try:
-        outcomes = runner.run([job for _, _, jobs in groups for job in jobs], progress)
-    except KeyboardInterrupt:
-        for _, parent, _ in groups:
-            tracker.end_run(parent, "KILLED")
-        raise
-    failed: list[str] = []
-    n_failed = 0
-    for experiment, parent, jobs in groups:
-        mine = [o for o in outcomes if o.job in jobs]
-        # a trial another process locked meanwhile is that process's, not a failure here
-        errors = [o.error for o in mine if o.error is not None and not _locked(o.error)]
-        summary.records.extend(o.path for o in mine if o.path is not None)
-        incomplete = errors or len(mine) < len(jobs)
-        finish_parent(tracker, parent, jobs[0].siblings, "FAILED" if incomplete else "FINISHED")
-        n_failed += len(errors)
-        if errors:
-            failed.append(f"{suite_path}: experiments.{experiment}: {errors[0]}")
-    if failed:
-        more = f" (and {len(failed) - 1} more experiment(s))" if len(failed) > 1 else ""
-        error = TrialFailed(failed[0] + more)
-        error.summary, error.failed = summary, n_failed
+        )
+    for o in runner.run(jobs, progress):
+        if o.error is None and o.path is not None:
+            summary.records.append(o.path)
+        elif o.error is not None and not o.error.startswith(LOCKED):
+            failed.setdefault(o.job.trial.config_hash, o.error)
+
+
+def _finish(
+    suite_path: str | Path,
+    todos: list[_Todo],
+    tracker: Any,
+    summary: RunSummary,
+    failed: dict[str, str],
+) -> RunSummary:
+    """End each experiment's parent run (FAILED when a trial failed or waits) and raise
+    TrialFailed naming the first failure."""
+    from nasrepro.tracking import finish_parent
+
+    errors: list[str] = []
+    for parent, members in groupby(todos, key=lambda td: td.parent):
+        group = list(members)
+        mine = [failed[td.trial.config_hash] for td in group if td.trial.config_hash in failed]
+        incomplete = mine or any(td.waiting for td in group)
+        siblings = tuple(td.trial.config_hash for td in group)
+        finish_parent(tracker, parent, siblings, "FAILED" if incomplete else "FINISHED")
+        if mine:
+            errors.append(f"{suite_path}: experiments.{group[0].trial.experiment}: {mine[0]}")
+    for td in todos:  # child runs of trials that did not get to their record
+        if td.run_id and td.trial.config_hash in failed:
+            tracker.end_run(td.run_id, "FAILED")
+        elif td.run_id and td.waiting:
+            tracker.set_tags(td.run_id, {"waiting": td.waiting})
+            tracker.end_run(td.run_id, "KILLED")
+    if errors:
+        more = f" (and {len(errors) - 1} more experiment(s))" if len(errors) > 1 else ""
+        error = TrialFailed(errors[0] + more)
+        error.summary, error.failed = summary, len(failed)
         raise error
     return summary

@@ -1,4 +1,12 @@
-"""Execute one trial: data, supernet, search, selection, evaluation, tracking, record."""
+"""Execute one trial: data, supernet, search, selection, evaluation, tracking, record.
+
+A trial is assembled from units of work (docs/plan.md, "Units of work"): its search, its
+selection and one retraining per evaluated dataset, each with its own record in the shared
+store (nasrepro/store.py) when a store is given, so a unit another experiment or suite
+already computed is read, not computed again. `execute_trial` runs them in order in this
+process; the runner (nasrepro/runner.py) runs them as separate jobs and assembles the trial
+records with `assemble_record`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +25,30 @@ from torch import nn
 from nasrepro import catalog
 from nasrepro.checkpoint import (
     CheckpointError,
-    checkpoint_path,
     forget_saves,
     load_checkpoint,
     on_save,
     remove_checkpoints,
     save_checkpoint,
+    unit_checkpoint,
 )
-from nasrepro.cost import TrialClock, clock_path, gpu_count, search_cost_gpu_days, trial_cost
+from nasrepro.cost import (
+    TrialClock,
+    assembled_cost,
+    clock_path,
+    gpu_count,
+    search_cost_gpu_days,
+    unit_cost,
+)
 from nasrepro.distributed import Dist, check_replicas, primary_device
-from nasrepro.jobs import FIDELITY_VERSION, Trial
+from nasrepro.jobs import (
+    FIDELITY_VERSION,
+    Trial,
+    retrain_identity,
+    search_identity,
+    selection_identity,
+    unit_key,
+)
 from nasrepro.methods.base import build_hooks
 from nasrepro.progress import emit, trial_scope
 from nasrepro.provenance import device_name, provenance, set_tf32
@@ -67,7 +89,76 @@ def finite_or_none(obj: Any) -> Any:
     return obj
 
 
-def execute_trial(
+def _label(trial: Trial) -> str:
+    return f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
+
+
+def _tags(trial: Trial) -> dict[str, str]:
+    cfg = trial.config
+    return {
+        "suite": trial.suite,
+        "experiment": trial.experiment,
+        "budget": trial.budget,
+        "seed": str(trial.seed),
+        "claim_ids": ",".join(trial.claim_ids),
+        "method": "+".join(cfg.get("methods", ["published cell"])) or "darts",
+        "space": cfg["space"],
+        "dataset": cfg["dataset"],
+        "config_hash": trial.config_hash,
+    }
+
+
+def _computed_for(trial: Trial) -> dict[str, Any]:
+    """Which trial a unit was computed for (labels only: not part of its identity)."""
+    return {
+        "suite": trial.suite,
+        "experiment": trial.experiment,
+        "budget": trial.budget,
+        "config_hash": trial.config_hash,
+    }
+
+
+def open_trial_run(
+    trial: Trial, tracker: Tracker, experiment_id: str, parent_run_id: str, name: str | None
+) -> str:
+    """A new child run for `trial` with its tags and parameters."""
+    run_id = tracker.start_run(
+        experiment_id,
+        name or child_run_name(trial.experiment, trial.budget, trial.seed),
+        _tags(trial),
+        parent_run_id,
+    )
+    tracker.log_params(run_id, flatten(trial.config))
+    tracker.log_params(run_id, {"seed": str(trial.seed)})
+    return run_id
+
+
+# ------------------------------------------------------------------------ search unit
+
+
+@dataclass
+class SearchOutcome:
+    """A trial's search and selection units: their records (written here, or read from
+    the store when another trial computed them) and the trial's MLflow child run."""
+
+    search: dict[str, Any]
+    selection: dict[str, Any] | None
+    run_id: str
+    computed: list[str] = field(default_factory=list)  # kinds computed in this process
+
+
+def _read_units(store: str | Path | None, trial: Trial) -> tuple[dict | None, dict | None]:
+    if store is None:
+        return None, None
+    from nasrepro.store import read_unit
+
+    assert trial.search_key is not None and trial.selection_key is not None
+    return read_unit(store, "search", trial.search_key), read_unit(
+        store, "selection", trial.selection_key
+    )
+
+
+def run_search_unit(
     trial: Trial,
     *,
     tracker: Tracker,
@@ -78,42 +169,39 @@ def execute_trial(
     progress: Progress = _stderr,
     on_epoch: Callable[[EpochLog], None] | None = None,
     run_name: str | None = None,
+    run_id: str | None = None,
     checkpoint_dir: str | Path | None = None,
     evaluate: bool = True,
     ddp: Dist | None = None,
-    eval_device: str | None = None,
     fast: bool = False,
-) -> dict[str, Any] | None:
-    """Run `trial` under a child MLflow run and return its registry record (not yet written).
+    store: str | Path | None = None,
+    rerun: bool = False,
+) -> SearchOutcome | None:
+    """The trial's search unit, then its selection unit, each read from `store` when
+    recorded there (unless `rerun`) and otherwise computed and recorded.
 
-    `on_epoch` sees every epoch's log after it is tracked (Optuna reports and prunes there).
-    `evaluate=False` (tuning) stops after the search: no selection, no lookups, no test
-    numbers, and the returned dict holds only the MLflow ids and the search history.
-    `ddp`: this process's rank in a data-parallel search (trial_worker.py). Rank 0 tracks,
-    checkpoints, selects and evaluates; the other ranks return None after the search.
-    `eval_device`: where the evaluator runs, if not on `device` (a data-parallel retraining
-    over the GPUs of a data-parallel search).
-    `fast`: the fp32 speed switches that keep the math (benchmarks/README.md) that win when
-    timed on this trial's supernet, batch and device (`bench.fast_switches`): NB201's fused
-    mixed ops, channels_last on a CPU, CUDA graphs for plain first-order searches on a GPU;
-    recorded (with the timings) in the record's provenance, not in its config.
+    A recorded search whose final state the store kept is not searched again for another
+    selector (DARTS-PT on a DARTS supernet): the state is restored and only the selection
+    runs. `evaluate=False` (tuning) stops after the search: nothing is recorded and the
+    outcome has no selection. `ddp`: this process's rank in a data-parallel search
+    (trial_worker.py); rank 0 tracks, checkpoints, selects and records, the other ranks
+    return None after the search. `fast`: the fp32 speed switches that keep the math and
+    win when timed here (`bench.fast_switches`), recorded in the search's provenance.
     """
-    if trial.given_cell:
-        return _execute_given_cell(
-            trial,
-            tracker=tracker,
-            experiment_id=experiment_id,
-            parent_run_id=parent_run_id,
-            data_root=data_root,
-            device=eval_device or device,
-            progress=progress,
-            run_name=run_name,
-            checkpoint_dir=checkpoint_dir,
-        )
     from nasrepro.datasets import trial_search_data
+    from nasrepro.store import load_state, save_state, unit_record, write_unit
 
     cfg, settings = trial.config, trial.search
-    label = f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
+    label = _label(trial)
+    use_store = store if (evaluate and not rerun) else None
+    search_rec, selection_rec = _read_units(use_store, trial)
+    if search_rec is not None and selection_rec is not None:
+        if run_id is None:
+            run_id = open_trial_run(trial, tracker, experiment_id, parent_run_id, run_name)
+        tracker.set_tags(run_id, {"units.reused": "search,selection"})
+        progress(f"{label} search and selection already recorded; reused")
+        return SearchOutcome(search_rec, selection_rec, run_id)
+    kept = load_state(store, trial.search_key) if search_rec is not None and store else None
     start = time.perf_counter()
     clock = TrialClock(None)  # this process's time; earlier processes' once resumed
     created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -135,7 +223,7 @@ def execute_trial(
         space_args = hook.configure_space(space_args)
     search_device = torch.device(primary_device(device))
     speed: dict[str, Any] = {"fused": False, "cuda_graph": False, "channels_last": False}
-    if fast:  # the switches that win here, measured on this supernet and batch (bench.py)
+    if fast and kept is None:  # the switches that win here, on this supernet and batch
         from nasrepro.bench import fast_switches
 
         speed = fast_switches(
@@ -162,32 +250,32 @@ def execute_trial(
         cuda_graph=speed["cuda_graph"],
         channels_last=speed["channels_last"],
     )
-    ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
-    ctx.checkpoint = ckpt
+    ckpt = sel_ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = unit_checkpoint(checkpoint_dir, "search", trial.search_key or trial.config_hash)
+        sel_ckpt = unit_checkpoint(
+            checkpoint_dir, "selection", trial.selection_key or trial.config_hash
+        )
+    ckpt_key = trial.search_key or trial.config_hash
     ctx.dist = ddp
-    tags = {
-        "suite": trial.suite,
-        "experiment": trial.experiment,
-        "budget": trial.budget,
-        "seed": str(trial.seed),
-        "claim_ids": ",".join(trial.claim_ids),
-        "method": "+".join(cfg["methods"]) or "darts",
-        "space": cfg["space"],
-        "dataset": cfg["dataset"],
-        "config_hash": trial.config_hash,
-    }
     resume = None
-    if ckpt is not None and ckpt.exists():
+    if kept is not None:
+        resume = {"engine": kept["engine"]}
+    elif ckpt is not None and ckpt.exists():
         try:
-            resume = load_checkpoint(ckpt, trial.config_hash)
+            resume = load_checkpoint(ckpt, ckpt_key)
         except CheckpointError as exc:
-            progress(f"{label} {exc}; starting the trial over")
+            progress(f"{label} {exc}; starting the search over")
             if ddp is None or ddp.main:
                 remove_checkpoints(ckpt)
-    if resume is not None:
+    selected = None
+    if sel_ckpt is not None and sel_ckpt.exists() and resume is not None:
+        with contextlib.suppress(CheckpointError):
+            selected = load_checkpoint(sel_ckpt, trial.selection_key or "").get("selected")
+    if resume is not None and resume.get("mlflow_run_id"):
         run_id = resume["mlflow_run_id"]  # continue the interrupted run, not a new one
         tracker.reopen(run_id)
-        if resume.get("selected"):
+        if selected is not None:
             where = "the selection"
         elif resume["engine"].get("finished"):
             where = "the search"
@@ -195,25 +283,27 @@ def execute_trial(
             where = f"epoch {resume['engine']['epoch']}"
         progress(f"{label} resuming after {where} from {ckpt}")
     else:
-        if ckpt is not None and (ddp is None or ddp.main):
+        if ckpt is not None and (ddp is None or ddp.main) and resume is None:
             remove_checkpoints(ckpt)  # stage files of an older, abandoned attempt
-        run_id = tracker.start_run(
-            experiment_id,
-            run_name or child_run_name(trial.experiment, trial.budget, trial.seed),
-            tags,
-            parent_run_id,
-        )
+            assert sel_ckpt is not None
+            remove_checkpoints(sel_ckpt)
+        if run_id is None:
+            run_id = open_trial_run(trial, tracker, experiment_id, parent_run_id, run_name)
+        elif kept is not None:
+            progress(f"{label} search already recorded: its kept final state is restored")
     main = ddp is None or ddp.main
     if ckpt is not None and main:
         # A resumed trial adds to the time its earlier processes spent; a fresh one (its
         # stage files were just removed) starts from nothing.
-        clock.attach(clock_path(ckpt), continue_earlier=resume is not None)
+        clock.attach(clock_path(ckpt), continue_earlier=resume is not None and kept is None)
         on_save(ckpt, clock.flush)
+        assert sel_ckpt is not None
+        on_save(sel_ckpt, clock.flush)  # the selection's stage checkpoints (PT tuning)
     payload: dict[str, Any] = {
-        "config_hash": trial.config_hash,
+        "config_hash": ckpt_key,
         "mlflow_run_id": run_id,
         "parent_run_id": parent_run_id,
-        **({} if resume is None else {k: resume[k] for k in ("engine", "selected") if k in resume}),
+        **({} if resume is None else {"engine": resume["engine"]}),
     }
 
     def save(state: dict[str, Any]) -> None:
@@ -230,10 +320,9 @@ def execute_trial(
 
     scope = contextlib.ExitStack()  # bars labelled, stage decisions to this run as they happen
     scope.enter_context(trial_scope(label, stage_sink(tracker, run_id)))
+    computed: list[str] = []
     try:
-        if resume is None:
-            tracker.log_params(run_id, flatten(cfg))
-            tracker.log_params(run_id, {"seed": str(trial.seed), "data.split": str(data.split)})
+        tracker.log_params(run_id, {"data.split": str(data.split)})
         lookup_each_epoch = (
             evaluate and cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
         )
@@ -278,122 +367,282 @@ def execute_trial(
             check_replicas(ddp, supernet)
             if not ddp.main:
                 return None
-        if not evaluate:
-            tracker.log_json(run_id, [asdict(h) for h in history], "search_history.json")
-            tracker.end_run(run_id)
-            return {
-                "mlflow": {"run_id": run_id, "parent_run_id": parent_run_id},
-                "search": {"history": [asdict(h) for h in history]},
-            }
-        if "selected" in payload:  # selection finished before the interruption
-            arch = payload["selected"]["genotype"]
-            if payload["selected"]["selection"] is not None:
-                ctx.state["selection"] = payload["selected"]["selection"]
-        else:
-            selector = catalog.get("selector", cfg["selector"])
-            genotype = selector(
-                space, supernet, ctx=ctx, data=data, history=history, **cfg["selector_args"]
-            )
-            arch = space.format_genotype(genotype)
-            payload["selected"] = {
-                "genotype": arch,
-                "selection": finite_or_none(ctx.state.get("selection")),
-            }
-            if ckpt is not None:
-                save_checkpoint(ckpt, payload)
-        clock.enter("eval")
-        result = evaluator.score(
-            arch,
-            cfg["eval_datasets"],
-            ["test_acc", "valid_acc"],
-            space=cfg["space"],
-            data_root=data_root,
-            device=eval_device or device,
-            seed=trial.seed,
-            checkpoint=ckpt,
-            tracking={"uri": tracker.uri, "run_id": run_id},
-            log=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
-            progress=lambda line: progress(f"{label} {line}"),
-        )
-        final = {
-            f"final.{ds}.{m}": v for ds, vals in result.metrics.items() for m, v in vals.items()
-        }
-        tracker.log_metrics(run_id, final, settings.epochs)
-        tracker.set_tags(run_id, {"genotype": arch, "evaluator": cfg["evaluator"]})
         history_json = finite_or_none([asdict(h) for h in history])
-        tracker.log_json(
-            run_id,
-            {"genotype": arch, "arch_index": result.arch_index, "source": result.source},
-            "genotype.json",
-        )
+        if not evaluate:
+            tracker.log_json(run_id, history_json, "search_history.json")
+            tracker.end_run(run_id)
+            search_only = {"result": {"history": history_json}, "key": None}
+            return SearchOutcome(search_only, None, run_id)
+        if search_rec is None:
+            result = {
+                "epochs": settings.epochs,
+                "history": history_json,
+                "stopped_by": ctx.state.get("stopped_by"),
+                "stopped_at_epoch": ctx.state.get("stopped_at_epoch"),
+                "search_data": data.split,
+                "alpha_ops": alpha_ops(history[-1].alpha, space.edge_op_names)
+                if history and history[-1].alpha
+                else None,
+            }
+            search_rec = unit_record(
+                "search",
+                search_identity(cfg),
+                trial.seed,
+                result,
+                cost=unit_cost(
+                    clock,
+                    "search",
+                    device_name(device),
+                    (ddp.world if ddp is not None else 1) if search_device.type == "cuda" else 0,
+                ),
+                provenance={
+                    **provenance(
+                        device, settings.deterministic, time.perf_counter() - start, created
+                    ),
+                    "speed_switches": speed,
+                    "search_processes": ddp.world if ddp is not None else 1,
+                },
+                mlflow={"tracking_uri": tracker.uri, "run_id": run_id},
+                computed_for=_computed_for(trial),
+            )
+            computed.append("search")
+            if store is not None:
+                save_state(store, search_rec["key"], {"config_hash": search_rec["key"],
+                                                      "engine": payload["engine"]})  # fmt: skip
+                search_rec["_path"] = str(write_unit(store, search_rec))
         tracker.log_json(run_id, history_json, "search_history.json")
         if history and history[-1].alpha:
             tracker.log_json(
                 run_id, alpha_ops(history[-1].alpha, space.edge_op_names), "alpha_ops.json"
             )
-            log_alpha_figure(tracker, run_id, history_json, {**tags, "space": cfg["space"]})
-        wall = time.perf_counter() - start
-        cost = trial_cost(
-            clock,
-            device_name(device),
-            (ddp.world if ddp is not None else 1) if search_device.type == "cuda" else 0,
-            gpu_count(eval_device or device),
+            log_alpha_figure(tracker, run_id, history_json, {**_tags(trial), "space": cfg["space"]})
+        clock.enter("select")
+        select_start = time.perf_counter()
+        if selected is not None:  # selection finished before the interruption
+            arch, selection = selected["genotype"], selected["selection"]
+        else:
+            ctx.checkpoint = sel_ckpt  # PT/PT-Mag tuning checkpoints beside it
+            selector = catalog.get("selector", cfg["selector"])
+            genotype = selector(
+                space, supernet, ctx=ctx, data=data, history=history, **cfg["selector_args"]
+            )
+            arch = space.format_genotype(genotype)
+            selection = finite_or_none(ctx.state.get("selection"))
+            if sel_ckpt is not None:
+                save_checkpoint(
+                    sel_ckpt,
+                    {
+                        "config_hash": trial.selection_key or "",
+                        "selected": {"genotype": arch, "selection": selection},
+                    },
+                )
+        selection_rec = unit_record(
+            "selection",
+            selection_identity(cfg),
+            trial.seed,
+            {"genotype": arch, "selection": selection},
+            cost=unit_cost(
+                clock,
+                "select",
+                device_name(device),
+                1 if search_device.type == "cuda" else 0,
+            ),
+            provenance=provenance(
+                device, settings.deterministic, time.perf_counter() - select_start, created
+            ),
+            mlflow={"tracking_uri": tracker.uri, "run_id": run_id},
+            computed_for=_computed_for(trial),
         )
-        record = {
-            **record_identity(trial),
-            "space": cfg["space"],
-            "search_dataset": cfg["dataset"],
-            "search_data": data.split,
-            "genotype": arch,
-            "arch_index": result.arch_index,
-            # per evaluated dataset, plus the measured search cost (None on a CPU)
-            "metrics": {**result.metrics, "search_cost_gpu_days": search_cost_gpu_days(cost)},
-            "cost": cost,
-            "evaluation": {
-                "evaluator": cfg["evaluator"],
-                "source": result.source,
-                "fixture": bool(result.source.get("fixture", False)),
-            },
-            "search": {
-                "epochs": settings.epochs,
-                "history": history_json,
-                "stopped_by": ctx.state.get("stopped_by"),
-                "stopped_at_epoch": ctx.state.get("stopped_at_epoch"),
-                "selection": finite_or_none(ctx.state.get("selection")),
-            },
-            "mlflow": {
-                "tracking_uri": tracker.uri,
-                "experiment_id": experiment_id,
-                "run_id": run_id,
-                "parent_run_id": parent_run_id,
-            },
-            "provenance": {
-                **provenance(device, settings.deterministic, wall, created),
-                "speed_switches": speed,
-                "search_processes": ddp.world if ddp is not None else 1,
-            },
-        }
+        computed.append("selection")
+        if store is not None:
+            selection_rec["_path"] = str(write_unit(store, selection_rec))
+        tracker.set_tags(run_id, {"genotype": arch})
     except BaseException as exc:
-        if ckpt is not None:
+        if ckpt is not None and sel_ckpt is not None:
             if main:
                 clock.flush()  # Ctrl-C, SIGTERM, an error: this process's time is kept
             forget_saves(ckpt)
+            forget_saves(sel_ckpt)
         tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
         tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     finally:
         scope.close()
-    if ckpt is not None:
+    if ckpt is not None and sel_ckpt is not None:
         forget_saves(ckpt)
-    tracker.end_run(run_id)
-    progress(
-        f"{label} genotype {arch} -> "
-        + ", ".join(
-            f"{ds} {m} {v:.2f}" for ds, vals in result.metrics.items() for m, v in vals.items()
+        forget_saves(sel_ckpt)
+        if store is not None:  # recorded in the store: the checkpoints are done
+            remove_checkpoints(ckpt)
+            remove_checkpoints(sel_ckpt)
+    return SearchOutcome(search_rec, selection_rec, run_id, computed)
+
+
+# ---------------------------------------------------------------------- retrain unit
+
+
+def retrain_key(trial: Trial, dataset: str, genotype: str) -> str:
+    return unit_key("retrain", retrain_identity(trial.config, dataset, genotype), trial.seed)
+
+
+def run_retrain_unit(
+    trial: Trial,
+    dataset: str,
+    genotype: str,
+    *,
+    tracker: Tracker,
+    run_id: str,
+    data_root: str | None,
+    device: str,
+    progress: Progress = _stderr,
+    checkpoint_dir: str | Path | None = None,
+    store: str | Path | None = None,
+    rerun: bool = False,
+    fast: bool = False,
+) -> dict[str, Any]:
+    """One retraining of `genotype` on `dataset` with the trial's recipe and seed: read from
+    `store` when recorded there (unless `rerun`), else trained (resuming from its
+    checkpoint after a kill) and recorded. Metrics go to the trial's run `run_id`."""
+    from nasrepro.store import read_unit, unit_record, write_unit
+
+    cfg = trial.config
+    identity = retrain_identity(cfg, dataset, genotype)
+    key = unit_key("retrain", identity, trial.seed)
+    if store is not None and not rerun:
+        rec = read_unit(store, "retrain", key)
+        if rec is not None:
+            return rec
+    label = f"{_label(trial)} retrain {dataset}"
+    start = time.perf_counter()
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    search = cfg.get("search") or {}
+    deterministic = bool(search.get("deterministic", True))
+    seed_everything(trial.seed, deterministic)
+    set_tf32(bool(search.get("tf32", False)))
+    evaluator = build_evaluator(cfg)
+    base = unit_checkpoint(checkpoint_dir, "retrain", key) if checkpoint_dir is not None else None
+    clock = TrialClock(None)
+    clock.enter("eval")
+    if base is not None:
+        clock.attach(clock_path(base), continue_earlier=clock_path(base).exists())
+        on_save(base, clock.flush)
+    try:
+        result = evaluator.score(
+            genotype,
+            [dataset],
+            ["test_acc", "valid_acc"],
+            space=cfg["space"],
+            data_root=data_root,
+            device=device,
+            seed=trial.seed,
+            checkpoint=base,
+            tracking={"uri": tracker.uri, "run_id": run_id},
+            log=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
+            progress=lambda line: progress(f"{_label(trial)} {line}"),
+            channels_last=fast,
         )
-        + budget_caveat(trial.budget)
+    except BaseException:
+        if base is not None:
+            clock.flush()
+            forget_saves(base)
+        raise
+    record = unit_record(
+        "retrain",
+        identity,
+        trial.seed,
+        {"metrics": result.metrics, "source": result.source},
+        cost=unit_cost(clock, "eval", device_name(device), gpu_count(device)),
+        provenance=provenance(device, deterministic, time.perf_counter() - start, created),
+        mlflow={"tracking_uri": tracker.uri, "run_id": run_id},
+        computed_for=_computed_for(trial),
     )
+    record = finite_or_none(record)
+    if store is not None:
+        record["_path"] = str(write_unit(store, record))
+    if base is not None:
+        forget_saves(base)
+        remove_checkpoints(base)
+    values = ", ".join(f"{m} {v:.2f}" for m, v in result.metrics.get(dataset, {}).items())
+    progress(f"{label}: {values}")
     return record
+
+
+# --------------------------------------------------------------------- the trial record
+
+
+@dataclass
+class Evaluation:
+    """What the evaluator gives the trial record: metrics per dataset, the cell's index
+    (NB201 lookups; -1 otherwise), the evaluator's source, the units behind it and the cost
+    of the evaluations."""
+
+    metrics: dict[str, dict[str, float]]
+    arch_index: int
+    source: dict[str, Any]
+    retrain_units: dict[str, str] = field(default_factory=dict)
+    not_retrained: dict[str, str] = field(default_factory=dict)
+    costs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evaluate_cell(
+    trial: Trial,
+    arch: str,
+    retrained: dict[str, dict[str, Any]],
+    not_retrained: dict[str, str],
+    *,
+    data_root: str | None = None,
+    device: str = "cpu",
+) -> Evaluation:
+    """The trial's evaluation: for the `retrain` evaluator, the retraining unit records
+    given per dataset and, for each dataset not retrained (with the reason), the cell's
+    parameters and FLOPs only; for a lookup evaluator (NB201 tables, complexity), the
+    lookup itself, timed here."""
+    cfg = trial.config
+    if cfg["evaluator"] != "retrain":
+        clock = TrialClock(None)
+        clock.enter("eval")
+        result = build_evaluator(cfg).score(
+            arch,
+            cfg["eval_datasets"],
+            ["test_acc", "valid_acc"],
+            space=cfg["space"],
+            data_root=data_root,
+            device=device,
+            seed=trial.seed,
+        )
+        cost = unit_cost(clock, "eval", device_name(device), 0)
+        return Evaluation(result.metrics, result.arch_index, result.source, costs=[cost])
+    metrics: dict[str, dict[str, float]] = {}
+    runs: dict[str, Any] = {}
+    evaluator = build_evaluator(cfg)
+    for ds in cfg["eval_datasets"]:
+        if ds in retrained:
+            rec = retrained[ds]
+            metrics[ds] = rec["result"]["metrics"][ds]
+            runs[ds] = rec["result"]["source"]["runs"][ds]
+        elif ds in not_retrained:
+            metrics[ds] = evaluator.complexity(ds, arch, cfg["space"])
+    sources = [r["result"]["source"] for r in retrained.values()]
+    produced = {m for vals in metrics.values() for m in vals}
+    source = {
+        "backend": "retrain",
+        "genotype": arch,
+        "space": cfg["space"],
+        "runs": runs,
+        "not_covered": [ds for ds in cfg["eval_datasets"] if ds not in evaluator.recipes],
+        "not_retrained": dict(not_retrained),
+        "unavailable": sorted(m for m in ("test_acc", "valid_acc") if m not in produced),
+        "smoke": any(s.get("smoke") for s in sources),
+        "reduced": any(s.get("reduced") for s in sources),
+        "fixture": bool(evaluator.run["fixture"]),
+    }
+    return Evaluation(
+        metrics,
+        -1,
+        source,
+        {ds: r["key"] for ds, r in retrained.items()},
+        dict(not_retrained),
+        [r["cost"] for r in retrained.values()],
+    )
 
 
 def record_identity(trial: Trial) -> dict[str, Any]:
@@ -416,6 +665,227 @@ def record_identity(trial: Trial) -> dict[str, Any]:
     }
 
 
+def assemble_record(
+    trial: Trial,
+    outcome: SearchOutcome,
+    evaluation: Evaluation,
+    *,
+    tracker: Tracker,
+    experiment_id: str,
+    parent_run_id: str,
+    device: str,
+) -> dict[str, Any]:
+    """The searched trial's registry record from its units (docs/plan.md, "How a claim's
+    value is assembled"): search data, history and search cost from the search unit, the
+    genotype from the selection unit, metrics and evaluation cost from the retraining units
+    (or lookups), the trial's own identity and labels. Logs the final metrics to the
+    trial's run and ends it."""
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    search, selection = outcome.search, outcome.selection
+    assert selection is not None
+    arch = selection["result"]["genotype"]
+    cost = assembled_cost([search["cost"], selection["cost"]], evaluation.costs)
+    final = {
+        f"final.{ds}.{m}": v for ds, vals in evaluation.metrics.items() for m, v in vals.items()
+    }
+    run_id = outcome.run_id
+    history = search["result"]["history"]
+    tracker.log_metrics(run_id, final, trial.search.epochs)
+    tracker.set_tags(run_id, {"genotype": arch, "evaluator": trial.config["evaluator"]})
+    tracker.log_json(
+        run_id,
+        {"genotype": arch, "arch_index": evaluation.arch_index, "source": evaluation.source},
+        "genotype.json",
+    )
+    search_prov = search.get("provenance") or {}
+    record = {
+        **record_identity(trial),
+        "space": trial.config["space"],
+        "search_dataset": trial.config["dataset"],
+        "search_data": search["result"]["search_data"],
+        "genotype": arch,
+        "arch_index": evaluation.arch_index,
+        # per evaluated dataset, plus the measured search cost (None on a CPU)
+        "metrics": {**evaluation.metrics, "search_cost_gpu_days": search_cost_gpu_days(cost)},
+        "cost": cost,
+        "evaluation": {
+            "evaluator": trial.config["evaluator"],
+            "source": evaluation.source,
+            "fixture": bool(evaluation.source.get("fixture", False)),
+        },
+        "search": {
+            "epochs": search["result"]["epochs"],
+            "history": history,
+            "stopped_by": search["result"]["stopped_by"],
+            "stopped_at_epoch": search["result"]["stopped_at_epoch"],
+            "selection": selection["result"]["selection"],
+        },
+        "units": {
+            "search": search["key"],
+            "selection": selection["key"],
+            "retrain": evaluation.retrain_units,
+            "not_retrained": evaluation.not_retrained,
+        },
+        "mlflow": {
+            "tracking_uri": tracker.uri,
+            "experiment_id": experiment_id,
+            "run_id": run_id,
+            "parent_run_id": parent_run_id,
+        },
+        "provenance": {
+            **provenance(device, trial.search.deterministic, cost["total_seconds"], created),
+            "speed_switches": search_prov.get("speed_switches"),
+            "search_processes": search_prov.get("search_processes", 1),
+            "search_host": search_prov.get("host"),
+        },
+    }
+    tracker.end_run(run_id)
+    return finite_or_none(record)
+
+
+# ----------------------------------------------------------------- one trial, in order
+
+
+def execute_trial(
+    trial: Trial,
+    *,
+    tracker: Tracker,
+    experiment_id: str,
+    parent_run_id: str,
+    data_root: str | None,
+    device: str,
+    progress: Progress = _stderr,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    run_name: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    evaluate: bool = True,
+    ddp: Dist | None = None,
+    eval_device: str | None = None,
+    fast: bool = False,
+    store: str | Path | None = None,
+    rerun: bool = False,
+    retrain: list[str] | None = None,
+) -> dict[str, Any] | None:
+    """Run `trial` under a child MLflow run and return its registry record (not yet
+    written): its search and selection units, one retraining unit per dataset in `retrain`
+    (default: every evaluated dataset; the others get parameters and FLOPs only), or the
+    lookups, then the record assembled from them. With `store` (the registry directory)
+    each unit recorded there is read instead of computed, and each one computed is recorded.
+
+    `on_epoch` sees every epoch's log after it is tracked (Optuna reports and prunes there).
+    `evaluate=False` (tuning) stops after the search: no selection, no lookups, no test
+    numbers, and the returned dict holds only the MLflow ids and the search history.
+    `ddp`: this process's rank in a data-parallel search (trial_worker.py). Rank 0 tracks,
+    checkpoints, selects and evaluates; the other ranks return None after the search.
+    `eval_device`: where the evaluator runs, if not on `device` (a data-parallel retraining
+    over the GPUs of a data-parallel search).
+    `fast`: the fp32 speed switches that keep the math (benchmarks/README.md) that win when
+    timed on this trial's supernet, batch and device (`bench.fast_switches`): NB201's fused
+    mixed ops, channels_last on a CPU, CUDA graphs for plain first-order searches on a GPU;
+    recorded (with the timings) in the record's provenance, not in its config.
+    """
+    if trial.given_cell:
+        return execute_given_cell(
+            trial,
+            tracker=tracker,
+            experiment_id=experiment_id,
+            parent_run_id=parent_run_id,
+            data_root=data_root,
+            device=eval_device or device,
+            progress=progress,
+            run_name=run_name,
+            checkpoint_dir=checkpoint_dir,
+            store=store,
+            rerun=rerun,
+            retrain=retrain,
+        )
+    outcome = run_search_unit(
+        trial,
+        tracker=tracker,
+        experiment_id=experiment_id,
+        parent_run_id=parent_run_id,
+        data_root=data_root,
+        device=device,
+        progress=progress,
+        on_epoch=on_epoch,
+        run_name=run_name,
+        checkpoint_dir=checkpoint_dir,
+        evaluate=evaluate,
+        ddp=ddp,
+        fast=fast,
+        store=store,
+        rerun=rerun,
+    )
+    if outcome is None:
+        return None  # a rank other than 0 of a data-parallel search
+    if not evaluate:
+        return {
+            "mlflow": {"run_id": outcome.run_id, "parent_run_id": parent_run_id},
+            "search": {"history": outcome.search["result"]["history"]},
+        }
+    assert outcome.selection is not None
+    arch = outcome.selection["result"]["genotype"]
+    try:
+        evaluation = _evaluate_units(
+            trial,
+            arch,
+            outcome.run_id,
+            retrain,
+            tracker=tracker,
+            data_root=data_root,
+            device=eval_device or device,
+            progress=progress,
+            checkpoint_dir=checkpoint_dir,
+            store=store,
+            rerun=rerun,
+            fast=fast,
+        )
+        record = assemble_record(
+            trial,
+            outcome,
+            evaluation,
+            tracker=tracker,
+            experiment_id=experiment_id,
+            parent_run_id=parent_run_id,
+            device=device,
+        )
+    except BaseException as exc:
+        tracker.set_tags(outcome.run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        tracker.end_run(outcome.run_id, status)
+        raise
+    progress(
+        f"{_label(trial)} genotype {arch} -> "
+        + ", ".join(
+            f"{ds} {m} {v:.2f}" for ds, vals in evaluation.metrics.items() for m, v in vals.items()
+        )
+        + budget_caveat(trial.budget)
+    )
+    return record
+
+
+def _evaluate_units(
+    trial: Trial,
+    arch: str,
+    run_id: str,
+    retrain: list[str] | None,
+    **kwargs: Any,
+) -> Evaluation:
+    """The trial's retraining units in this process (the `retrain` evaluator), or its
+    lookups. `retrain`: the datasets to retrain (None: every evaluated one)."""
+    cfg = trial.config
+    if cfg["evaluator"] != "retrain":
+        return evaluate_cell(trial, arch, {}, {}, data_root=kwargs["data_root"])
+    wanted = cfg["eval_datasets"] if retrain is None else retrain
+    done = {
+        ds: run_retrain_unit(trial, ds, arch, run_id=run_id, **kwargs)
+        for ds in cfg["eval_datasets"]
+        if ds in wanted
+    }
+    skipped = {ds: "not asked for" for ds in cfg["eval_datasets"] if ds not in wanted}
+    return evaluate_cell(trial, arch, done, skipped, data_root=kwargs["data_root"])
+
+
 def _given_arch(cfg: dict[str, Any]) -> str:
     """The experiment's published cell as the evaluators read it: NB201 arch strings as
     given, DARTS-space names resolved to their Genotype(...) string."""
@@ -426,7 +896,7 @@ def _given_arch(cfg: dict[str, Any]) -> str:
     return get_genotype(str(cfg["genotype"])).to_str()
 
 
-def _execute_given_cell(
+def execute_given_cell(
     trial: Trial,
     *,
     tracker: Tracker,
@@ -434,65 +904,58 @@ def _execute_given_cell(
     parent_run_id: str,
     data_root: str | None,
     device: str,
-    progress: Progress,
-    run_name: str | None,
-    checkpoint_dir: str | Path | None,
+    progress: Progress = _stderr,
+    run_name: str | None = None,
+    run_id: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    store: str | Path | None = None,
+    rerun: bool = False,
+    retrain: list[str] | None = None,
+    retrained: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A trial of a published cell (`genotype:`): no search and no selection, only the
-    evaluator (params/FLOPs, a benchmark lookup, or a retraining with this seed)."""
+    evaluator (params/FLOPs, a benchmark lookup, or retraining units with this seed).
+    `retrained`: retraining unit records already computed (the runner's jobs), by dataset."""
     cfg = trial.config
-    label = f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
-    start = time.perf_counter()
-    clock = TrialClock(None)
-    clock.enter("eval")  # nothing is searched: all of a published cell's time is evaluation
+    label = _label(trial)
     created = datetime.now(UTC).isoformat(timespec="seconds")
     seed_everything(trial.seed, True)
-    evaluator = build_evaluator(cfg)
     arch = _given_arch(cfg)
-    ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
-    tags = {
-        "suite": trial.suite,
-        "experiment": trial.experiment,
-        "budget": trial.budget,
-        "seed": str(trial.seed),
-        "claim_ids": ",".join(trial.claim_ids),
-        "method": "published cell",
-        "space": cfg["space"],
-        "dataset": cfg["dataset"],
-        "config_hash": trial.config_hash,
-        "genotype": str(cfg["genotype"]),
-    }
-    run_id = tracker.start_run(
-        experiment_id,
-        run_name or child_run_name(trial.experiment, trial.budget, trial.seed),
-        tags,
-        parent_run_id,
-    )
-    try:
+    tags = {**_tags(trial), "method": "published cell", "genotype": str(cfg["genotype"])}
+    if run_id is None:
+        run_id = tracker.start_run(
+            experiment_id,
+            run_name or child_run_name(trial.experiment, trial.budget, trial.seed),
+            tags,
+            parent_run_id,
+        )
         tracker.log_params(run_id, flatten(cfg))
         tracker.log_params(run_id, {"seed": str(trial.seed)})
-        result = evaluator.score(
-            arch,
-            cfg["eval_datasets"],
-            ["test_acc", "valid_acc"],
-            space=cfg["space"],
-            data_root=data_root,
-            device=device,
-            seed=trial.seed,
-            checkpoint=ckpt,
-            tracking={"uri": tracker.uri, "run_id": run_id},
-            log=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
-            progress=lambda line: progress(f"{label} {line}"),
-        )
+    try:
+        if cfg["evaluator"] == "retrain":
+            units = dict(retrained or {})
+            wanted = cfg["eval_datasets"] if retrain is None else retrain
+            for ds in cfg["eval_datasets"]:
+                if ds in wanted and ds not in units:
+                    units[ds] = run_retrain_unit(
+                        trial, ds, arch, tracker=tracker, run_id=run_id, data_root=data_root,
+                        device=device, progress=progress, checkpoint_dir=checkpoint_dir,
+                        store=store, rerun=rerun,
+                    )  # fmt: skip
+            skipped = {ds: "not asked for" for ds in cfg["eval_datasets"] if ds not in units}
+            evaluation = evaluate_cell(trial, arch, units, skipped, data_root=data_root)
+        else:
+            evaluation = evaluate_cell(trial, arch, {}, {}, data_root=data_root, device=device)
         final = {
-            f"final.{ds}.{m}": v for ds, vals in result.metrics.items() for m, v in vals.items()
+            f"final.{ds}.{m}": v for ds, vals in evaluation.metrics.items() for m, v in vals.items()
         }
         tracker.log_metrics(run_id, final, 0)
         tracker.log_json(
             run_id,
-            {"genotype": arch, "arch_index": result.arch_index, "source": result.source},
+            {"genotype": arch, "arch_index": evaluation.arch_index, "source": evaluation.source},
             "genotype.json",
         )
+        cost = assembled_cost([], evaluation.costs)
         record = {
             **record_identity(trial),
             "space": cfg["space"],
@@ -500,13 +963,13 @@ def _execute_given_cell(
             "search_data": None,
             "given_genotype": str(cfg["genotype"]),
             "genotype": arch,
-            "arch_index": result.arch_index,
-            "metrics": result.metrics,
-            "cost": trial_cost(clock, device_name(device), 0, gpu_count(device)),
+            "arch_index": evaluation.arch_index,
+            "metrics": evaluation.metrics,
+            "cost": cost,
             "evaluation": {
                 "evaluator": cfg["evaluator"],
-                "source": result.source,
-                "fixture": bool(result.source.get("fixture", False)),
+                "source": evaluation.source,
+                "fixture": bool(evaluation.source.get("fixture", False)),
             },
             "search": None,
             "mlflow": {
@@ -515,8 +978,13 @@ def _execute_given_cell(
                 "run_id": run_id,
                 "parent_run_id": parent_run_id,
             },
-            "provenance": provenance(device, True, time.perf_counter() - start, created),
+            "provenance": provenance(device, True, cost["total_seconds"], created),
         }
+        if cfg["evaluator"] == "retrain":
+            record["units"] = {
+                "retrain": evaluation.retrain_units,
+                "not_retrained": evaluation.not_retrained,
+            }
     except BaseException as exc:
         tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
         tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
@@ -525,7 +993,7 @@ def _execute_given_cell(
     progress(
         f"{label} {cfg['genotype']} -> "
         + ", ".join(
-            f"{ds} {m} {v:.3f}" for ds, vals in result.metrics.items() for m, v in vals.items()
+            f"{ds} {m} {v:.3f}" for ds, vals in evaluation.metrics.items() for m, v in vals.items()
         )
         + budget_caveat(trial.budget)
     )

@@ -1,9 +1,10 @@
-"""One rank of a data-parallel trial: `torchrun ... -m nasrepro.trial_worker SPEC.json`
-(started by `nasrepro.execute.run_job` through `nasrepro.distributed.launch`).
+"""One rank of a data-parallel search: `torchrun ... -m nasrepro.trial_worker SPEC.json`
+(started by nasrepro/execute.py through `nasrepro.distributed.launch`).
 
 Every rank searches its slice of each batch (gradients averaged over ranks); rank 0 tracks,
-checkpoints, selects, evaluates (a retraining data-parallel again over the same GPUs) and
-writes the registry record, whose path it returns in the result file.
+checkpoints and selects. For a unit job it records the search and selection units in the
+shared store; for a whole trial (`--rerun`) it also evaluates (a retraining data-parallel
+again over the same GPUs) and writes the registry record. The paths go to the result file.
 """
 
 from __future__ import annotations
@@ -19,29 +20,54 @@ from nasrepro.distributed import PROGRESS_PREFIX, init_from_env
 
 
 def main(spec_path: str) -> None:
+    from nasrepro.jobs import UnitJob
     from nasrepro.registry import write_record
     from nasrepro.tracking import NullTracker, Tracker
-    from nasrepro.trial import execute_trial
+    from nasrepro.trial import execute_trial, run_search_unit
 
     spec = json.loads(Path(spec_path).read_text())
-    # The job file is this run's own, written by run_job a moment ago (not foreign input).
+    # The job file is this run's own, written by execute.py a moment ago (not foreign input).
     job = pickle.loads(Path(spec["job"]).read_bytes())  # noqa: S301
     ddp, device = init_from_env()
+    def progress(line: str) -> None:
+        if ddp.main:
+            print(PROGRESS_PREFIX + line, flush=True)
+
+    tracker = Tracker(job.tracking_uri) if ddp.main else NullTracker()
     try:
+        if isinstance(job, UnitJob):  # a search unit and its selection, into the store
+            outcome = run_search_unit(
+                job.trial,
+                tracker=tracker,
+                experiment_id=job.experiment_id,
+                parent_run_id=job.parent_run_id,
+                run_id=job.run_id,
+                data_root=job.data_root,
+                device=str(device),
+                progress=progress,
+                checkpoint_dir=job.checkpoint_dir,
+                ddp=ddp,
+                fast=job.fast,
+                store=job.registry,
+            )
+            if ddp.main:
+                assert outcome is not None and outcome.selection is not None
+                result = {"selection": outcome.selection["_path"]}
+                Path(spec["result"]).write_text(json.dumps(result))
+            return
         record = execute_trial(
             job.trial,
-            tracker=Tracker(job.tracking_uri) if ddp.main else NullTracker(),
+            tracker=tracker,
             experiment_id=job.experiment_id,
             parent_run_id=job.parent_run_id,
             data_root=job.data_root,
             device=str(device),
             eval_device=spec["eval_device"],
-            progress=(lambda line: print(PROGRESS_PREFIX + line, flush=True))
-            if ddp.main
-            else (lambda line: None),
+            progress=progress,
             checkpoint_dir=job.checkpoint_dir,
             ddp=ddp,
             fast=job.fast,
+            retrain=job.retrain,
         )
         if ddp.main:
             assert record is not None

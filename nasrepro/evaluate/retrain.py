@@ -28,6 +28,7 @@ run, and whether the run was reduced (a smoke run, a substituted dataset, a step
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -82,7 +83,12 @@ CIFAR_RECIPE: dict[str, Any] = {
     "auxiliary_weight": 0.4,
     "label_smoothing": 0.0,
     "ema_decay": None,
+    # fp32 as the papers trained. `bf16` (autocast) is an opt-in variant that changes the
+    # math: a different recipe, so its retrainings are other units and its experiments
+    # other trials, never judged as an fp32 claim unless the suite points a claim at it.
+    "precision": "fp32",
 }
+PRECISIONS = ("fp32", "bf16")
 # quark0/darts cnn/train_imagenet.py (--auxiliary): 14 cells, 48 channels, 250 epochs,
 # batch 128, SGD 0.1 with StepLR(1, γ=0.97), wd 3e-5, clip 5, label smoothing 0.1, no
 # drop-path, auxiliary weight 0.4.
@@ -197,6 +203,8 @@ def _check_recipe(where: str, recipe: Mapping[str, Any]) -> dict[str, Any]:
         _float(where, "ema_decay", r["ema_decay"], 0.0, 1.0, lo_open=True, hi_open=True)
     if "lr_schedule" in r and r["lr_schedule"] not in SCHEDULES:
         raise _fail(where, "lr_schedule", r["lr_schedule"], f"one of {', '.join(SCHEDULES)}")
+    if "precision" in r and r["precision"] not in PRECISIONS:
+        raise _fail(where, "precision", r["precision"], f"one of {', '.join(PRECISIONS)}")
     if "net" in r and r["net"] not in NETS:
         raise _fail(where, "net", r["net"], f"one of {', '.join(NETS)}")
     if "source" in r and not isinstance(r["source"], str):
@@ -536,6 +544,7 @@ class RetrainEvaluator:
                     log,
                     progress,
                     path,
+                    channels_last=bool(runtime.get("channels_last")),
                 )
                 continue
             spec = {
@@ -546,6 +555,7 @@ class RetrainEvaluator:
                 "seed": seed,
                 "checkpoint": None if path is None else str(path),
                 "tracking": runtime.get("tracking"),
+                "channels_last": bool(runtime.get("channels_last")),
             }
             workdir = Path(ckpt).parent if ckpt is not None else Path.cwd() / "checkpoints"
             out = launch(
@@ -570,6 +580,36 @@ class RetrainEvaluator:
             "fixture": bool(self.run["fixture"]),
         }
         return LookupResult(values, -1, genotype.to_str(), source)
+
+    def complexity(self, ds: str, genotype_str: str, space: str = "darts") -> dict[str, float]:
+        """Parameters and FLOPs (M) of the network `train_on` would train on `ds`, counted
+        as it counts them, without training: a dataset no claim reads accuracy on is not
+        retrained, but its cell's size is still recorded."""
+        ensure_torchvision()
+        import timm
+
+        from nasrepro.datasets import get_source
+        from nasrepro.nets.darts_eval import MODEL_NAMES, count_eval_flops, count_eval_params
+
+        genotype = self._parse(space, genotype_str)
+        r, run = self.recipes[ds], self.run
+        train_name = run["dataset"] or ds
+        source = get_source(train_name)(run["image_size"])
+        net = r.get("net") or ("imagenet" if train_name == "imagenet" else "cifar")
+        model = timm.create_model(
+            MODEL_NAMES[net],
+            genotype=genotype,
+            num_classes=source.num_classes,
+            layers=r["layers"],
+            init_channels=r["init_channels"],
+            auxiliary=r["auxiliary_weight"] > 0,
+            drop_path_rate=r["drop_path"],
+            in_chans=source.in_channels,
+        )
+        return {
+            "params_m": count_eval_params(model) / 1e6,
+            "flops_m": count_eval_flops(model, source.image_size, source.in_channels) / 1e6,
+        }
 
     @staticmethod
     def _parse(space: str, text: str) -> Any:
@@ -603,9 +643,12 @@ class RetrainEvaluator:
         progress: Callable[[str], None],
         checkpoint: Path | None = None,
         ddp: Dist | None = None,
+        channels_last: bool = False,
     ) -> tuple[dict[str, float], dict[str, Any]]:
         """Train and test on `ds`; with `ddp`, this process's share of a data-parallel run
-        (rank 0 logs, reports and checkpoints)."""
+        (rank 0 logs, reports and checkpoints). `channels_last` (`nasrepro run --fast`):
+        network and batches in channels_last memory format, the same fp32 math up to
+        rounding; recorded in the run's `speed_switches`, not in its identity."""
         ensure_torchvision()
         import timm
         from timm.utils import ModelEmaV3, dispatch_clip_grad
@@ -670,6 +713,14 @@ class RetrainEvaluator:
         if ddp.world > 1 and run["sync_bn"]:
             model = sync_batch_norm(model, device.type == "cuda")
         model.to(device)
+        memory = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            model.to(memory_format=memory)
+        autocast = (
+            torch.autocast(device.type, dtype=torch.bfloat16)
+            if r["precision"] == "bf16"
+            else contextlib.nullcontext()
+        )
         trained: nn.Module = model
         if ddp.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -737,13 +788,15 @@ class RetrainEvaluator:
             for step, (x, y) in enumerate(bar.iterate(train_loader)):
                 if step >= steps_per_epoch:
                     break
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x = x.to(device, non_blocking=True, memory_format=memory)
+                y = y.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                out = trained(x)
-                logits, aux = out if isinstance(out, tuple) else (out, None)
-                loss = criterion(logits, y)
-                if aux is not None:
-                    loss = loss + r["auxiliary_weight"] * criterion(aux, y)
+                with autocast:
+                    out = trained(x)
+                    logits, aux = out if isinstance(out, tuple) else (out, None)
+                    loss = criterion(logits, y)
+                    if aux is not None:
+                        loss = loss + r["auxiliary_weight"] * criterion(aux, y)
                 loss.backward()
                 if r["grad_clip"]:
                     dispatch_clip_grad(model.parameters(), r["grad_clip"], mode="norm")
@@ -823,6 +876,8 @@ class RetrainEvaluator:
             "flops_convention": "multiply-adds per image, eval mode (no auxiliary tower), "
             "convolutions + linear + pooling (nasrepro.complexity.count_flops)",
             "weights_evaluated": "ema" if ema is not None else "final",
+            "precision": r["precision"],
+            "speed_switches": {"channels_last": channels_last},
             "final_epoch_test_acc": last_test["acc"],
             "final_epoch_top5": last_test["top5"],
             "best_test_acc": best[0],

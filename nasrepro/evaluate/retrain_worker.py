@@ -38,6 +38,7 @@ def main(spec_path: str) -> None:
             lambda line: print(PROGRESS_PREFIX + line, flush=True) if ddp.main else None,
             None if spec["checkpoint"] is None else Path(spec["checkpoint"]),
             ddp,
+            channels_last=bool(spec.get("channels_last")),
         )
         if ddp.main:
             Path(spec["result"]).write_text(json.dumps({"values": values, "info": info}))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from nasrepro.execute import LOCKED, Job, with_device
 from nasrepro.executor.base import JobOutcome, Progress, run_safely
-from nasrepro.jobs import TrialJob
 from nasrepro.progress import emit
 
 
@@ -15,7 +15,7 @@ def _stderr(line: str) -> None:
     emit(line)  # a timestamped line of the `nasrepro` logger (nasrepro/progress.py)
 
 
-def _worker(job: TrialJob) -> JobOutcome:
+def _worker(job: Job) -> list[JobOutcome]:
     return run_safely(job, _stderr)
 
 
@@ -49,26 +49,26 @@ class LocalExecutor:
             return cls(["cuda:" + ",".join(map(str, g)) for g in groups])
         return cls([device])
 
-    def run(self, jobs: list[TrialJob], progress: Progress) -> list[JobOutcome]:
+    def run(self, jobs: list[Job], progress: Progress) -> list[JobOutcome]:
         if len(self.devices) == 1 or len(jobs) <= 1:
-            outcomes = []
+            outcomes: list[JobOutcome] = []
             for job in jobs:
-                outcome = run_safely(replace(job, device=self.devices[0]), progress)
-                outcomes.append(JobOutcome(job, outcome.path, outcome.error))
-                if outcome.error is not None:
+                done = run_safely(with_device(job, self.devices[0]), progress)
+                outcomes += done
+                if any(o.error is not None and not o.error.startswith(LOCKED) for o in done):
                     break
             return outcomes
         ctx = mp.get_context("spawn")  # CUDA cannot be re-initialised in a forked child
         pools = [ProcessPoolExecutor(max_workers=1, mp_context=ctx) for _ in self.devices]
         try:
-            futures: list[Future[JobOutcome]] = [
+            futures: list[Future[list[JobOutcome]]] = [
                 pools[i % len(pools)].submit(
-                    _worker, replace(job, device=self.devices[i % len(pools)])
+                    _worker, with_device(job, self.devices[i % len(pools)])
                 )
                 for i, job in enumerate(jobs)
             ]
-            results = [f.result() for f in futures]
+            results = [o for f in futures for o in f.result()]
         finally:
             for pool in pools:
                 pool.shutdown(cancel_futures=True)
-        return [JobOutcome(job, r.path, r.error) for job, r in zip(jobs, results, strict=True)]
+        return results

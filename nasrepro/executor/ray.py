@@ -1,8 +1,9 @@
-"""Ray executor: each trial a Ray task (one GPU each where the trial runs on CUDA).
+"""Ray executor: each job a Ray task (GPUs as the plan requests, where it runs on CUDA).
 
-The same `TrialJob`s as locally; workers open their own MLflow client from the job's
-tracking URI and write records under the job's registry path, so on a cluster the URI must
-name a tracking server and the registry a shared filesystem (README: "Scaling out").
+The same jobs as locally (units of work, packed retrainings, whole trials); workers open
+their own MLflow client from the job's tracking URI and write records under the job's
+registry path, so on a cluster the URI must name a tracking server and the registry a
+shared filesystem (README: "Scaling out"). Units are locked in that shared store.
 """
 
 from __future__ import annotations
@@ -10,13 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nasrepro.executor.base import JobOutcome, Progress, run_safely
-from nasrepro.jobs import TrialJob
+from nasrepro.execute import Job, JobOutcome, job_device, run_safely
+from nasrepro.jobs import PackedJob
 from nasrepro.progress import emit
 
 
-def _remote_body(job: TrialJob) -> JobOutcome:
+def _remote_body(job: Job) -> list[JobOutcome]:
     return run_safely(job, emit)
+
+
+def gpu_request(job: Job) -> int:
+    """GPUs a cluster job asks for: none off CUDA; else the plan's request (a packed job
+    shares one device)."""
+    if not job_device(job).startswith("cuda"):
+        return 0
+    if isinstance(job, PackedJob):
+        return max(j.gpus for j in job.jobs)
+    return max(1, getattr(job, "gpus", 1))
 
 
 @dataclass
@@ -24,7 +35,7 @@ class RayExecutor:
     address: str | None = None  # None: start a local Ray instance
     num_cpus: int | None = None  # for a local instance only
 
-    def run(self, jobs: list[TrialJob], progress: Progress) -> list[JobOutcome]:
+    def run(self, jobs: list[Job], progress: Any) -> list[JobOutcome]:
         import ray
 
         if not ray.is_initialized():
@@ -36,11 +47,8 @@ class RayExecutor:
             ray.init(**kwargs)
         refs = []
         for job in jobs:
-            gpus = 1 if job.device.startswith("cuda") else 0
-            task = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=0)(_remote_body)
+            task = ray.remote(num_gpus=gpu_request(job), num_cpus=1, max_retries=0)(_remote_body)
             refs.append(task.remote(job))
-        progress(
-            f"ray: {len(refs)} trial task(s) submitted to {self.address or 'a local instance'}"
-        )
-        results: list[JobOutcome] = ray.get(refs)
-        return [JobOutcome(job, r.path, r.error) for job, r in zip(jobs, results, strict=True)]
+        progress(f"ray: {len(refs)} task(s) submitted to {self.address or 'a local instance'}")
+        results: list[list[JobOutcome]] = ray.get(refs)
+        return [o for r in results for o in r]
