@@ -284,7 +284,15 @@ def run_suite(
     )
     runner = executor if executor is not None else LocalExecutor.for_device(dev)
     ctx = _Context(
-        tracker.uri, exp_id, data_root, dev, str(reg), str(ckpt_root), search_processes, fast
+        tracker.uri,
+        exp_id,
+        data_root,
+        dev,
+        str(reg),
+        str(ckpt_root),
+        search_processes,
+        fast,
+        tracker,
     )
     failed: dict[str, str] = {}  # config hash -> error
     try:
@@ -322,11 +330,10 @@ def _open_runs(
     summary: RunSummary,
     children: bool = True,
 ) -> list[_Todo]:
-    """A parent run per experiment (an interrupted group's is continued) and, with
-    `children`, a child run per trial (an interrupted search's is continued), tagged and
-    with parameters."""
+    """A parent run per experiment (an interrupted group's is continued); with `children`,
+    the child run an interrupted search of the trial's was logging to (continued). Other
+    child runs open when a job or the trial's record first needs one (`_child_run`)."""
     from nasrepro.tracking import claim_metrics, flatten, parent_run_name
-    from nasrepro.trial import open_trial_run
 
     todos: list[_Todo] = []
     firsts: set[str] = set()
@@ -356,20 +363,24 @@ def _open_runs(
             tracker.log_metrics(parent, claim_metrics(claims), 0)
         summary.run_ids.append(parent)
         for t in group:
-            if not children:  # whole-trial jobs open their own
-                todos.append(_Todo(t, plans[t.config_hash], parent, None))
-                continue
             run_id = None
-            if t.search_key is not None and t.search_key not in firsts:
+            if children and t.search_key is not None and t.search_key not in firsts:
                 firsts.add(t.search_key)  # the trial whose job continues an interrupted search
                 payload = _checkpoint_payload(t, ckpt_root)
                 run_id = None if payload is None else payload.get("mlflow_run_id")
             if run_id is not None:
                 tracker.reopen(run_id)
-            else:
-                run_id = open_trial_run(t, tracker, exp_id, parent, None)
             todos.append(_Todo(t, plans[t.config_hash], parent, run_id))
     return todos
+
+
+def _child_run(td: _Todo, tracker: Any, experiment_id: str) -> str:
+    """The trial's child run, opened when a job or its record first needs it."""
+    from nasrepro.trial import open_trial_run
+
+    if td.run_id is None:
+        td.run_id = open_trial_run(td.trial, tracker, experiment_id, td.parent, None)
+    return td.run_id
 
 
 @dataclass(frozen=True)
@@ -382,6 +393,7 @@ class _Context:
     checkpoint_dir: str
     search_processes: int | None
     fast: bool
+    tracker: Any = None  # this process's MLflow client (child runs open here)
 
 
 def _unit_job(ctx: _Context, td: _Todo, kind: str, key: str, **extra: Any) -> UnitJob:
@@ -392,7 +404,7 @@ def _unit_job(ctx: _Context, td: _Todo, kind: str, key: str, **extra: Any) -> Un
         ctx.tracking_uri,
         ctx.experiment_id,
         td.parent,
-        td.run_id,
+        _child_run(td, ctx.tracker, ctx.experiment_id),
         ctx.data_root,
         ctx.device,
         ctx.registry,
@@ -555,6 +567,7 @@ def _assemble(
                     progress(f"[{t.suite}/{t.experiment} seed {t.seed}] recorded meanwhile")
                     continue
                 records = {ds: r for ds, r in units.items() if r is not None}
+                run_id = _child_run(td, tracker, ctx.experiment_id)
                 if t.given_cell:
                     record = execute_given_cell(
                         t,
@@ -564,18 +577,18 @@ def _assemble(
                         data_root=ctx.data_root,
                         device=ctx.device,
                         progress=progress,
-                        run_id=td.run_id,
+                        run_id=run_id,
                         store=reg,
                         retrain=list(td.retrain),
                         retrained=records,
                     )
                 else:
-                    assert search is not None and selection is not None and td.run_id
+                    assert search is not None and selection is not None
                     arch = selection["result"]["genotype"]
                     evaluation = evaluate_cell(t, arch, records, td.skip, data_root=ctx.data_root)
                     record = assemble_record(
                         t,
-                        SearchOutcome(search, selection, td.run_id),
+                        SearchOutcome(search, selection, run_id),
                         evaluation,
                         tracker=tracker,
                         experiment_id=ctx.experiment_id,
@@ -665,9 +678,9 @@ def _finish(
     for td in todos:  # child runs of trials that did not get to their record
         if td.run_id and td.trial.config_hash in failed:
             tracker.end_run(td.run_id, "FAILED")
-        elif td.run_id and td.waiting:
+        elif td.run_id and td.waiting:  # stopped by a failure here, or another run's lock
             tracker.set_tags(td.run_id, {"waiting": td.waiting})
-            tracker.end_run(td.run_id, "KILLED")
+            tracker.end_run(td.run_id, "FAILED" if failed else "KILLED")
     if errors:
         more = f" (and {len(errors) - 1} more experiment(s))" if len(errors) > 1 else ""
         error = TrialFailed(errors[0] + more)

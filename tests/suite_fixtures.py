@@ -45,3 +45,11 @@ claims:
   - {{id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: DARTS, method: DARTS,
      space: nb201, dataset: cifar10, metric: test_acc, value: 54.30{extra}, experiment: d1}}
 """
+
+
+def trial_records(registry):  # type: ignore[no-untyped-def]
+    """The trial records under a registry folder (a pathlib.Path), sorted: not the unit
+    records and kept states of the shared store (`_units/`, nasrepro/store.py)."""
+    return sorted(
+        p for p in registry.rglob("*.json") if not p.relative_to(registry).parts[0].startswith("_")
+    )

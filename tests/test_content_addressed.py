@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from suite_fixtures import trial_records
 
 from nasrepro.jobs import FIDELITY_VERSION
 from nasrepro.plan import experiment_records
@@ -81,7 +82,7 @@ def after_one_run(ran_once, world):
 
 
 def _records(root: Path) -> list[Path]:
-    return sorted((root / "registry").rglob("*.json"))
+    return trial_records(root / "registry")
 
 
 def _run(path: Path, lines: list[str] | None = None):

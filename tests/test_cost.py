@@ -91,10 +91,14 @@ def test_resumed_trial_records_the_sum_of_its_processes(tmp_path, monkeypatch):
     record = execute_trial(trial, on_epoch=epoch, **kwargs)
     assert record is not None
     # process 1: epochs 1-3 (30 s; the interrupted third was spent, so it counts, and is
-    # redone); process 2: epochs 3-4 (20 s)
+    # redone); process 2: epochs 3-4 (20 s). The record lists each unit's processes: the
+    # search's two, then the selection's and the lookup's (no time on this clock).
     assert record["cost"]["processes"] == [
         {"search_seconds": 30.0, "eval_seconds": 0.0},
         {"search_seconds": 20.0, "eval_seconds": 0.0},
+        {"search_seconds": 0.0, "eval_seconds": 0.0},  # selection, process 1
+        {"search_seconds": 0.0, "eval_seconds": 0.0},  # selection, process 2
+        {"search_seconds": 0.0, "eval_seconds": 0.0},  # the NB201 lookup
     ]
     assert record["cost"]["search_seconds"] == 50.0 and record["cost"]["total_seconds"] == 50.0
     assert record["cost"]["device_name"] and record["cost"]["gpu_hours"] is None

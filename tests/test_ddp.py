@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from suite_fixtures import trial_records
 
 from nasrepro.distributed import EpochShards, device_ids, primary_device
 from nasrepro.evaluate.retrain import RetrainEvaluator
@@ -189,7 +190,7 @@ def test_data_parallel_search_over_two_gloo_processes(tmp_path):
     assert "[ddpsearch/pc smoke seed 0] epoch 2/2" in done.stderr  # rank 0's progress
     records = {
         r["experiment"]: r
-        for r in (json.loads(p.read_text()) for p in (tmp_path / "registry").rglob("*.json"))
+        for r in (json.loads(p.read_text()) for p in trial_records(tmp_path / "registry"))
     }
     assert records["pc"]["search_data"]["processes"] == 2
     assert "processes" not in records["lam"]["search_data"]

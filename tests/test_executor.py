@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from suite_fixtures import nb201_darts_suite
+from suite_fixtures import nb201_darts_suite, trial_records
 
 from nasrepro.executor import LocalExecutor
 from nasrepro.runner import TrialFailed, run_suite
@@ -61,7 +61,7 @@ def test_a_failing_trial_marks_runs_failed_and_records_nothing(suite, tmp_path):
     with pytest.raises(TrialFailed, match="loss became"):
         run_suite(suite, budget="smoke", executor=LocalExecutor(["cpu"]))
     assert (
-        not list((tmp_path / "registry").rglob("*.json"))
+        not trial_records(tmp_path / "registry")
         if (tmp_path / "registry").exists()
         else True
     )

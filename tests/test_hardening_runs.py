@@ -18,14 +18,9 @@ from typing import Any
 import pytest
 
 from nasrepro import tracking
-from nasrepro.checkpoint import (
-    TrialLock,
-    checkpoint_path,
-    load_checkpoint,
-    lock_holder,
-    save_checkpoint,
-)
+from nasrepro.checkpoint import checkpoint_path, load_checkpoint, remove_stale_tmp, save_checkpoint
 from nasrepro.cli import main
+from nasrepro.store import StoreLock, live_holder
 from tests.test_cli import SUITE
 
 
@@ -166,9 +161,9 @@ def test_interrupt_marks_open_runs_and_says_how_many(
 def test_locked_trial_leaves_the_other_runs_parent_alone(
     workdir: Path, capsys: pytest.CaptureFixture[str], store_template: Path
 ) -> None:
-    """Another process runs seed 0 (we hold its lock here; its checkpoint names its MLflow
-    parent): a second `run` skips seed 0, runs seed 1 under its own parent and neither
-    reopens nor fails the other one's."""
+    """Another process runs seed 0 (we hold its lock in the store here; its checkpoint names
+    its MLflow parent): a second `run` skips seed 0, runs seed 1 under its own parent and
+    neither reopens nor fails the other one's."""
     from nasrepro.plan import expand
     from nasrepro.suite import load_suite
 
@@ -178,36 +173,37 @@ def test_locked_trial_leaves_the_other_runs_parent_alone(
     other = tracking.Tracker(uri)
     theirs = other.start_run(other.experiment_id("clitest"), "d1@smoke", {})
     ckpt = checkpoint_path(workdir / "checkpoints", seed0)
-    save_checkpoint(ckpt, {"config_hash": seed0.config_hash, "parent_run_id": theirs})
-    with TrialLock(ckpt):
-        assert lock_holder(ckpt) == str(os.getpid())
+    save_checkpoint(ckpt, {"config_hash": seed0.search_key, "parent_run_id": theirs})
+    with StoreLock(workdir / "registry", seed0.search_key, "their run"):
+        assert live_holder(workdir / "registry", seed0.search_key).pid == os.getpid()
         code = main(
             ["run", str(suite), "--budget", "smoke", "--device", "cpu", "--tracking-uri", uri]
         )
         err = capsys.readouterr().err
     assert code == 0, err
-    assert "seed 0] being run by another process" in err
+    assert "seed 0] being run by another process (their run on" in err
     assert other.client.get_run(theirs).info.status == "RUNNING"
     records = list((workdir / "registry" / "clitest" / "d1" / "smoke").glob("*.json"))
     assert len(records) == 1
-    assert load_checkpoint(ckpt, seed0.config_hash)["parent_run_id"] == theirs
-    assert lock_holder(ckpt) is None
+    assert load_checkpoint(ckpt, seed0.search_key)["parent_run_id"] == theirs
+    assert live_holder(workdir / "registry", seed0.search_key) is None
 
 
 def test_stale_tmp_checkpoints_are_removed_by_the_next_lock_holder(tmp_path: Path) -> None:
-    ckpt = tmp_path / "seed0-0123456789abcdef.pt"
+    ckpt = tmp_path / "search-0123456789abcdef.pt"
     save_checkpoint(ckpt, {"config_hash": "h"})
     left = [
-        tmp_path / ".tmp-seed0-0123456789abcdef-x1y2.pt",  # a killed epoch write
-        tmp_path / ".tmp-seed0-0123456789abcdef.pt-stage-k9.pt",  # a killed stage write
+        tmp_path / ".tmp-search-0123456789abcdef-x1y2.pt",  # a killed epoch write
+        tmp_path / ".tmp-search-0123456789abcdef.select-k9.pt",  # a killed stage write
     ]
-    others = tmp_path / ".tmp-seed1-fedcba9876543210-a.pt"  # another trial's, maybe live
+    others = tmp_path / ".tmp-search-fedcba9876543210-a.pt"  # another unit's, maybe live
     for path in [*left, others]:
         path.write_bytes(b"partial")
-    with TrialLock(ckpt):
+    with StoreLock(tmp_path / "registry", "0123456789abcdef"):
+        remove_stale_tmp(ckpt)  # what a unit job does once it holds the unit's lock
         assert not any(p.exists() for p in left)
     assert others.exists() and load_checkpoint(ckpt, "h")["config_hash"] == "h"
-    assert not list(tmp_path.glob(".tmp-seed0*"))
+    assert not list(tmp_path.glob(".tmp-search-0123*"))
 
 
 def test_full_disk_says_so_and_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from suite_fixtures import nb201_darts_suite
+from suite_fixtures import nb201_darts_suite, trial_records
 
 SUITE = nb201_darts_suite(
     "resumetest", seeds=1, smoke_seeds=1, smoke_epochs=6, smoke_steps=6, channels=4
@@ -46,7 +46,7 @@ def _workdir(root: Path, name: str) -> Path:
 
 
 def _record(workdir: Path) -> dict:
-    files = sorted((workdir / "registry").rglob("*.json"))
+    files = trial_records(workdir / "registry")
     assert len(files) == 1, files
     return json.loads(files[0].read_text())
 
@@ -106,7 +106,7 @@ def reference(tmp_path_factory) -> dict:
 def test_killed_trial_resumes_identically(tmp_path, reference, kill_after):
     workdir = _workdir(tmp_path, f"killed{kill_after}")
     assert _kill_after_epoch(workdir, kill_after) == -signal.SIGKILL
-    assert not (workdir / "registry").exists() or not list((workdir / "registry").rglob("*.json"))
+    assert not (workdir / "registry").exists() or not trial_records(workdir / "registry")
     done = _run(workdir)
     assert done.returncode == 0, done.stderr
     assert "resuming after epoch" in done.stderr
@@ -152,7 +152,7 @@ def test_rerun_of_a_recorded_trial_adds_nothing(reference):
     done = _run(workdir)
     assert done.returncode == 0, done.stderr
     assert "already in registry/" in done.stderr
-    assert len(list((workdir / "registry").rglob("*.json"))) == 1
+    assert len(trial_records(workdir / "registry")) == 1
 
 
 def test_foreign_checkpoint_is_refused(tmp_path):

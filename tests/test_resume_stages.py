@@ -4,6 +4,7 @@ the same command, ends exactly as an uninterrupted one; a trial is locked while 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from suite_fixtures import trial_records
 
 # Tests only: `pt` selects by PT on a tiny NB201 supernet (digits 8x8, 4 tuning epochs deciding
 # at each, scored in the NB201 table); `rt` retrains the argmax DARTS cell for 4 epochs.
@@ -194,38 +196,40 @@ def test_killed_after_the_search_resumes_identically(
 
 
 def test_a_running_trial_is_locked_against_a_second_run(tmp_path):
-    from nasrepro.checkpoint import TrialLock, checkpoint_path
     from nasrepro.plan import expand
+    from nasrepro.store import StoreLock
     from nasrepro.suite import load_suite
 
     workdir = _workdir(tmp_path, "locked")
     suite_path = workdir / "s.yaml"
     (trial,) = expand(load_suite(suite_path), suite_path, "smoke", ["pt"], None)
-    with TrialLock(checkpoint_path(workdir / "checkpoints", trial)):
+    # the lock is in the shared store (the registry), whatever the checkpoint directory
+    with StoreLock(workdir / "registry", trial.search_key, "another run"):
         done = _run(workdir, "pt")
     # the other process records it: this run skips the trial, naming the holder, and writes
     # nothing for it
     assert done.returncode == 0, done.stderr
-    assert f"being run by another process (pid {os.getpid()}); skipped" in done.stderr
-    assert not (workdir / "registry").exists() or not list((workdir / "registry").rglob("*.json"))
+    assert f"being run by another process (another run on {socket.gethostname()} pid {os.getpid()}" in done.stderr
+    assert not trial_records(workdir / "registry")
 
 
-def test_the_lock_of_a_killed_run_is_released(tmp_path):
-    from nasrepro.checkpoint import TrialLock, TrialLocked
+def test_the_lock_of_a_killed_run_is_recovered(tmp_path):
+    from nasrepro.store import StoreLock, UnitLocked
 
-    base = tmp_path / "seed0-abc.pt"
     code = (
-        "from nasrepro.checkpoint import TrialLock; from pathlib import Path; import time\n"
-        f"with TrialLock(Path({str(base)!r})):\n    print('held', flush=True); time.sleep(60)\n"
+        "from nasrepro.store import StoreLock; import time\n"
+        f"with StoreLock({str(tmp_path)!r}, 'k', 'holder'):\n"
+        "    print('held', flush=True); time.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"
-        with pytest.raises(TrialLocked, match=f"pid {proc.pid}"), TrialLock(base):
+        with pytest.raises(UnitLocked, match=f"pid {proc.pid}"), StoreLock(tmp_path, "k"):
             pass
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-        with TrialLock(base):  # the kernel dropped the dead holder's lock
+        assert (tmp_path / "_locks" / "k.lock").exists()  # a kill leaves the file behind
+        with StoreLock(tmp_path, "k"):  # same host, holder dead: recovered at once
             pass
     finally:
         if proc.poll() is None:
