@@ -573,11 +573,12 @@ def tune_experiment(
     ensure_torchvision()
     import optuna
 
+    from nasrepro import preflight as checks
     from nasrepro.plan import BUDGETS, expand
     from nasrepro.runner import preflight, resolve_device
     from nasrepro.search.engine import SearchDiverged
     from nasrepro.suite import SearchSettings, load_suite
-    from nasrepro.tracking import flatten
+    from nasrepro.tracking import flatten, resolve_uri
     from nasrepro.trial import execute_trial
 
     if objective not in OBJECTIVES:
@@ -595,9 +596,14 @@ def tune_experiment(
     tuned = resolve_params(suite, suite_path, experiment, budget, specs)
     dev = resolve_device(device)
     preflight([base], data_root)
+    storage_url = storage or default_storage()
+    # the tracking store, the study's storage and the suggestion's folder, in seconds and
+    # before the study is created (MLflow retries an unreachable server for minutes)
+    checks.check_tracking_uri(resolve_uri(tracking_uri))
+    checks.check_database_url(storage_url, "--storage")
+    checks.check_output_dir(out, "--out")
 
     direction = OBJECTIVES[objective]
-    storage_url = storage or default_storage()
     shown_storage = _shown_storage(storage_url)
     study_name = study or f"{suite.suite}-{experiment}-{budget}"
     owner = {
@@ -974,6 +980,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     ensure_torchvision()
     from nasrepro.datasets.base import DatasetNotFound
     from nasrepro.evaluate.nb201 import Nb201FileError
+    from nasrepro.preflight import PreflightError
     from nasrepro.suite import SuiteError
 
     if args.trials < 1:
@@ -998,6 +1005,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except PreflightError as exc:  # a store, server or folder: named in the line itself
+        return _fail(str(exc), exc.exit_code)
     except (DatasetNotFound, Nb201FileError, ValueError) as exc:
         return _fail(f"{args.suite}: {exc}")
     except TuneFailed as exc:

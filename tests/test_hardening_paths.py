@@ -111,12 +111,11 @@ def test_artifacts_with_an_unknown_experiment_is_an_error(
     assert err.startswith(f"{suite}: --experiment: no experiment {given!r} in the suite"), err
 
 
-def test_artifacts_with_a_searched_experiment_is_an_error(
+def test_artifacts_with_a_searched_experiment_runs_nothing(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A known experiment that is not a published cell: nothing to run, nothing written."""
     suite = tiny_suite(workdir / "s.yaml")
-    err = _refused(["run", str(suite), "--artifacts", "--experiment", "d1"], capsys)
-    assert err == (
-        f"{suite}: --experiment: 'd1' is not an artifact experiment (it searches a cell); "
-        "drop --artifacts to run it"
-    )
+    assert main(["run", str(suite), "--artifacts", "--experiment", "d1"]) == 0
+    assert f"{suite}: no artifact experiments; nothing to run" in capsys.readouterr().out
+    assert not written(workdir), written(workdir)

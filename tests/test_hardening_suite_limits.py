@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from nasrepro.cli import main
-from nasrepro.suite import MAX_GENOTYPE_CHARS, MAX_ID_CHARS, MAX_INCLUDED_BYTES, load_suite
+from nasrepro.suite import (
+    MAX_GENOTYPE_CHARS,
+    MAX_ID_CHARS,
+    MAX_INCLUDED_BYTES,
+    MAX_INCLUDES,
+    load_suite,
+)
 from tests.hardening_checks import enter_workdir, one_line, tiny_suite, written
 
 
@@ -71,7 +77,7 @@ def test_include_outside_the_repository_is_refused(
         (workdir / "link.yaml").symlink_to(outside)
     path = _including(workdir / "s.yaml", name)
     err = refused(path, capsys)
-    assert err.startswith(f"{path}:3: include[0]: "), err
+    assert err.startswith(f"{path}:11: include[0]: "), err
     assert f"{outside} is outside the suite's repository {workdir}" in err
     assert "NASREPRO_INCLUDE_DIRS" in err
 
@@ -112,13 +118,15 @@ def test_included_bytes_are_capped_before_reading(
     start = time.monotonic()
     err = refused(path, capsys, run=False)
     assert time.monotonic() - start < 5
-    assert f"{path}:3: include[4]: " in err, err
+    assert f"{path}:11: include[4]: " in err, err
     assert f"included files exceed {MAX_INCLUDED_BYTES:,} bytes" in err
     again = _including(workdir / "t.yaml", *(["big0.yaml"] * 2000))
     start = time.monotonic()
     err = refused(again, capsys)
     assert time.monotonic() - start < 10  # validate and run
-    assert "include[1]: includes big0.yaml twice" in err, err
+    assert f"{again}:11: include: 2,000 files; a suite includes at most {MAX_INCLUDES}" in err
+    twice = _including(workdir / "u.yaml", "big0.yaml", "./big0.yaml")
+    assert "include[1]: includes ./big0.yaml twice" in refused(twice, capsys, run=False)
 
 
 # ---------------------------------------------------------------------------------- ids
@@ -138,7 +146,7 @@ def test_ids_that_collide_once_read_are_refused(
     )
     path.write_text(text.replace(block, twice).replace("experiment: d1", f"experiment: {second}"))
     err = refused(path, capsys)
-    line = text[: text.index("  d1:")].count("\n") + 1 + block.count("\n") + 1
+    line = text[: text.index("  d1:")].count("\n") + 1 + block.count("\n")
     assert err.startswith(f"{path}:{line}: <root>: invalid YAML: duplicate key "), err
     assert "are the same key once read" in err
 
@@ -165,7 +173,7 @@ def test_long_experiment_id_is_refused_before_any_trial(
     long_id = "x" * 300
     path.write_text(path.read_text().replace("d1", long_id))
     err = refused(path, capsys)
-    assert err.startswith(f"{path}:11: experiments.{'x' * 20}"), err
+    assert err.startswith(f"{path}:12: experiments.{'x' * 20}"), err
     assert f"is 300 characters; an id names a registry folder: at most {MAX_ID_CHARS}" in err
     ok = tiny_suite(workdir / "ok.yaml")
     ok.write_text(ok.read_text().replace("d1", "x" * MAX_ID_CHARS))
