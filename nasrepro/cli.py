@@ -376,6 +376,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = [s for s in switches if s not in SWITCHES]
     if unknown:
         return _fail(f"--switch: unknown {unknown[0]!r} (known: {', '.join(SWITCHES)})")
+    from nasrepro.preflight import PreflightError, check_output_dir
+
+    try:  # before minutes of timing, not after
+        check_output_dir(args.out, "--out")
+    except PreflightError as exc:
+        return _fail(str(exc), exc.exit_code)
     progress = None if args.json else (lambda line: print(line, file=sys.stderr))
     command = ("nasrepro bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])).strip()
     path = results_path(Path(args.out), device_label(torch.device(device)))
@@ -470,7 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-run the claims of DARTS performance-collapse papers.",
         epilog="`nasrepro COMMAND --help` documents each command. Environment: "
         "MLFLOW_TRACKING_URI, NASREPRO_REGISTRY, NASREPRO_DATA_ROOT, NASREPRO_NB201_FILE, "
-        "NASREPRO_PROGRESS_INTERVAL (seconds between progress lines in logs, default 5).",
+        "NASREPRO_PROGRESS_INTERVAL (seconds between progress lines in logs, default 5), "
+        "NASREPRO_INCLUDE_DIRS (folders outside a suite's repository its include: may read).",
     )
     p.add_argument("--version", action="version", version=f"nasrepro {__version__}")
     _verbosity_flags(p, 0)

@@ -43,7 +43,7 @@ def test_run_output_that_is_a_file_is_refused_before_the_trials(
     assert err == f"nasrepro: error: {option} afile/pages: afile is not a directory"
 
 
-def test_report_and_tune_output_that_is_a_file(
+def test_report_tune_and_bench_output_that_is_a_file(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     suite = tiny_suite(workdir / "s.yaml")
@@ -52,6 +52,8 @@ def test_report_and_tune_output_that_is_a_file(
     assert err == "nasrepro: error: --out afile: is a file, not a directory"
     tune = ["tune", str(suite), "--experiment", "d1", "--param", "search.lr=uniform(0.01,0.1)"]
     err = _refused([*tune, "--trials", "1", "--device", "cpu", "--out", "afile"], capsys)
+    assert err == "nasrepro: error: --out afile: is a file, not a directory"
+    err = _refused(["bench", "--quick", "--device", "cpu", "--out", "afile"], capsys)
     assert err == "nasrepro: error: --out afile: is a file, not a directory"
     assert (workdir / "afile").read_text() == "not a folder"
 

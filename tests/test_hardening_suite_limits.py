@@ -288,3 +288,24 @@ def test_huge_integers_are_one_line(
     path.write_text(path.read_text().replace("value: 54.30", "value: 1" + "0" * digits))
     err = refused(path, capsys)
     assert err.startswith(f"{path}:23: <root>: invalid YAML: an integer of {digits + 1:,} digits")
+
+
+def test_the_limits_quoted_in_the_docs_are_the_code_s() -> None:
+    from nasrepro.preflight import MIN_FREE_BYTES
+    from nasrepro.safe_pickle import MIN_UNFILLED_BYTES
+    from nasrepro.spaces.darts import MAX_CELL_STATES
+
+    root = Path(__file__).resolve().parents[1]
+    safety = " ".join((root / "docs" / "safety.md").read_text().split())
+    plan = " ".join((root / "docs" / "plan.md").read_text().split())
+    mib = MAX_INCLUDED_BYTES >> 20
+    for quoted in (
+        f"at most {MAX_ID_CHARS} characters, checked before anything else",
+        f"genotype strings of at most {MAX_GENOTYPE_CHARS:,} characters",
+        f"a `range(...)` of at most {MAX_CELL_STATES} states",
+        f"at most {MAX_INCLUDES} of them, each once, {mib} MiB together",
+        f"less than {MIN_FREE_BYTES >> 20} MiB under the SQLite store",
+        f"({MIN_UNFILLED_BYTES >> 20} MiB for a smaller file)",
+    ):
+        assert quoted in safety, quoted
+    assert f"at most {MAX_INCLUDES} files, each once, of at most {mib} MiB together" in plan
