@@ -826,7 +826,8 @@ def _apply_includes(
                 extra[0],
                 "unknown key (an included file holds only `experiments`)",
             )
-        for exp_id, body in inc_data["experiments"].items():
+        for key, body in inc_data["experiments"].items():
+            exp_id = json_key(key) or str(key)  # as the schema reads it: 1 and '1' are one id
             line = _line_of(inc_root, ("experiments", exp_id))
             if exp_id in merged:
                 raise SuiteError(
@@ -837,13 +838,14 @@ def _apply_includes(
             sources[exp_id] = (inc_shown, inc_root)
     own = data.get("experiments")
     if isinstance(own, dict):
-        for exp_id in own:
+        for key, body in own.items():
+            exp_id = json_key(key) or str(key)
             if exp_id in merged:
                 line = _line_of(root, ("experiments", exp_id))
                 raise SuiteError(
                     shown, line, f"experiments.{exp_id}", f"also defined in {where[exp_id]}"
                 )
-        merged.update(own)
+            merged[exp_id] = body
     elif own is not None:
         return sources  # not a mapping: the schema check reports it at the suite's line
     data["experiments"] = merged

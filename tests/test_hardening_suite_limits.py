@@ -151,6 +151,17 @@ def test_ids_that_collide_once_read_are_refused(
     assert "are the same key once read" in err
 
 
+def test_ids_that_collide_across_an_include_are_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shared = INCLUDED.replace("  shared:", "  1:")
+    (workdir / "shared.yaml").write_text(shared)
+    path = _including(workdir / "s.yaml", "shared.yaml")
+    path.write_text(path.read_text().replace("  d1:", "  '1':").replace("experiment: d1", "experiment: '1'"))
+    err = refused(path, capsys)
+    assert err.startswith(f"{path}:13: experiments.1: also defined in {workdir / 'shared.yaml'}:2")
+
+
 @pytest.mark.parametrize(
     ("key", "problem"),
     [("2020-01-01", "is a date, not text: quote it"), ("? [a, b]\n  ", "is a list, not text")],
