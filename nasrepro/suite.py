@@ -341,7 +341,7 @@ def json_key(key: Any) -> str | None:
     return None
 
 
-_KIND = {"date": "a date", "datetime": "a date and time", "list": "a list", "dict": "a mapping"}
+_KIND = {"date": "a date", "datetime": "a date and time", "bytes": "binary"}
 
 
 def _construct_mapping(
@@ -360,7 +360,7 @@ def _construct_mapping(
             kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
             if isinstance(key_node, yaml.ScalarNode):
                 kind = _KIND.get(type(key).__name__, f"a {type(key).__name__}")
-            shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "[...]"
+            shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "(a collection)"
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {shown} is {kind}, not text: quote it", key_node.start_mark
             )
