@@ -225,29 +225,44 @@ def _first_line(exc: BaseException) -> str:
     return (text[0][:200] if text else type(exc).__name__) or type(exc).__name__
 
 
-# numpy globals torch's weights_only unpickler needs for NAS-Bench-201's numpy scalars
-def _torch_numpy_globals() -> list[Any]:
-    from numpy._core.multiarray import _reconstruct as np_reconstruct  # type: ignore[attr-defined]
+# numpy globals torch's weights_only unpickler needs for NAS-Bench-201's arrays and numpy
+# scalars, under numpy 1's module names (the released files) and numpy 2's; the array
+# reconstructors charged to the load as in RestrictedUnpickler
+def _torch_numpy_globals(allocations: _Allocations) -> list[Any]:
     from numpy._core.multiarray import scalar as np_scalar  # type: ignore[attr-defined]
 
+    capped = functools.partial(_reconstruct, allocations)
     dtype_classes = [
         type(np.dtype(code)) for code in ("b", "B", "h", "H", "i", "I", "l", "L", "q", "Q",
                                           "e", "f", "d", "g", "?")
     ]  # fmt: skip
-    return [np_reconstruct, np_scalar, np.ndarray, np.dtype, *dtype_classes]
+    modules = ("numpy.core.multiarray", "numpy._core.multiarray")
+    named = [(capped, f"{m}._reconstruct") for m in modules]
+    named += [(np_scalar, f"{m}.scalar") for m in modules]
+    return [
+        *named,
+        (_ArrayType(allocations), "numpy.ndarray"),
+        (np.ndarray, "nasrepro.safe_pickle.ndarray"),  # torch fills (BUILDs) allowed types only
+        np.dtype,
+        *dtype_classes,
+    ]
 
 
 def torch_load_safe(path: str | Path) -> Any:
     """`torch.load(weights_only=True)` with numpy's numeric reconstructors allowed
-    explicitly; UnsafePickleError (one line, naming the file) for anything else."""
+    explicitly (arrays capped like load_pickle's); UnsafePickleError (one line, naming the
+    file) for anything else."""
     import torch
 
     path = Path(path)
     try:
-        with torch.serialization.safe_globals(_torch_numpy_globals()):
+        allocations = _Allocations(max(MIN_UNFILLED_BYTES, path.stat().st_size))
+        with torch.serialization.safe_globals(_torch_numpy_globals(allocations)):
             return torch.load(path, map_location="cpu", weights_only=True)
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
+    except UnsafePickleError as exc:  # our reconstructors' refusals pass through torch
+        raise UnsafePickleError(f"{path}: {exc}") from None
     except pickle.UnpicklingError as exc:
         raise UnsafePickleError(f"{path}: {_torch_refusal(str(exc))}") from None
     except Exception as exc:  # noqa: BLE001  (truncated/garbage bytes raise many kinds)

@@ -123,3 +123,31 @@ def test_forged_pth_names_the_refused_global(tmp_path: Path) -> None:
     with pytest.raises(Nb201FileError) as err2:
         Nb201ApiEvaluator(path=str(forged), sha256=pin)
     assert "refuses to load global posix.system" in one_line(str(err2.value))
+
+
+class _ReconstructBomb:
+    """Pickles as numpy's own `_reconstruct(ndarray, (N,), 'b')`: 106 MB from a tiny file."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from numpy._core.multiarray import _reconstruct
+
+        return (_reconstruct, (np.ndarray, (N,), "b"))
+
+
+def test_pth_arrays_are_capped_and_numpy1_names_load(tmp_path: Path) -> None:
+    """The `.pth` loader (torch's weights_only unpickler) gets the same cap; it also reads
+    numpy's reconstructors under numpy 1's module names, as the released files have them."""
+    bomb = tmp_path / "bomb.pth"
+    torch.save({"a": _ReconstructBomb()}, bomb, _use_new_zipfile_serialization=False)
+    assert bomb.stat().st_size < 2000
+    with pytest.raises(UnsafePickleError) as err:
+        torch_load_safe(bomb)
+    assert f"would allocate {N:,} bytes" in one_line(str(err.value))
+    legacy = tmp_path / "numpy1.pth"
+    data = {"a": np.arange(10.0), "s": np.float64(3.5)}
+    torch.save(data, legacy, _use_new_zipfile_serialization=False)
+    raw = legacy.read_bytes()
+    assert b"numpy._core.multiarray" in raw
+    legacy.write_bytes(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    loaded = torch_load_safe(legacy)
+    assert np.array_equal(loaded["a"], data["a"]) and loaded["s"] == 3.5
