@@ -296,7 +296,6 @@ def _check_file_store(uri: str, path: str) -> None:
 # --------------------------------------------------------------------------------- Ray
 
 RAY_CLIENT_PORT = 10001  # `ray://HOST` without a port (Ray Client's default)
-RAY_GCS_PORT = 6379  # `ray start --head`'s default
 
 
 def _auto_ray_address() -> str:
