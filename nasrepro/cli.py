@@ -65,8 +65,17 @@ def _artifact_experiments(path: str, given: list[str] | None) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nasrepro._compat import ensure_torchvision
     from nasrepro.preflight import PreflightError
+
+    if args.ray_address and args.executor != "ray":
+        return _fail("--ray-address: goes with --executor ray")
+    try:  # seconds, not MLflow's or Ray's minutes of retries; before torch is even imported
+        executor = _run_preflight(args)
+    except PreflightError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except ValueError as exc:  # e.g. --gpus-per-trial beyond the visible GPUs
+        return _fail(str(exc))
+    from nasrepro._compat import ensure_torchvision
 
     ensure_torchvision()
     from nasrepro.api import run_summary
@@ -75,15 +84,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
-
-    if args.ray_address and args.executor != "ray":
-        return _fail("--ray-address: goes with --executor ray")
-    try:  # seconds, not MLflow's or Ray's minutes of retries, and before any trial
-        executor = _run_preflight(args)
-    except PreflightError as exc:
-        return _fail(str(exc), exc.exit_code)
-    except ValueError as exc:  # e.g. --gpus-per-trial beyond the visible GPUs
-        return _fail(str(exc))
     summaries = []
     paths = [Path(p) for p in args.suites]
     for path in args.suites:

@@ -514,6 +514,18 @@ def _count(trials: list[Any]) -> tuple[int, int, int]:
     )
 
 
+def tune_preflight(tracking_uri: str | None, storage: str | None, out: str | Path) -> None:
+    """The tracking store, the study's storage and the suggestion's folder, checked in
+    seconds before anything is imported, loaded or created (MLflow retries an unreachable
+    server for minutes); PreflightError (one line) for the first that cannot be used."""
+    from nasrepro.preflight import check_database_url, check_output_dir, check_tracking_uri
+    from nasrepro.tracking import resolve_uri
+
+    check_tracking_uri(resolve_uri(tracking_uri))
+    check_database_url(storage or default_storage(), "--storage")
+    check_output_dir(out, "--out")
+
+
 def tune_experiment(
     suite_path: str | Path,
     experiment: str,
@@ -568,17 +580,17 @@ def tune_experiment(
     `tune.objective`), `best_value` and `best.<param>` on the parent. No registry record is
     written. The suggestion goes to `<out>/<suite>.<experiment>.<budget>.yaml`.
     """
+    tune_preflight(tracking_uri, storage, out)
     from nasrepro._compat import ensure_torchvision
 
     ensure_torchvision()
     import optuna
 
-    from nasrepro import preflight as checks
     from nasrepro.plan import BUDGETS, expand
     from nasrepro.runner import preflight, resolve_device
     from nasrepro.search.engine import SearchDiverged
     from nasrepro.suite import SearchSettings, load_suite
-    from nasrepro.tracking import flatten, resolve_uri
+    from nasrepro.tracking import flatten
     from nasrepro.trial import execute_trial
 
     if objective not in OBJECTIVES:
@@ -597,11 +609,6 @@ def tune_experiment(
     dev = resolve_device(device)
     preflight([base], data_root)
     storage_url = storage or default_storage()
-    # the tracking store, the study's storage and the suggestion's folder, in seconds and
-    # before the study is created (MLflow retries an unreachable server for minutes)
-    checks.check_tracking_uri(resolve_uri(tracking_uri))
-    checks.check_database_url(storage_url, "--storage")
-    checks.check_output_dir(out, "--out")
 
     direction = OBJECTIVES[objective]
     shown_storage = _shown_storage(storage_url)
@@ -975,16 +982,21 @@ def _fail(message: str, code: int = 2) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """`nasrepro tune`: 0 done, 1 a trial failed while running, 2 invalid input."""
+    from nasrepro.preflight import PreflightError
+
+    if args.trials < 1:
+        return _fail(f"--trials: must be at least 1, got {args.trials}")
+    try:  # before torch is imported: seconds
+        tune_preflight(args.tracking_uri, args.storage, args.out)
+    except PreflightError as exc:
+        return _fail(str(exc), exc.exit_code)
     from nasrepro._compat import ensure_torchvision
 
     ensure_torchvision()
     from nasrepro.datasets.base import DatasetNotFound
     from nasrepro.evaluate.nb201 import Nb201FileError
-    from nasrepro.preflight import PreflightError
     from nasrepro.suite import SuiteError
 
-    if args.trials < 1:
-        return _fail(f"--trials: must be at least 1, got {args.trials}")
     try:
         result = tune_experiment(
             args.suite,
