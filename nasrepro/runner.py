@@ -236,7 +236,8 @@ def run_suite(
     every seed (nasrepro/units.py). `pack`: CIFAR-sized retrainings run that many at once
     on one device (one cluster job), each in its own process.
     """
-    from nasrepro.tracking import Tracker
+    from nasrepro.preflight import check_tracking_uri
+    from nasrepro.tracking import Tracker, resolve_uri
 
     suite = load_suite(suite_path)
     trials = unique_trials(expand(suite, suite_path, budget, experiments, seeds), progress)
@@ -272,6 +273,7 @@ def run_suite(
                 "new records)"
             )
     trials = _skip_locked(trials, reg, progress)
+    check_tracking_uri(resolve_uri(tracking_uri))  # API callers too: seconds, one line
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite)

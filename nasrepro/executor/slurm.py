@@ -99,13 +99,27 @@ class SlurmExecutor:
             if not sep or not key:
                 raise ValueError(f"--slurm-option: expected KEY=VALUE, got {opt!r}")
             parsed[key.strip().replace("-", "_")] = value.strip()
-        try:
-            import submitit  # noqa: F401
-        except ImportError:
-            raise ValueError(
-                "--executor slurm needs submitit: pip install -c constraints.txt -e '.[slurm]'"
-            ) from None
         return cls(folder, partition, parsed, gpus_per_trial)
+
+    def preflight(self) -> None:
+        """submitit is installed and Slurm answers (`squeue`), in seconds; PreflightError
+        (one line) otherwise. `nasrepro run` calls it before any trial."""
+        from nasrepro.preflight import PreflightError, require_module
+
+        install = "submitit is not installed here (pip install -c constraints.txt -e '.[slurm]')"
+        require_module("submitit", "--executor slurm", install)
+        try:
+            done = subprocess.run(
+                ["squeue", "-h", "-o", "%i", "-u", "nobody"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise PreflightError(f"--executor slurm: squeue cannot run here ({exc})") from None
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise PreflightError(f"--executor slurm: Slurm does not answer: {why}")
 
     def _parameters(self, gpus: int, minutes: int) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -133,6 +147,7 @@ class SlurmExecutor:
     def run(self, jobs: list[Job], progress: Any) -> list[JobOutcome]:
         import submitit
 
+        self.preflight()  # again for API callers: one squeue
         if not jobs:
             return []
         executor = submitit.AutoExecutor(folder=self.folder, cluster="slurm")
