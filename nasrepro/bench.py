@@ -70,6 +70,15 @@ FULL_CASES = (
     # quark0/darts cnn/train.py --auxiliary --cutout: the evaluation network retrained 600 epochs
     BenchCase("darts-eval", "retrain", 96, 32, {"layers": 20, "init_channels": 36}),
 )
+# quark0/darts cnn/train_imagenet.py: the mobile-setting network (14 cells, 48 channels,
+# 224x224, 1000 classes, batch 128). `nasrepro plan` scales this step from the CIFAR one
+# until a GPU measures it: timed with --device cuda only (minutes per step on a CPU).
+GPU_CASES = (
+    BenchCase(
+        "darts-eval-imagenet", "retrain", 128, 224, {"layers": 14, "init_channels": 48},
+        num_classes=1000,
+    ),
+)  # fmt: skip
 QUICK_CASES = (
     BenchCase("nb201", "darts-1st", 8, 16, {"c": 4, "n": 1}),
     BenchCase("nb201", "darts-2nd", 8, 16, {"c": 4, "n": 1}),
@@ -415,12 +424,14 @@ def build_retrain_step(case: BenchCase, switch: str, device: torch.device, seed:
 
     feats = _features(switch)
     torch.manual_seed(seed)
+    imagenet = case.space == "darts-eval-imagenet"
     model = timm.create_model(
-        "nasrepro_darts_cifar",
+        "nasrepro_darts_imagenet" if imagenet else "nasrepro_darts_cifar",
         genotype="DARTS_V2",
         num_classes=case.num_classes,
         auxiliary=True,
-        drop_path_rate=0.2,  # the full rate: the ramp's last epochs, the costliest
+        # CIFAR: the full rate, the ramp's last epochs, the costliest; ImageNet: none
+        drop_path_rate=0.0 if imagenet else 0.2,
         **case.space_args,
     ).to(device)
     model.train()
@@ -697,7 +708,7 @@ def run_bench(
     """Time every case × switch side by side (with xautodl's reference step where it
     applies and is installed); `on_row(rows_so_far)` lets callers save partial results."""
     dev = torch.device(device)
-    cases = QUICK_CASES if quick else FULL_CASES
+    cases = QUICK_CASES if quick else FULL_CASES + (GPU_CASES if dev.type == "cuda" else ())
     steps = steps or (3 if quick else 5)
     warmup = warmup or 1
     rows: list[BenchRow] = []

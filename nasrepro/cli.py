@@ -483,7 +483,8 @@ def _bench_ratios(args: argparse.Namespace, device: str) -> int:
     progress = None if args.json else (lambda line: print(line, file=sys.stderr))
     command = ("nasrepro bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])).strip()
     label = device_label(torch.device(device))
-    path = results_path(Path(args.out), f"{label} ratios")
+    path = results_path(Path(args.out), label)
+    path = path.with_name(f"{path.stem}-ratios.json")
     rows = run_ratios(
         device,
         args.batch or RATIO_BATCH,

@@ -160,8 +160,12 @@ def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
         name = f"pc/k{int(args.get('k', 4))}" if m == "pc" else m
         cpu = _ratio("method", name)
         if cpu is not None:
-            total *= cpu["ratio"]
-            basis.append(f"{name} x{cpu['ratio']} (CPU ratio to plain DARTS on S0, measured)")
+            used = cpu.get("used", cpu["ratio"])
+            total *= used
+            note = "" if used == cpu["ratio"] else f", x{used} used: {cpu['note']}"
+            basis.append(
+                f"{name} x{cpu['ratio']} (CPU ratio to plain DARTS on S0, measured{note})"
+            )
         elif m == "pc":
             k = int(args.get("k", 4))
             total /= k

@@ -459,14 +459,16 @@ def _unit_plan(
     totals = []
     for rule, these, share in stages:
         found, _ = planned_units(these, hours, share)
-        totals.append((rule, round(sum(u.hours for u in found.values()), 2)))
+        by = phase_hours(found.values())
+        totals.append((rule, round(sum(u.hours for u in found.values()), 2), by))
     savings = [
         {
             "rule": rule,
             "hours": total,
             "saved": None if i == 0 else round(totals[i - 1][1] - total, 2),
+            "by_phase": {ph: v["hours"] for ph, v in by.items()},
         }
-        for i, (rule, total) in enumerate(totals)
+        for i, (rule, total, by) in enumerate(totals)
     ]
     by_phase = phase_hours(units.values())
     return {
@@ -581,6 +583,45 @@ def _differences(trials: list[Trial]) -> list[dict[str, Any]]:
     return out
 
 
+def _format_units(plan: dict[str, Any], unit: str) -> list[str]:
+    """Units of work by phase and by suite, what each rule saved, uncovered claims."""
+    from tabulate import tabulate
+
+    from nasrepro.units import PHASE_TITLES, PHASES
+
+    u = plan["unit_totals"]
+    retrain = "retraining what some claim reads" if plan["retrain"] == "claims" else "all"
+    lines = [f"Units of work the claims need ({retrain}), each once whoever needs it:"]
+    rows = [[PHASE_TITLES[ph], u[ph]["units"], _hours(u[ph]["hours"])] for ph in PHASES]
+    rows.append(["all", u["units"], _hours(u["hours"])])
+    lines += [tabulate(rows, headers=["phase", "units", unit], disable_numparse=True), ""]
+    rows = [
+        [name, *(_hours(s["units"][ph]["hours"]) for ph in PHASES), _hours(s["units"]["hours"])]
+        for name, s in sorted(plan["suites"].items())
+    ]
+    headers = ["suite (its own units)", *(PHASE_TITLES[ph] for ph in PHASES), "all"]
+    lines += [tabulate(rows, headers=headers, disable_numparse=True), ""]
+    lines.append(f"What each rule saved ({unit}):")
+    for s in plan["savings"]:
+        saved = "" if s["saved"] is None else f" (-{_hours(s['saved'])})"
+        lines.append(f"  {_hours(s['hours']):>10}{saved}: {s['rule']}")
+    lines.append(
+        f"To run: {_hours(u['to_run_hours'])} {unit} ({u['cached']} of {u['units']} units "
+        "already in the store)."
+    )
+    plan_gaps = [c for c in plan["uncovered"] if c["kind"] == "plan"]
+    lines += [
+        "",
+        f"Runnable claims no planned unit covers: {len(plan_gaps)}; whose evaluator records "
+        f"no such metric: {len(plan['uncovered']) - len(plan_gaps)}",
+    ]
+    reasons: dict[str, int] = {}
+    for c in plan["uncovered"]:
+        reasons[f"{c['kind']}: {c['reason']}"] = reasons.get(f"{c['kind']}: {c['reason']}", 0) + 1
+    lines += [f"  {n} x {why}" for why, n in sorted(reasons.items())]
+    return lines
+
+
 def _hours(v: float | None) -> str:
     return "—" if v is None else f"{v:,.1f}"
 
@@ -632,12 +673,14 @@ def format_plan(plan: dict[str, Any]) -> str:
         ]
     )
     headers = ["suite", "experiments", "trials", "unique", "cached"]
-    headers += [f"{unit} before de-dup", f"{unit} after"]
+    headers += [f"whole-trial {unit} before de-dup", f"{unit} after"]
     lines += [tabulate(rows, headers=headers, disable_numparse=True), ""]
     lines.append(
-        f"To run: {t['to_run']} trial(s), {_hours(t[f'{key}_to_run'])} {unit} "
-        f"({t['cached']} of {t['unique_trials']} already in the registry)."
+        f"Trials: {t['to_run']} to record ({t['cached']} of {t['unique_trials']} already in "
+        "the registry). Whole-trial hours count every trial as if it ran alone, retraining "
+        "every evaluated dataset; the units below are what runs."
     )
+    lines += ["", *_format_units(plan, unit)]
     lines += ["", f"Configurations shared by several experiments (run once): {len(plan['shared'])}"]
     for g in plan["shared"]:
         who = " = ".join(

@@ -222,3 +222,20 @@ def test_trial_plans_know_each_experiments_seeds(suite: Path) -> None:
     plans = trial_plans(s, expand(s, suite, "smoke"), "smoke")
     assert {p.n_seeds for p in plans} == {2}
     assert stable_hash(sorted(p.trial.config_hash for p in plans))  # four distinct trials
+
+
+def test_best_of_n_waits_for_the_selected_seeds_retraining(suite: Path) -> None:
+    """The report picks the seed among every search, not among the retrained ones: while
+    the selected seed's retraining is missing, no other seed stands in for it."""
+    from nasrepro.report.records import take
+
+    claim = next(c for c in load_suite(suite).claims if c.id == "b-best")
+
+    def rec(seed: int, valid: float, err: float | None) -> dict:
+        metrics = {"cifar100": {} if err is None else {"test_err": err}}
+        return {"seed": seed, "metrics": metrics, "search": {"history": [{"valid_acc": valid}]}}
+
+    waiting = take(claim, [rec(0, 60.0, 21.0), rec(1, 70.0, None)])
+    assert waiting.samples == [] and waiting.missing == 2
+    ready = take(claim, [rec(0, 60.0, None), rec(1, 70.0, 19.5)])
+    assert [(s.seed, s.value, s.select) for s in ready.samples] == [(1, 19.5, 70.0)]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nasrepro.registry import RecordIndex
-from nasrepro.report.records import Backing, Taken, backing_records, take
+from nasrepro.report.records import Backing, Taken, backing_records, metric_value, take
 from nasrepro.report.verdict import (
     ComparisonJudgement,
     Judgement,
@@ -183,6 +183,10 @@ def judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int) 
     if FULL in by_budget:
         if full is not None and full.cpu_only:
             notes.insert(0, "search time measured on a CPU: GPU-days not comparable")
+        elif claim.protocol == "best_by_valid" and any(
+            metric_value(r, claim.dataset, claim.metric) is not None for r in by_budget[FULL]
+        ):
+            notes.insert(0, "the seed best_by_valid selects has no retraining recorded yet")
         else:
             notes.insert(0, _unavailable_reason(claim, by_budget[FULL]))
         return ClaimRow(claim, klass, "not run", None, tuple(notes), tuple(others))

@@ -103,8 +103,22 @@ class Taken:
     cpu_only: int  # cost claims: records measured off a GPU (not judged)
 
 
+def _selected_lacks_metric(claim: Claim, recs: list[dict[str, Any]]) -> bool:
+    """best_by_valid: whether the seed the rule selects among *all* records (not only those
+    holding the metric: a best-of-N claim retrains the selected cell only) lacks the claim
+    metric, so no other seed may stand in for it."""
+    scored = [(select_value(r, claim), int(r["seed"]), r) for r in recs]
+    scored = [(v, s, r) for v, s, r in scored if v is not None and math.isfinite(v)]
+    if not scored:
+        return False
+    _, _, best = min(scored, key=lambda x: (-x[0], x[1]))
+    return metric_value(best, claim.dataset, claim.metric) is None
+
+
 def take(claim: Claim, recs: list[dict[str, Any]]) -> Taken:
     """The claim metric (and selection metric) of each record."""
+    if claim.protocol == "best_by_valid" and _selected_lacks_metric(claim, recs):
+        return Taken([], len(recs), False, (), 0)
     samples, devices = [], []
     missing = cpu = 0
     derived = False
