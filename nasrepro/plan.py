@@ -294,6 +294,22 @@ def trial_plans(
     return [TrialPlan(t, needs[t.experiment], seeds[t.experiment]) for t in trials]
 
 
+def merged_plans(plans: list[Any]) -> dict[str, Any]:
+    """One plan per trial (config hash): the first experiment asking for it runs it, with
+    what every experiment resolving to it needs (units.merge_needs)."""
+    from nasrepro.units import TrialPlan, merge_needs
+
+    out: dict[str, Any] = {}
+    for p in plans:
+        have = out.get(p.trial.config_hash)
+        if have is None:
+            out[p.trial.config_hash] = p
+        else:
+            needs = merge_needs(have.needs, p.needs, have.n_seeds == p.n_seeds)
+            out[p.trial.config_hash] = TrialPlan(have.trial, needs, have.n_seeds)
+    return out
+
+
 def build_plan(
     suite_paths: list[Path],
     budget: str = "full",

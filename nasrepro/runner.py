@@ -27,7 +27,7 @@ from typing import Any
 from nasrepro.execute import LOCKED, Job, JobOutcome, run_job, search_processes
 from nasrepro.executor import Executor, LocalExecutor
 from nasrepro.jobs import PackedJob, TrialJob, UnitJob
-from nasrepro.plan import Trial, expand, trial_plans
+from nasrepro.plan import Trial, expand, merged_plans, trial_plans
 from nasrepro.progress import emit
 from nasrepro.registry import current_trials, scan_registry
 from nasrepro.suite import SuiteError, load_suite
@@ -240,8 +240,9 @@ def run_suite(
     from nasrepro.tracking import Tracker, resolve_uri
 
     suite = load_suite(suite_path)
-    trials = unique_trials(expand(suite, suite_path, budget, experiments, seeds), progress)
-    plans = {p.trial.config_hash: p for p in trial_plans(suite, trials, budget, retrain)}
+    expanded = expand(suite, suite_path, budget, experiments, seeds)
+    trials = unique_trials(expanded, progress)
+    plans = merged_plans(trial_plans(suite, expanded, budget, retrain))
     if getattr(executor, "remote", False):  # jobs run on other nodes (Slurm)
         dev = device or "cuda"
     else:
@@ -301,7 +302,7 @@ def run_suite(
         if rerun:
             _run_whole(todos, runner, ctx, summary, failed, progress)
         else:
-            _run_units(todos, runner, ctx, summary, failed, progress, pack)
+            _run_units(todos, list(plans.values()), runner, ctx, summary, failed, progress, pack)
             _assemble(todos, tracker, ctx, summary, failed, progress)
     except KeyboardInterrupt:
         for parent in {td.parent for td in todos}:
@@ -435,6 +436,7 @@ def _collect(
 
 def _run_units(
     todos: list[_Todo],
+    plans: list[Any],
     runner: Executor,
     ctx: _Context,
     summary: RunSummary,
@@ -443,6 +445,7 @@ def _run_units(
     pack: int,
 ) -> None:
     """Stages 1 and 2: the searches (and selections), then the retrainings."""
+    from nasrepro.estimate import unit_hours
     from nasrepro.store import read_unit
 
     reg = ctx.registry
@@ -457,7 +460,11 @@ def _run_units(
         if t.selection_key in scheduled:
             continue  # another trial's job computes this selection (and its search)
         scheduled.add(t.selection_key)
-        job = _unit_job(ctx, td, "search", t.selection_key)
+        hours = unit_hours("search", t.config, None, "h200")
+        hours += unit_hours("selection", t.config, None, "h200")
+        job = _unit_job(
+            ctx, td, "search", t.selection_key, gpus=ctx.search_processes or 1, hours=hours
+        )
         if read_unit(reg, "search", t.search_key) is None and t.search_key not in first_wave:
             first_wave[t.search_key] = job
         else:
@@ -465,21 +472,23 @@ def _run_units(
     for wave in (first_wave, second_wave):
         if wave and not failed:  # after a failure, stop as a plain loop would
             _collect(runner.run(list(wave.values()), progress), summary, failed, progress)
-    jobs = _retrain_jobs(todos, ctx)  # also what each trial retrains and why not the rest
+    jobs = _retrain_jobs(todos, plans, ctx)  # also what each trial retrains, why not the rest
     if jobs and not failed:
         _collect(runner.run(_packed(jobs, pack), progress), summary, failed, progress)
 
 
-def _retrain_jobs(todos: list[_Todo], ctx: _Context) -> list[UnitJob]:
+def _retrain_jobs(todos: list[_Todo], plans: list[Any], ctx: _Context) -> list[UnitJob]:
     """Each trial's retrainings (by dataset, with the reason for those not retrained), and
-    a job per retraining not recorded yet (the first trial needing it computes it)."""
+    a job per retraining not recorded yet (the first trial needing it computes it).
+    `plans`: every trial of the suite, recorded or not (a best_by_valid selection reads
+    all of its experiment's searches)."""
     from nasrepro.estimate import unit_hours
     from nasrepro.store import read_unit
     from nasrepro.trial import _given_arch, retrain_key
     from nasrepro.units import reason_not_retrained, wanted
 
     reg = Path(ctx.registry)
-    selected = _selected_seeds([td.plan for td in todos], reg)
+    selected = _selected_seeds(plans, reg)
     jobs: dict[str, UnitJob] = {}
     for td in todos:
         t = td.trial
@@ -506,8 +515,9 @@ def _retrain_jobs(todos: list[_Todo], ctx: _Context) -> list[UnitJob]:
                 td.retrain[ds] = key
                 if key not in jobs and read_unit(reg, "retrain", key) is None:
                     hours = unit_hours("retrain", t.config, ds, "h200")
+                    gpus = int(t.config["evaluator_args"].get("processes") or 1)
                     jobs[key] = _unit_job(
-                        ctx, td, "retrain", key, dataset=ds, genotype=arch, hours=hours
+                        ctx, td, "retrain", key, dataset=ds, genotype=arch, hours=hours, gpus=gpus
                     )
     return list(jobs.values())
 

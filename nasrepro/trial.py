@@ -922,7 +922,9 @@ def execute_given_cell(
     seed_everything(trial.seed, True)
     arch = _given_arch(cfg)
     tags = {**_tags(trial), "method": "published cell", "genotype": str(cfg["genotype"])}
-    if run_id is None:
+    if run_id is not None:
+        tracker.set_tags(run_id, {"genotype": str(cfg["genotype"])})
+    else:
         run_id = tracker.start_run(
             experiment_id,
             run_name or child_run_name(trial.experiment, trial.budget, trial.seed),

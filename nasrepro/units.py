@@ -71,6 +71,20 @@ class Needs:
     claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dataset -> claim ids
 
 
+def merge_needs(a: Needs, b: Needs, same_seeds: bool = True) -> Needs:
+    """What two experiments resolving to the same trial need together. With different
+    numbers of seeds their best_by_valid selections differ: every seed is retrained then."""
+
+    def union(x: dict[str, frozenset[str]], y: dict[str, frozenset[str]]) -> dict:
+        out = {ds: _merge(x.get(ds, frozenset()), y.get(ds, frozenset())) for ds in {*x, *y}}
+        if not same_seeds:
+            out = {ds: frozenset({ALL}) if SELECTED in m else m for ds, m in out.items()}
+        return out
+
+    claims = {ds: (*a.claims.get(ds, ()), *b.claims.get(ds, ())) for ds in {*a.claims, *b.claims}}
+    return Needs(union(a.retrain, b.retrain), union(a.complexity, b.complexity), claims)
+
+
 def experiment_needs(suite: Suite, exp_id: str, policy: str = "claims") -> Needs:
     """What the suite's claims read from experiment `exp_id` (see the module docstring)."""
     if policy not in POLICIES:

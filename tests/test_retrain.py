@@ -490,3 +490,35 @@ def test_retrain_records_final_and_best_epoch_and_reports_the_chosen_one(report)
     assert m["top5_err"] == pytest.approx(100 - top5)
     with pytest.raises(ValueError, match="report"):
         catalog.get("evaluator", "retrain")(recipes={"cifar10": C10_RECIPE}, report="last")
+
+
+def test_channels_last_and_bf16_retrain_the_same_cell(monkeypatch):
+    """`--fast` retrains in channels_last: the fp32 math up to rounding (the first step's
+    loss, before any update, equal to 1e-5 relative: only the convolutions' summation order
+    differs); `precision: bf16` is a recipe variant that trains too and says so.
+    `complexity` counts the network `train_on` would train, untrained."""
+    one_step = {**SMOKE, "max_steps": 1}
+    evaluator = catalog.get("evaluator", "retrain")(recipes={"cifar10": C10_RECIPE}, **one_step)
+    from nasrepro.nets.genotypes import get_genotype
+
+    geno = get_genotype("DARTS_V2")
+
+    def first_loss(ev, channels_last: bool) -> tuple[float, dict]:
+        values, info = ev.train_on(
+            "cifar10", geno, None, torch.device("cpu"), 0, lambda m, s: None,
+            lambda line: None, channels_last=channels_last,
+        )  # fmt: skip
+        return info["history"][0]["train_loss"], {**values, **info}
+
+    plain, run = first_loss(evaluator, False)
+    fast, run_fast = first_loss(evaluator, True)
+    assert fast == pytest.approx(plain, rel=1e-5)
+    assert run_fast["speed_switches"] == {"channels_last": True}
+    assert run["precision"] == "fp32"
+    counted = evaluator.complexity("cifar10", geno.to_str())
+    assert counted == {"params_m": run["params_m"], "flops_m": run["flops_m"]}
+    bf16 = catalog.get("evaluator", "retrain")(
+        recipes={"cifar10": {**C10_RECIPE, "precision": "bf16"}}, **one_step
+    )
+    loss, run_bf16 = first_loss(bf16, False)
+    assert run_bf16["precision"] == "bf16" and math.isfinite(loss)

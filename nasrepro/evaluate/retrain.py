@@ -395,6 +395,21 @@ def evaluate(
     }
 
 
+def train_batches(
+    train_set: Dataset, batch: int, sampler: Any, workers: int, device: torch.device
+) -> Any:
+    """The retraining's batches: the same images, augmentations and order whatever builds
+    them. The seam for a GPU data path (decoding and augmenting on the device, issue #20):
+    it replaces this loader, keeping the sampler's epoch-indexed order."""
+    return DataLoader(
+        train_set,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
+
+
 # --------------------------------------------------------------------------- evaluator
 
 _DARTS_CELL_SPACES = ("darts", "s1", "s2", "s3", "s4")
@@ -684,13 +699,7 @@ class RetrainEvaluator:
         # the single process's batches. Workers are not persistent: each epoch's workers
         # are seeded from the (checkpointed) torch RNG, so a resume sees the same crops.
         sampler = EpochShards(len(train_set), seed, ddp.rank, ddp.world)
-        train_loader = DataLoader(
-            train_set,
-            batch_size=per_process,
-            sampler=sampler,
-            num_workers=workers,
-            pin_memory=pin,
-        )
+        train_loader = train_batches(train_set, per_process, sampler, workers, device)
         test_loader = DataLoader(
             test_set,
             batch_size=per_process,
