@@ -593,6 +593,7 @@ def _assemble(
                         store=reg,
                         retrain=list(td.retrain),
                         retrained=records,
+                        skip=td.skip,
                     )
                 else:
                     assert search is not None and selection is not None

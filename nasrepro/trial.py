@@ -265,13 +265,15 @@ def run_search_unit(
         try:
             resume = load_checkpoint(ckpt, ckpt_key)
         except CheckpointError as exc:
-            progress(f"{label} {exc}; starting the search over")
+            progress(f"{label} {exc}; starting the trial over")
             if ddp is None or ddp.main:
                 remove_checkpoints(ckpt)
     selected = None
     if sel_ckpt is not None and sel_ckpt.exists() and resume is not None:
         with contextlib.suppress(CheckpointError):
             selected = load_checkpoint(sel_ckpt, trial.selection_key or "").get("selected")
+    if kept is not None:
+        progress(f"{label} resuming after the search (recorded: its final state restored)")
     if resume is not None and resume.get("mlflow_run_id"):
         run_id = resume["mlflow_run_id"]  # continue the interrupted run, not a new one
         tracker.reopen(run_id)
@@ -289,13 +291,11 @@ def run_search_unit(
             remove_checkpoints(sel_ckpt)
         if run_id is None:
             run_id = open_trial_run(trial, tracker, experiment_id, parent_run_id, run_name)
-        elif kept is not None:
-            progress(f"{label} search already recorded: its kept final state is restored")
     main = ddp is None or ddp.main
     if ckpt is not None and main:
         # A resumed trial adds to the time its earlier processes spent; a fresh one (its
         # stage files were just removed) starts from nothing.
-        clock.attach(clock_path(ckpt), continue_earlier=resume is not None and kept is None)
+        clock.attach(clock_path(ckpt), continue_earlier=resume is not None)
         on_save(ckpt, clock.flush)
         assert sel_ckpt is not None
         on_save(sel_ckpt, clock.flush)  # the selection's stage checkpoints (PT tuning)
@@ -912,10 +912,12 @@ def execute_given_cell(
     rerun: bool = False,
     retrain: list[str] | None = None,
     retrained: dict[str, dict[str, Any]] | None = None,
+    skip: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A trial of a published cell (`genotype:`): no search and no selection, only the
     evaluator (params/FLOPs, a benchmark lookup, or retraining units with this seed).
-    `retrained`: retraining unit records already computed (the runner's jobs), by dataset."""
+    `retrained`: retraining unit records already computed (the runner's jobs), by dataset;
+    `skip`: why each other dataset is not retrained."""
     cfg = trial.config
     label = _label(trial)
     created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -944,7 +946,10 @@ def execute_given_cell(
                         device=device, progress=progress, checkpoint_dir=checkpoint_dir,
                         store=store, rerun=rerun,
                     )  # fmt: skip
-            skipped = {ds: "not asked for" for ds in cfg["eval_datasets"] if ds not in units}
+            why = skip or {}
+            skipped = {
+                ds: why.get(ds, "not asked for") for ds in cfg["eval_datasets"] if ds not in units
+            }
             evaluation = evaluate_cell(trial, arch, units, skipped, data_root=data_root)
         else:
             evaluation = evaluate_cell(trial, arch, {}, {}, data_root=data_root, device=device)
