@@ -349,7 +349,8 @@ def run_summary(
     error: str | None = None,
 ) -> dict[str, Any]:
     """The machine-readable summary of a run (one RunSummary per suite it ran): trials
-    run / skipped / failed, the new records, the MLflow locations and the verdict counts."""
+    run / skipped / failed / waiting (with why), the new records and unit records, the
+    MLflow locations and the verdict counts."""
     from dataclasses import asdict
 
     return {
@@ -357,8 +358,10 @@ def run_summary(
             "run": sum(len(s.records) for s in summaries),
             "skipped": sum(s.skipped for s in summaries),
             "failed": failed,
+            "waiting": [w for s in summaries for w in s.waiting],
         },
         "records": [str(p) for s in summaries for p in s.records],
+        "units": [str(p) for s in summaries for p in s.units],  # unit records computed
         "mlflow": [
             {
                 "tracking_uri": s.tracking_uri,

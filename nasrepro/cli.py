@@ -141,6 +141,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         for record in summary.records:
             print(f"  {record}")
+        if summary.units:
+            print(f"Units of work:     {len(summary.units)} computed and recorded in the store")
+        if summary.waiting:
+            print(f"Waiting:           {len(summary.waiting)} trial(s) not recorded yet")
+            for line in summary.waiting:
+                print(f"  {line}")
     rows = summary_table(paths, Path(args.registry))
     if args.out:
         # Only when asked: committed pages under reports/ stay as `nasrepro report` made them.

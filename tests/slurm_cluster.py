@@ -51,6 +51,20 @@ class SlurmCluster:
         return out
 
     def stop(self) -> None:
+        """Cancel every job and wait for the queue to drain (so slurmd tears the job steps
+        down), stop the daemons, then kill whatever this cluster still runs: processes that
+        carry its SLURM_CONF (job steps, batch scripts, tasks; never this process)."""
+        if self.env:
+            try:
+                self.run("scancel", "--user", getpass.getuser())
+                deadline = time.monotonic() + 20
+                while self.run("squeue", "-h", "-o", "%i").strip():
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+                time.sleep(1)  # slurmd finishes tearing the steps down
+            except (OSError, subprocess.SubprocessError):
+                pass
         for pid in self.pids():
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -68,6 +82,24 @@ class SlurmCluster:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
+                    pass
+        self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
+        marker = f"SLURM_CONF={self.env.get('SLURM_CONF', '')}".encode()
+        if marker == b"SLURM_CONF=":
+            return
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker in environ:
+                try:
+                    os.kill(int(proc.name), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
                     pass
 
     def run(self, *cmd: str) -> str:

@@ -142,7 +142,7 @@ def test_smoke_run_tracks_named_tagged_runs_beside_the_store(tmp_path, monkeypat
     assert main([*argv, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     # "mlflow" holds one entry per suite the command ran
-    assert summary["trials"] == {"run": 2, "skipped": 0, "failed": 0}
+    assert summary["trials"] == {"run": 2, "skipped": 0, "failed": 0, "waiting": []}
     assert len(summary["records"]) == 2 and summary["mlflow"][0]["tracking_uri"] == uri
     assert summary["verdicts"] == [
         {
@@ -160,7 +160,7 @@ def test_smoke_run_tracks_named_tagged_runs_beside_the_store(tmp_path, monkeypat
         }
     ]
     assert main([*argv, "--json"]) == 0  # everything recorded: nothing runs
-    assert json.loads(capsys.readouterr().out)["trials"] == {"run": 0, "skipped": 2, "failed": 0}
+    assert json.loads(capsys.readouterr().out)["trials"] == {"run": 0, "skipped": 2, "failed": 0, "waiting": []}
     assert not (work / "mlruns").exists()
 
     from nasrepro.api import load_registry
