@@ -179,7 +179,13 @@ def take(claim: Claim, recs: list[dict[str, Any]]) -> Taken:
             continue
         derived = derived or value[1]
         select = select_value(rec, claim) if claim.protocol in BEST_OF_N else None
-        samples.append(Sample(int(rec["seed"]), value[0], select, flops_counts(rec, claim)))
+        rank = None
+        if claim.protocol == "best_by_test" and claim.metric not in ("test_acc", "test_err"):
+            test = metric_value(rec, claim.dataset, "test_err")
+            rank = None if test is None else 100.0 - test[0]
+        samples.append(
+            Sample(int(rec["seed"]), value[0], select, flops_counts(rec, claim), rank)
+        )
     return Taken(samples, missing, derived, tuple(sorted(set(devices))), cpu)
 
 

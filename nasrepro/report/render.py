@@ -522,8 +522,12 @@ def render_page(
         *wrap(
             f"Here level = {v.level:.0%}, margin_floor = {v.margin_floor:g} points, relative_floor "
             f"= {v.relative_floor:g}, cost_ratio = {v.cost_ratio:g}, comparisons' z = {v.z:g}; "
-            f"the paper's own FLOPs are counted under convention {v.flops_convention}"
-            + (f" ({v.flops_evidence})" if v.flops_evidence else "")
+            + (
+                f"the paper's own FLOPs are counted under convention {v.flops_convention} "
+                f"({v.flops_evidence})"
+                if v.flops_evidence
+                else f"the paper does not say how it counted FLOPs ({v.flops_convention} assumed)"
+            )
             + ". Claims are judged only against "
             "full-budget records of their experiment's resolved configuration at the current "
             "fidelity version, whichever suite ran it; reduced and smoke numbers are shown, "
