@@ -66,8 +66,8 @@ def test_a_selected_seed_worse_than_the_baseline_is_not_reproduced():
         "darts_pt", "t3-darts-pt-s2-c10-err", [6.90, 2.60, 2.95, 4.10], [88.0, 85.0, 86.0, 87.0]
     )
     assert j.reproduced.value == 6.90 and j.verdict in ("not reproduced", "inconclusive")
-    # the margin stops at the baseline's number: DARTS' own 4.85 never reproduces DARTS+PT
-    assert j.margin == pytest.approx(4.85 - 2.79)
+    # the margin stops halfway to the baseline: DARTS' own 4.85 never reproduces DARTS+PT
+    assert j.margin == pytest.approx((4.85 - 2.79) / 2)
     at_baseline = _judge_claim("darts_pt", "t3-darts-pt-s2-c10-err", [4.85] * 4, [1, 2, 3, 4])
     assert at_baseline.verdict == "not reproduced"
 
@@ -85,13 +85,15 @@ def test_the_baselines_numbers_do_not_reproduce_the_method():
     assert j.seeds_to_decide is not None and j.seeds_to_decide > 0
 
 
-@pytest.mark.parametrize(
-    "suite,claim_id", [("rf_darts", "t4-darts2nd-c10-err"), ("ex_ss_darts", "t4-darts-v2-c10-err")]
-)
-def test_a_clean_retraining_stays_reproduced(suite, claim_id):
-    j = _judge_claim(suite, claim_id, [2.70, 2.78, 2.74, 2.82])  # vs 2.76 ± 0.09
+def test_a_clean_retraining_stays_reproduced():
+    # EX/SS Table 4: DARTS-V2 2.76 ± 0.09, ranked against SS-DARTS 2.54: margin 0.11
+    j = _judge_claim("ex_ss_darts", "t4-darts-v2-c10-err", [2.70, 2.78, 2.74, 2.82])
     assert j.verdict == "reproduced", j.reason
     assert -j.margin <= j.ci_low < 0 < j.ci_high <= j.margin
+    # RF-DARTS Table 4 ranks the same 2.76 against its own 2.60: the margin is half that gap
+    # (0.08), narrower than what 4 retrainings and the claim's σ over K = 4 can resolve
+    j = _judge_claim("rf_darts", "t4-darts2nd-c10-err", [2.70, 2.78, 2.74, 2.82])
+    assert j.verdict == "inconclusive" and j.margin == pytest.approx(0.08)
 
 
 def test_four_searches_at_the_optimum_stay_reproduced():
@@ -108,11 +110,11 @@ def test_the_margin_separates_a_method_from_the_baseline_it_beats():
     m = claim_margin(s, dm)
     assert [p.id for p in ranked_partners(s, dm)] == ["t1-darts-c10-err"]  # 2.91
     assert m.value == pytest.approx(0.14) and m.value < 2.91 - 2.63
-    # a claim whose ranked gap is below 2σ is capped by the gap
+    # half the ranked gap when that is below 2σ: the two rows' regions never overlap
     rf = _suite("rf_darts")
     darts = next(c for c in rf.claims if c.id == "t4-darts2nd-c10-err")  # 2.76 ± 0.09 vs 2.60
-    assert claim_margin(rf, darts).value == pytest.approx(0.16)
-    assert "gap 0.16 to t4-rfdarts-c10-err" in claim_margin(rf, darts).basis
+    assert claim_margin(rf, darts).value == pytest.approx(0.08)
+    assert "half the gap 0.16 to t4-rfdarts-c10-err" in claim_margin(rf, darts).basis
 
 
 def test_the_margin_floor_and_an_explicit_margin():

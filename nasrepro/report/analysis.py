@@ -231,8 +231,8 @@ def _judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int)
             notes.append("full-budget numbers come from a FIXTURE benchmark: made up")
         if not margin.separates:
             notes.append(
-                f"the margin floor is not below the gap {margin.gap:.3g} to {margin.nearest}: "
-                "the paper's own numbers are closer than the floor"
+                f"the margin floor is not below half the gap {margin.gap:.3g} to "
+                f"{margin.nearest}: the paper's own numbers are closer than the floor"
             )
         if j.verdict == "not reproduced" and claim.protocol == "cell_property":
             notes.append(

@@ -4,15 +4,15 @@ A reproduction is "the same result" when Δ's confidence interval lies inside ±
 margin comes from the paper's own numbers, never from the reproduction:
 
 - the paper's own spread: 2σ of the claim (σ at least half a unit of its printed digit);
-- the gaps the paper ranks: the margin stays below the distance to every row the paper
-  ranks against this one in the same table column, so a reproduction of the baseline's
-  number can never pass as the method's (a margin that cannot separate DARTS- from DARTS on
-  the paper's own numbers is too wide). The rows are the claim's comparisons (`better`/
-  `worse`); a claim in none is ranked against the paper's own rows of that column;
+- the gaps the paper ranks: the margin is at most half the distance to every row the paper
+  ranks against this one in the same table column, so the two rows' equivalence regions
+  never overlap and no reproduction can pass as both (a margin that cannot separate DARTS-
+  from DARTS on the paper's own numbers is too wide). The rows are the claim's comparisons
+  (`better`/`worse`); a claim in none is ranked against the paper's own rows of that column;
 - a per-suite floor (`verdict.margin_floor`, points), below which printed digits and table
   lookups stop meaning anything.
 
-margin = max(floor, min(2σ, gap)); without σ, min(gap); without either, the floor. Params
+margin = max(floor, min(2σ, gap/2)); without σ, gap/2; without either, the floor. Params
 and FLOPs: max(relative_floor·|claimed|, half a unit of the printed digit, 2σ). A claim's own
 `margin:` replaces all of this. Search cost: the suite's cost ratio.
 """
@@ -80,12 +80,12 @@ def claim_margin(suite: Suite, claim: Claim) -> Margin:
     if sigma is not None:
         terms.append((2.0 * sigma, f"2σ {2.0 * sigma:.3g}"))
     if gap is not None:
-        terms.append((gap, f"gap {gap:.3g} to {nearest}"))
+        terms.append((gap / 2.0, f"half the gap {gap:.3g} to {nearest}"))
     floor = cfg.margin_floor
     if not terms:
         return Margin(floor, f"floor {floor:g} (no std, no ranked row)")
     bound, why = min(terms)
     if bound < floor:
-        separates = gap is None or floor < gap
+        separates = gap is None or floor < gap / 2.0
         return Margin(floor, f"floor {floor:g} (above {why})", gap, nearest, separates)
     return Margin(bound, why, gap, nearest, True)

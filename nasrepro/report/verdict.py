@@ -41,7 +41,7 @@ RULE = (
     "that would decide at the current spread. Stability: where the claim prints σ (taken as "
     "at least half a unit of its last printed digit), a one-sided F-test of s²/σ² at α = "
     "(1 − level)/2 that rejects makes the claim not reproduced (unstable), whatever the mean. "
-    "Margin (a property of the claim): max(margin_floor, min(2σ, gap)), gap = the smallest "
+    "Margin (a property of the claim): max(margin_floor, min(2σ, gap/2)), gap = the smallest "
     "distance to a row the paper ranks against this one in the same table column. Params and "
     "FLOPs of a published cell are exact counts: reproduced when |Δ| ≤ max(relative_floor·"
     "|claimed|, half a unit of the last printed digit), FLOPs under each counting convention "
