@@ -252,7 +252,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 2
     except (ValueError, RegistryError) as exc:
         return _fail(str(exc))
-    for line in plan["registry_problems"]:
+    from nasrepro.registry import unreported
+
+    for line in unreported(plan["registry_problems"]):
         print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
     if args.json:
         print(json.dumps(plan, indent=1, sort_keys=True))
@@ -768,6 +770,9 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, option, None)
         if value is not None and value < 1:
             return _fail(f"--{option.replace('_', '-')}: must be at least 1, got {value}")
+    from nasrepro.registry import unreported
+
+    unreported.reset()  # each command names each bad registry file once
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

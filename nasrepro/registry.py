@@ -300,6 +300,25 @@ def scan_registry(
     return scan
 
 
+class _Unreported:
+    """The problem lines not yet shown by this command (then marked shown), so a bad file
+    is named on one line even when a command reads the registry twice."""
+
+    def __init__(self) -> None:
+        self.shown: set[str] = set()
+
+    def __call__(self, problems: list[str]) -> list[str]:
+        fresh = [p for p in dict.fromkeys(problems) if p not in self.shown]
+        self.shown.update(fresh)
+        return fresh
+
+    def reset(self) -> None:
+        self.shown.clear()
+
+
+unreported = _Unreported()
+
+
 def load_records(root: str | Path, suite: str | None = None) -> list[dict[str, Any]]:
     """All verified records (of one suite folder), oldest first; the first bad file raises a
     one-line RegistryError naming it (scan_registry reports them all and skips them)."""

@@ -282,20 +282,17 @@ def judge_comparisons(suite: Suite, rows: list[ClaimRow]) -> list[ComparisonRow]
     return out
 
 
-_WARNED: set[str] = set()
-
-
 def record_index(registry: Path) -> RecordIndex:
     """Every verified record; each unreadable or unverified file is named once on stderr and
     skipped. A registry directory that does not exist is a RegistryError: a typo'd
     --registry must not turn every verdict into "not run"."""
     import sys
 
+    from nasrepro.registry import unreported
+
     index, problems = RecordIndex.load(registry, missing_ok=False)
-    for line in problems:
-        if line not in _WARNED:
-            _WARNED.add(line)
-            print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
+    for line in unreported(problems):
+        print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
     return index
 
 
