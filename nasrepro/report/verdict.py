@@ -584,7 +584,10 @@ def _judge_count(
         verdict = "reproduced"
     else:
         verdict = "not reproduced"
-        label = "not reproduced under any convention" if counts else "not reproduced"
+        if len(counts) > 1:
+            label = "not reproduced under any convention"
+        else:
+            label = f"not reproduced (convention {chosen})" if chosen else "not reproduced"
         short = abs(delta) - margin
         if unit and short <= 0.01 * unit + _EPS:
             rounding = "edge"
