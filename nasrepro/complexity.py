@@ -1,8 +1,9 @@
 """Parameter and FLOP counts, with the conventions NAS papers use.
 
 FLOPs are multiply-accumulates per image counted by forward hooks on convolutions,
-linear layers and pooling, as NB201's `get_model_infos` (AutoDL xautodl/utils/
-flop_benchmark.py) counts them; BN and activations are not counted.
+linear layers and pooling; BN and activations are not counted. NB201's `get_model_infos`
+(AutoDL xautodl/utils/flop_benchmark.py) hooks pooling too but sums convolutions and linear
+layers only: 528.359 M for DARTS_V2's CIFAR network against 529.640 M here.
 """
 
 from __future__ import annotations
