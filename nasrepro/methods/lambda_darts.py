@@ -68,8 +68,8 @@ the statistics of the 2B images together (and the mixing weights are per pass, n
 image). Under vmap BN keeps per-pass batch statistics, as two separate passes. The BN
 running statistics of the passes go to per-pass copies from which the two sequential updates
 are recomposed (`_sequential_bn_update`), as the unbatched passes leave them; random ops draw
-the same values in both passes
-(`randomness="same"`, replayed from the main pass' RNG state), as the unbatched replay.
+the same values in both passes (`randomness="same"`, replayed from the main pass' RNG
+state), as the unbatched replay.
 Only the floating-point rounding differs (the difference is formed inside one backward
 instead of by subtracting two gradients); tests/test_lambda_batched.py checks it.
 Measured, it does not pay: on CPU it is slower than two passes (NB201 C=8 N=1, batch 16,
