@@ -285,12 +285,12 @@ def trial_plans(
 ) -> list[Any]:
     """Each trial with what the suite's claims need from its experiment (units.py) and the
     experiment's number of seeds at the budget."""
-    from nasrepro.units import TrialPlan, experiment_needs
+    from nasrepro.units import TrialPlan, experiment_needs, with_seeds
 
-    needs = {e: experiment_needs(suite, e, policy) for e in {t.experiment for t in trials}}
     seeds: dict[str, int] = {}
     for t in trials:
         seeds[t.experiment] = max(seeds.get(t.experiment, 0), t.seed + 1)
+    needs = {e: with_seeds(experiment_needs(suite, e, policy), n) for e, n in seeds.items()}
     return [TrialPlan(t, needs[t.experiment], seeds[t.experiment]) for t in trials]
 
 
@@ -305,8 +305,9 @@ def merged_plans(plans: list[Any]) -> dict[str, Any]:
         if have is None:
             out[p.trial.config_hash] = p
         else:
-            needs = merge_needs(have.needs, p.needs, have.n_seeds == p.n_seeds)
-            out[p.trial.config_hash] = TrialPlan(have.trial, needs, have.n_seeds)
+            needs = merge_needs(have.needs, p.needs)
+            n = max(have.n_seeds, p.n_seeds)
+            out[p.trial.config_hash] = TrialPlan(have.trial, needs, n)
     return out
 
 

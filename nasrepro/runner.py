@@ -29,7 +29,7 @@ from nasrepro.executor import Executor, LocalExecutor
 from nasrepro.jobs import PackedJob, TrialJob, UnitJob
 from nasrepro.plan import Trial, expand, merged_plans, trial_plans
 from nasrepro.progress import emit
-from nasrepro.registry import current_trials, scan_registry
+from nasrepro.registry import current_trials, scan_registry, unreported
 from nasrepro.suite import SuiteError, load_suite
 
 __all__ = [
@@ -167,29 +167,30 @@ def _retrained(rec: dict[str, Any], dataset: str) -> bool:
     return (rec.get("metrics") or {}).get(dataset, {}).get("test_acc") is not None
 
 
-def _selected_seeds(plans: list[Any], registry: Path) -> dict[str, int | None]:
-    """Per experiment with a best_by_valid need: the seed whose search has the best
-    validation accuracy among its seeds, once every search is recorded (else None)."""
+def _selected_seeds(plans: list[Any], registry: Path) -> dict[str, dict[int, int | None]]:
+    """Per experiment with a best_by_valid need, per N: the seed among its first N whose
+    search has the best validation accuracy, once those searches are recorded (else
+    None)."""
     from nasrepro.store import read_unit
-    from nasrepro.units import SELECTED, best_seed, search_valid_acc
+    from nasrepro.units import best_seed, search_valid_acc, selected_ns
 
-    out: dict[str, int | None] = {}
-    by_exp: dict[str, list[Any]] = {}
+    wanted: dict[str, set[int]] = {}
+    by_seed: dict[str, dict[int, Any]] = {}
     for p in plans:
-        if any(SELECTED in m for m in p.needs.retrain.values()):
-            by_exp.setdefault(p.trial.experiment, []).append(p)
-    for exp, members in by_exp.items():
+        ns = {n for m in p.needs.retrain.values() for n in selected_ns(m)}
+        if ns:
+            wanted.setdefault(p.trial.experiment, set()).update(ns)
+            by_seed.setdefault(p.trial.experiment, {})[p.trial.seed] = p.trial
+    out: dict[str, dict[int, int | None]] = {}
+    for exp, ns in wanted.items():
         values: dict[int, float | None] = {}
-        n = members[0].n_seeds
-        for p in members:
-            rec = read_unit(registry, "search", p.trial.search_key)
-            values[p.trial.seed] = None if rec is None else search_valid_acc(
-                rec["result"]["history"]
-            )
-        if set(values) != set(range(n)):
-            out[exp] = None
-        else:
-            out[exp] = best_seed(values)
+        for seed, trial in by_seed[exp].items():
+            rec = read_unit(registry, "search", trial.search_key)
+            values[seed] = None if rec is None else search_valid_acc(rec["result"]["history"])
+        out[exp] = {}
+        for n in ns:
+            first = {s: values.get(s) for s in range(n)}
+            out[exp][n] = best_seed(first)
     return out
 
 
@@ -249,7 +250,7 @@ def run_suite(
         dev = resolve_device(device)
     reg = Path(registry)
     scan = scan_registry(reg)
-    for problem in scan.problems:
+    for problem in unreported(scan.problems):
         progress(f"nasrepro: warning: {problem}; skipped")
     newest: dict[str, dict[str, Any]] = {}
     done = current_trials(scan.records)
@@ -311,12 +312,12 @@ def run_suite(
     return _finish(suite_path, todos, tracker, summary, failed)
 
 
-def _covers(rec: dict[str, Any], plan: Any, selected: dict[str, int | None]) -> bool:
+def _covers(rec: dict[str, Any], plan: Any, selected: dict[str, dict[int, int | None]]) -> bool:
     """Whether a trial's newest record holds what its claims need now."""
     from nasrepro.units import wanted
 
     for ds, modes in plan.needs.retrain.items():
-        want = wanted(modes, plan.trial.seed, selected.get(plan.trial.experiment))
+        want = wanted(modes, plan.trial.seed, selected.get(plan.trial.experiment, {}))
         if want is not False and not _retrained(rec, ds):
             return False  # needed (or maybe: its experiment's selection is not known yet)
     return True
@@ -502,7 +503,7 @@ def _retrain_jobs(todos: list[_Todo], plans: list[Any], ctx: _Context) -> list[U
                 td.waiting = "its search or selection is not recorded"
                 continue
             arch = sel["result"]["genotype"]
-        chosen = selected.get(t.experiment)
+        chosen = selected.get(t.experiment, {})
         for ds in t.config["eval_datasets"]:
             modes = td.plan.needs.retrain.get(ds, frozenset())
             want = wanted(modes, t.seed, chosen)

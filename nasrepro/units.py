@@ -46,11 +46,23 @@ PHASE_TITLES = {
 }
 
 
+def selected_mode(n: int) -> str:
+    """The mode of a best_by_valid claim among the first `n` seeds (0: the experiment's)."""
+    return f"{SELECTED}:{n}"
+
+
+def selected_ns(modes: frozenset[str]) -> set[int]:
+    """The N of each best_by_valid selection in `modes`."""
+    return {int(m.split(":")[1]) for m in modes if m.startswith(SELECTED + ":")}
+
+
 def _modes(claim: Claim) -> frozenset[str]:
-    if claim.protocol in ("mean", "retrain_k"):
-        return frozenset({ALL})
+    if claim.protocol in ("mean", "retrain_k", "best_by_test"):
+        return frozenset({ALL})  # best_by_test: the best *test* value of the first N seeds
     if claim.protocol == "best_by_valid":
-        return frozenset({SELECTED if claim.resolved_select_by == "search_valid_acc" else ALL})
+        if claim.resolved_select_by == "search_valid_acc":
+            return frozenset({selected_mode(claim.n_seeds or 0)})
+        return frozenset({ALL})  # the evaluator's validation accuracy of every seed picks
     if claim.protocol == "single":
         return frozenset({FIRST})
     return frozenset()  # cell_property: a lookup of a published cell
@@ -71,18 +83,28 @@ class Needs:
     claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dataset -> claim ids
 
 
-def merge_needs(a: Needs, b: Needs, same_seeds: bool = True) -> Needs:
-    """What two experiments resolving to the same trial need together. With different
-    numbers of seeds their best_by_valid selections differ: every seed is retrained then."""
+def merge_needs(a: Needs, b: Needs) -> Needs:
+    """What two experiments resolving to the same trial need together."""
 
     def union(x: dict[str, frozenset[str]], y: dict[str, frozenset[str]]) -> dict:
-        out = {ds: _merge(x.get(ds, frozenset()), y.get(ds, frozenset())) for ds in {*x, *y}}
-        if not same_seeds:
-            out = {ds: frozenset({ALL}) if SELECTED in m else m for ds, m in out.items()}
-        return out
+        return {ds: _merge(x.get(ds, frozenset()), y.get(ds, frozenset())) for ds in {*x, *y}}
 
     claims = {ds: (*a.claims.get(ds, ()), *b.claims.get(ds, ())) for ds in {*a.claims, *b.claims}}
     return Needs(union(a.retrain, b.retrain), union(a.complexity, b.complexity), claims)
+
+
+def with_seeds(needs: Needs, n_seeds: int) -> Needs:
+    """`needs` with a best_by_valid selection among "the experiment's seeds" made explicit
+    (a claim without n_seeds selects among all `n_seeds` of its experiment)."""
+
+    def fix(modes: frozenset[str]) -> frozenset[str]:
+        return frozenset(selected_mode(n_seeds) if m == selected_mode(0) else m for m in modes)
+
+    return Needs(
+        {ds: fix(m) for ds, m in needs.retrain.items()},
+        {ds: fix(m) for ds, m in needs.complexity.items()},
+        needs.claims,
+    )
 
 
 def experiment_needs(suite: Suite, exp_id: str, policy: str = "claims") -> Needs:
@@ -126,21 +148,29 @@ def best_seed(values: dict[int, float | None]) -> int | None:
     return min(values, key=lambda s: (-float(values[s] or 0.0), s))
 
 
-def wanted(modes: frozenset[str], seed: int, selected: int | None) -> bool | None:
+Selected = dict[int, "int | None"]  # N -> the seed best_by_valid picks among the first N
+
+
+def wanted(modes: frozenset[str], seed: int, selected: Selected) -> bool | None:
     """Whether the seed's dataset is retrained under `modes`; None while it depends on a
-    selection not known yet (some searches of the experiment are not recorded)."""
+    selection not known yet (some of the first N searches are not recorded)."""
     if ALL in modes or (FIRST in modes and seed == 0):
         return True
-    if SELECTED in modes:
-        return None if selected is None else seed == selected
+    picks = [selected.get(n) for n in selected_ns(modes) if seed < n]
+    if any(p == seed for p in picks):
+        return True
+    if any(p is None for p in picks):
+        return None
     return False
 
 
-def reason_not_retrained(modes: frozenset[str], seed: int, selected: int | None) -> str:
+def reason_not_retrained(modes: frozenset[str], seed: int, selected: Selected) -> str:
     if not modes:
         return "no claim reads its accuracy"
-    if SELECTED in modes:
-        return f"best_by_valid retrains the selected seed {selected} only"
+    ns = sorted(selected_ns(modes))
+    if ns:
+        picks = ", ".join(f"seed {selected.get(n)} of the first {n}" for n in ns)
+        return f"best_by_valid retrains the selected cell only ({picks})"
     return "single retrains seed 0 only"
 
 
@@ -215,7 +245,7 @@ def planned_units(
             mine.append(have)
 
     plans = list(plans)
-    best_of: dict[tuple[str, str, str, int], tuple[TrialPlan, set[int]]] = {}
+    best_of: dict[tuple[str, str, str, int], list[TrialPlan]] = {}
     every: dict[tuple[str, str, str], set[int]] = {}
     for p in plans:
         t, who = p.trial, (p.trial.suite, p.trial.experiment)
@@ -243,18 +273,21 @@ def planned_units(
                 unit = PlannedUnit("retrain", key, retrain_phase(ds), hours, t.seed, ds, [], why,
                                    trial=t)  # fmt: skip
                 add(unit, who, t)
-            if SELECTED in modes and ALL not in modes:
-                best_of.setdefault((*group, p.n_seeds), (p, set()))[1].add(t.seed)
-    for (cell, ds, recipe, n), (p, _) in best_of.items():
+            if ALL not in modes:
+                for n in selected_ns(modes):
+                    if t.seed < n:
+                        best_of.setdefault((*group, n), []).append(p)
+    for (cell, ds, recipe, n), members in best_of.items():
         if set(range(n)) <= every.get((cell, ds, recipe), set()):
             continue  # every seed retrained anyway: the selected one among them
         key = stable_hash({"retrain": (cell, ds, recipe), "best_of": n})
-        hours = estimate("retrain", p.trial, ds)
-        unit = PlannedUnit(
-            "retrain", key, retrain_phase(ds), hours, None, ds, [],
-            f"best_by_valid: the selected seed of {n}",
-        )  # fmt: skip
-        add(unit, (p.trial.suite, p.trial.experiment), p.trial)
+        hours = estimate("retrain", members[0].trial, ds)
+        for q in members:  # every trial whose experiment's selection this is
+            unit = PlannedUnit(
+                "retrain", key, retrain_phase(ds), hours, None, ds, [],
+                f"best_by_valid: the selected seed of the first {n}",
+            )  # fmt: skip
+            add(unit, (q.trial.suite, q.trial.experiment), q.trial)
     return units, by_trial
 
 

@@ -883,7 +883,7 @@ class RetrainEvaluator:
             "count_parameters_in_MB: names containing 'auxiliary' excluded)",
             "flops": flops,
             "flops_convention": "multiply-adds per image, eval mode (no auxiliary tower), "
-            "convolutions + linear + pooling (nasrepro.complexity.count_flops)",
+            "convolutions + linear layers with bias (conv_fc, nasrepro.complexity)",
             "weights_evaluated": "ema" if ema is not None else "final",
             "precision": r["precision"],
             "speed_switches": {"channels_last": channels_last},
