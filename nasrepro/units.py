@@ -4,11 +4,13 @@ A trial is a search, a selection and its evaluations; each is a unit identified 
 computes (nasrepro/jobs.py: `unit_key`), shared by every experiment and suite that needs
 it. An experiment retrains only what some claim reads (docs/plan.md, "Units of work"):
 
-- a claim reading an accuracy (test_acc, *_err) on a dataset with protocol `mean` or
-  `retrain_k` needs that dataset retrained for every seed of the experiment;
+- a claim reading an accuracy (test_acc, *_err) on a dataset with protocol `mean`,
+  `retrain_k` or `best_by_test` needs that dataset retrained for every seed of the
+  experiment;
 - `best_by_valid` with `select_by: search_valid_acc` needs one retraining: the cell of the
-  seed whose search has the best validation accuracy (ties: the lowest seed), known once
-  every search of the experiment is recorded; with `select_by: valid_acc` every seed;
+  seed, among the first N (the claim's n_seeds, else the experiment's seeds), whose search
+  has the best validation accuracy (ties: the lowest seed), known once those searches are
+  recorded; with `select_by: valid_acc` every seed;
 - `single` needs seed 0;
 - params and FLOPs need no training: a dataset read only for them is not retrained, its
   network is counted (`RetrainEvaluator.complexity`);

@@ -13,7 +13,7 @@ from suite_fixtures import trial_records
 from nasrepro.jobs import stable_hash, unit_key
 from nasrepro.plan import build_plan, expand, trial_plans
 from nasrepro.suite import load_suite
-from nasrepro.units import ALL, FIRST, SELECTED, best_seed, experiment_needs, wanted
+from nasrepro.units import ALL, FIRST, best_seed, experiment_needs, selected_mode, wanted
 
 PAPER = "003_55655e6ae543df8d.txt"
 # Tests only: RobustDARTS S2 (two ops per edge), a 3-cell supernet with 2 channels on digits
@@ -87,14 +87,16 @@ def test_needs_follow_the_claims_protocols(suite: Path) -> None:
     a, b = experiment_needs(s, "a"), experiment_needs(s, "b")
     assert a.retrain == {"cifar10": frozenset({ALL})}
     # cifar100: best_by_valid picks one seed; cifar10: single = seed 0; imagenet: params only
-    assert b.retrain == {"cifar100": frozenset({SELECTED}), "cifar10": frozenset({FIRST})}
+    assert b.retrain == {"cifar100": frozenset({selected_mode(0)}), "cifar10": frozenset({FIRST})}
     assert b.complexity == {"imagenet": frozenset({ALL})}
     assert experiment_needs(s, "b", "all").retrain == dict.fromkeys(
         ["cifar10", "cifar100", "imagenet"], frozenset({ALL})
     )
-    assert wanted(frozenset({SELECTED}), 1, None) is None  # not known before the searches
-    assert wanted(frozenset({SELECTED}), 1, 1) and not wanted(frozenset({SELECTED}), 0, 1)
-    assert wanted(frozenset({FIRST}), 0, None) and not wanted(frozenset({FIRST}), 1, None)
+    best_of_2 = frozenset({selected_mode(2)})
+    assert wanted(best_of_2, 1, {2: None}) is None  # not known before the searches
+    assert wanted(best_of_2, 1, {2: 1}) and not wanted(best_of_2, 0, {2: 1})
+    assert not wanted(best_of_2, 2, {2: 1})  # not among the first 2
+    assert wanted(frozenset({FIRST}), 0, {}) and not wanted(frozenset({FIRST}), 1, {})
 
 
 def test_best_seed_is_the_verdicts_rule() -> None:
