@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -43,7 +44,7 @@ BREAKER_STALE_S = 60.0
 UNIT_REQUIRED = ("schema", "kind", "key", "seed", "fidelity_version", "identity", "result")
 
 
-class StoreError(RuntimeError):
+class StoreError(ValueError):
     """A unit record that cannot be written or read back as what it claims to be."""
 
 
@@ -92,17 +93,24 @@ def read_unit(registry: str | Path, kind: str, key: str) -> dict[str, Any] | Non
     """The unit's record at the current fidelity version, or None. A file that is not such
     a record raises StoreError naming it (one line): a unit is never silently recomputed
     over a damaged record."""
+    # the registry's hardened reader: a regular file of bounded size (a FIFO is never
+    # waited on), bounded integers, no NaN (nasrepro/registry.py)
+    from nasrepro.registry import _bounded_int, _file_bytes, _no_constant
+
     path = unit_path(registry, kind, key)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = _file_bytes(path)
     except FileNotFoundError:
         return None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise StoreError(f"{path}: unreadable unit record ({exc})") from None
     try:
-        rec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StoreError(f"{path}: not a readable JSON unit record ({exc})") from None
+        rec = json.loads(
+            data.decode("utf-8"), parse_int=_bounded_int, parse_constant=_no_constant
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise StoreError(f"{path}: not a readable JSON unit record ({why})") from None
     why = unit_problem(rec, kind, key)
     if why is not None:
         raise StoreError(f"{path}: {why}")
@@ -221,12 +229,19 @@ class Holder:
 def read_holder(path: Path) -> Holder | None:
     """The lock's holder as written, or None when there is no lock file. A file still
     being written reads as a holder with an unknown pid."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-            mtime = os.fstat(fh.fileno()).st_mtime
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise StoreError(f"{path}: not a lock file ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"{path}: not a lock file (not a regular file)")
+        text = fh.read(4096).decode("utf-8", errors="replace")
+        mtime = st.st_mtime
     try:
         info = json.loads(text)
         return Holder(
