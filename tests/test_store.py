@@ -106,14 +106,18 @@ def test_two_runs_with_different_checkpoint_dirs_train_a_unit_once(tmp_path: Pat
             assert time.monotonic() < deadline
             time.sleep(0.05)
         first.send_signal(signal.SIGSTOP)
+        node2 = tmp_path / "node2"
+        node2.mkdir()
         lines: list[str] = []
         second = run_suite(  # the second run, in this process, checkpointing elsewhere
             tmp_path / "s.yaml",
             budget="smoke",
             device="cpu",
             registry=tmp_path / "registry",
-            checkpoint_dir=tmp_path / "ckpt-node2",
-            tracking_uri=f"sqlite:///{tmp_path / 'second.db'}",
+            checkpoint_dir=node2 / "checkpoints",
+            # its own working directory: a SQLite store beside the paused run's would wait
+            # on the directory lock the paused run may hold (tracking.store_creation_lock)
+            tracking_uri=f"sqlite:///{node2 / 'mlflow.db'}",
             progress=lines.append,
         )
     finally:
@@ -124,4 +128,4 @@ def test_two_runs_with_different_checkpoint_dirs_train_a_unit_once(tmp_path: Pat
     assert any("locktest/d1 seed 0] being run by another process" in x for x in lines), lines
     assert len(trial_records(tmp_path / "registry")) == 1
     assert len(list((tmp_path / "registry" / "_units" / "search").rglob("*.json"))) == 1
-    assert not (tmp_path / "ckpt-node2" / "units").exists()  # never started training
+    assert not (node2 / "checkpoints" / "units").exists()  # never started training
