@@ -165,6 +165,7 @@ def execute_trial(
     ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
     ctx.checkpoint = ckpt
     ctx.dist = ddp
+    ctx.valid_batches = data.loader.arch_pass
     tags = {
         "suite": trial.suite,
         "experiment": trial.experiment,
@@ -360,6 +361,9 @@ def execute_trial(
                 "stopped_by": ctx.state.get("stopped_by"),
                 "stopped_at_epoch": ctx.state.get("stopped_at_epoch"),
                 "selection": finite_or_none(ctx.state.get("selection")),
+                # the score a best-of-N selection reads when the method sets one
+                # (RobustDARTS' infer() accuracy: search/infer.py)
+                "valid_acc": finite_or_none(ctx.state.get("search_valid_acc")),
             },
             "mlflow": {
                 "tracking_uri": tracker.uri,

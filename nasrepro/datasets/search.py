@@ -41,9 +41,11 @@ PAIRING = (
     "weight split once per epoch in shuffled order, each item paired with an α item drawn "
     "uniformly with replacement (AutoDL SearchDataset)"
 )
-# SeedSequence spawn keys keep the streams for trimming and for each epoch apart.
+# SeedSequence spawn keys keep the streams for trimming, each epoch and each pass over the
+# α split apart.
 _LIMIT_STREAM = 0
 _EPOCH_STREAM = 1
+_PASS_STREAM = 2
 
 Key = tuple[int, int, int, int]  # weight index, α index, weight aug seed, α aug seed
 
@@ -77,6 +79,23 @@ class PairedItems(Dataset):
         with _seeded_rngs(a_seed):
             x_a, y_a = self.arch_data[a]
         return x_w, y_w, x_a, y_a
+
+
+class SeededItems(Dataset):
+    """Items (index, augmentation seed) of one dataset, each transformed under its own seed."""
+
+    def __init__(self, data: Dataset, keys: list[tuple[int, int]]) -> None:
+        self.data = data
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        index, seed = self.keys[i]
+        with _seeded_rngs(seed):
+            x, y = self.data[index]
+        return x, y
 
 
 class EpochKeys(Sampler[Key]):
@@ -176,6 +195,21 @@ class SearchLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def arch_pass(self, epoch: int) -> DataLoader:
+        """Every item of the α split once, in split order, in batches of the search's batch
+        size, with the α side's transform under per-item seeds keyed by (seed, epoch): the
+        references' `infer(valid_queue)` over the validation split (RobustDARTS' selection
+        score). Touches neither the search's batches nor the global random streams."""
+        sampler = self.sampler
+        rng = np.random.default_rng(
+            np.random.SeedSequence(sampler.seed, spawn_key=(_PASS_STREAM, epoch))
+        )
+        n = len(sampler.arch_indices)
+        seeds = rng.integers(0, 2**63 - 1, size=n, dtype=np.int64).tolist()
+        keys = list(zip(sampler.arch_indices.tolist(), seeds, strict=True))
+        items = SeededItems(self._loader.dataset.arch_data, keys)
+        return DataLoader(items, batch_size=self._loader.batch_size, shuffle=False)
 
     def __len__(self) -> int:
         return len(self._loader)
