@@ -44,9 +44,10 @@ def pgd_linf(
     steps: int,
     noise: list[torch.Tensor] | None,
 ) -> tuple[list[torch.Tensor], bool]:
-    """SmoothDARTS' Linf_PGD_alpha on probabilities `start` (α₀): (the perturbed α, True), or
-    (α₀, False) when the attack did not raise the loss. `loss_fn(alphas)` is the loss with the cells mixing
-    with `alphas`; `noise` is the random start's U(−ε, ε) draw (None: no random start)."""
+    """SmoothDARTS' Linf_PGD_alpha on probabilities `start` (α₀): (the perturbed α, True),
+    or (α₀, False) when the attack did not raise the loss. `loss_fn(alphas)` is the loss with
+    the cells mixing with `alphas`; `noise` is the random start's U(−ε, ε) draw (None: no
+    random start)."""
     base = [a.detach() for a in start]
     lr = 2 * epsilon / steps  # Linf_SGD(lr=2*epsilon/steps)
     with torch.no_grad():
