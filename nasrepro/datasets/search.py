@@ -196,20 +196,33 @@ class SearchLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def arch_pass(self, epoch: int) -> DataLoader:
-        """Every item of the α split once, in split order, in batches of the search's batch
-        size, with the α side's transform under per-item seeds keyed by (seed, epoch): the
-        references' `infer(valid_queue)` over the validation split (RobustDARTS' selection
-        score). Touches neither the search's batches nor the global random streams."""
+    def arch_pass(
+        self,
+        epoch: int,
+        *,
+        augment: bool = True,
+        shuffle: bool = False,
+        batch_size: int | None = None,
+    ) -> DataLoader:
+        """Every item of the α split once, in batches (the search's batch size unless given),
+        in split order or shuffled, under per-item seeds keyed by (seed, epoch). With the α
+        side's transform it is the references' `infer(valid_queue)` over the validation split
+        (RobustDARTS: its valid_queue carries the training augmentation); `augment=False`
+        drops the transform's random steps, as AutoDL's `valid_loader` (the validation half
+        with the test transform) that SETN and RSPS score their candidates on. Touches
+        neither the search's batches nor the global random streams."""
         sampler = self.sampler
         rng = np.random.default_rng(
             np.random.SeedSequence(sampler.seed, spawn_key=(_PASS_STREAM, epoch))
         )
         n = len(sampler.arch_indices)
+        order = rng.permutation(n) if shuffle else np.arange(n)
         seeds = rng.integers(0, 2**63 - 1, size=n, dtype=np.int64).tolist()
-        keys = list(zip(sampler.arch_indices.tolist(), seeds, strict=True))
-        items = SeededItems(self._loader.dataset.arch_data, keys)
-        return DataLoader(items, batch_size=self._loader.batch_size, shuffle=False)
+        keys = list(zip(sampler.arch_indices[order].tolist(), seeds, strict=True))
+        data = self._loader.dataset.arch_data
+        items = SeededItems(data if augment else without_augmentation(data), keys)
+        return DataLoader(items, batch_size=batch_size or self._loader.batch_size, shuffle=False)
+
 
     def __len__(self) -> int:
         return len(self._loader)
@@ -218,6 +231,27 @@ class SearchLoader:
         self.sampler.epoch = self.epoch
         self.epoch += 1
         return iter(self._loader)
+
+
+def without_augmentation(data: Dataset) -> Dataset:
+    """A shallow copy of `data` whose (composed) transform keeps only its deterministic steps:
+    the random ones (RandomCrop, RandomHorizontalFlip, ...) are dropped, so CIFAR's
+    [flip, crop, ToTensor, Normalize] becomes the test transform [ToTensor, Normalize]."""
+    import copy
+
+    transform = getattr(data, "transform", None)
+    if transform is None:
+        return data
+    composed = hasattr(transform, "transforms")
+    steps = list(transform.transforms) if composed else [transform]
+    kept = [t for t in steps if not type(t).__name__.startswith("Random")]
+    out = copy.copy(data)
+    if len(kept) < len(steps):
+        out.transform = type(transform)(kept) if composed else None  # type: ignore[attr-defined]
+    return out
+    ensure = type(transform) if hasattr(transform, "transforms") else None
+    out.transform = ensure(kept) if ensure is not None else (kept[0] if kept else None)  # type: ignore[attr-defined]
+    return out
 
 
 @dataclass
