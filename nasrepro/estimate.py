@@ -273,7 +273,12 @@ def estimate(trial: Trial, device: str) -> dict[str, Any]:
             "eval_hours": round(eval_h, 4),
             "hours": round(eval_h, 4),
             "gpu_hours": round(eval_h, 4) if gpu else None,
-            "basis": ["no search: a published cell", *basis],
+            "basis": [
+                "no supernet: NAS-Bench-201 queries (seconds on a CPU)"
+                if "query" in cfg
+                else "no search: a published cell",
+                *basis,
+            ],
         }
     split = search_split(cfg["dataset"], cfg["search"], cfg["space"])
     images = (split["weights"] or {}).get("images") or 0
