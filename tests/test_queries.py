@@ -287,3 +287,37 @@ def test_query_experiment_is_refused_in_one_line_without_a_file(monkeypatch, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no NAS-Bench-201 file given" in err[0]
     assert not (tmp_path / "reg").exists()
+
+
+@pytest.mark.parametrize(
+    "extra,problem",
+    [
+        ("evaluator: nb201-api\n    query: {algorithm: evolution}", "algorithm must be one of"),
+        ("evaluator: nb201-api\n    query: {algorithm: rea}\n    methods: [darts]", "no supernet"),
+        ("evaluator: nb201-table\n    query: {algorithm: rea}", "evaluator nb201-api"),
+    ],
+)
+def test_query_experiments_are_validated_in_one_line(tmp_path, extra, problem):
+    from nasrepro.suite import SuiteError, load_suite
+
+    text = f"""\
+suite: q
+version: 1
+paper: {{file: 004_87342475fac9f0ec.txt, title: q}}
+budgets: {{}}
+experiments:
+  e:
+    space: nb201
+    dataset: cifar10
+    eval_datasets: [cifar10]
+    seeds: 1
+    {extra}
+claims:
+  - {{id: c, paper_file: 004_87342475fac9f0ec.txt, table: T, row: r, method: m, space: nb201,
+     dataset: cifar10, metric: test_acc, value: 1.0, experiment: e}}
+"""
+    path = tmp_path / "q.yaml"
+    path.write_text(text)
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert problem in str(info.value) and "\n" not in str(info.value)
