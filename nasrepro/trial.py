@@ -589,7 +589,16 @@ def _execute_query(
     try:
         tracker.log_params(run_id, flatten(cfg))
         tracker.log_params(run_id, {"seed": str(trial.seed)})
-        found = run_query(cfg["query"], evaluator.api, cfg["dataset"], str(evaluator.path))
+        prepare = None
+        if getattr(evaluator, "kind", None) == "nats-dir":  # one file per cell, read on demand
+            from nasrepro.evaluate.nb201 import _load_archive_cell
+
+            def prepare(index: int) -> None:
+                _load_archive_cell(evaluator.api, evaluator.path, index)
+
+        found = run_query(
+            cfg["query"], evaluator.api, cfg["dataset"], str(evaluator.path), prepare
+        )
         arch = found["genotype"]
         progress(
             f"{label} {found['algorithm']}: {found['queries']} queries, "

@@ -1,5 +1,5 @@
 """SDARTS-ADV's PGD attack on α against its definition (SmoothDARTS attacker/perturb.py
-Linf_PGD_alpha); tests/oracle/test_sdarts_adv.py compares whole weight steps with the
+Linf_PGD_alpha); tests/oracle/test_smoothdarts.py compares whole weight steps with the
 authors' code."""
 
 from __future__ import annotations

@@ -206,12 +206,20 @@ class Nb201Queries:
     for a real file; a file that does not hold that whole product is refused.
     """
 
-    def __init__(self, api: Any, dataset: str, hp: str, path: str = "<benchmark>") -> None:
+    def __init__(
+        self,
+        api: Any,
+        dataset: str,
+        hp: str,
+        path: str = "<benchmark>",
+        prepare: Callable[[int], None] | None = None,
+    ) -> None:
         if dataset not in SEARCH_KEYS:
             raise ValueError(
                 f"a query search runs on {', '.join(SEARCH_KEYS)}, not {dataset!r}"
             )
         self.api, self.key, self.hp = api, SEARCH_KEYS[dataset], hp
+        self.prepare = prepare  # loads a cell's results on demand (a NATS archive directory)
         used = {op for i in range(len(api)) for op in Nb201Genotype.from_arch_str(str(api[i])).ops}
         self.ops = tuple(op for op in OPS if op in used)
         if len(api) != len(self.ops) ** len(EDGES):
@@ -228,6 +236,8 @@ class Nb201Queries:
         index = self.api.query_index_by_arch(self.arch_str(cell))
         if index < 0:
             raise ValueError(f"cell {self.arch_str(cell)} is not in the benchmark")
+        if self.prepare is not None:
+            self.prepare(index)
         info = self.api.get_more_info(index, self.key, iepoch=None, hp=self.hp, is_random=True)
         self.queries += 1
         return float(info["valid-accuracy"]), float(info["train-all-time"] + info["valid-per-time"])
@@ -274,14 +284,20 @@ def check_query(query: Any) -> str | None:
     return None
 
 
-def run_query(query: dict[str, Any], api: Any, dataset: str, path: str) -> dict[str, Any]:
+def run_query(
+    query: dict[str, Any],
+    api: Any,
+    dataset: str,
+    path: str,
+    prepare: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Run the experiment's query search on the benchmark; the chosen cell and its trace."""
     problem = check_query(query)
     if problem is not None:
         raise ValueError(f"query: {problem}")
     algo = query["algorithm"]
     args = {**DEFAULTS[algo], **{k: v for k, v in query.items() if k != "algorithm"}}
-    queries = Nb201Queries(api, dataset, HP[algo], path)
+    queries = Nb201Queries(api, dataset, HP[algo], path, prepare)
     if algo == "bohb":
         from nasrepro.search.bohb import bohb
 
