@@ -357,7 +357,7 @@ def build_plan(
                 "needed_by": [],
                 "config": t.config,
                 "search_data": None
-                if t.config.get("search") is None  # a published cell: nothing searched
+                if t.config.get("search") is None  # a published cell or queries: no supernet
                 else search_split(t.config["dataset"], t.config["search"], t.config["space"]),
                 "estimate": estimates[t.group_hash],
             },
