@@ -1,4 +1,4 @@
-"""Command line: `nasrepro run | plan | validate | report | list | info`.
+"""Command line: `nasrepro run | plan | validate | report | judge | list | info`.
 
 Heavy packages (torch, mlflow) are imported inside the commands so `--help` stays fast.
 Exit codes: 0 success, 1 a trial failed while running, 2 invalid input (suite, options,
@@ -49,10 +49,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _artifact_experiments(path: str, given: list[str] | None) -> list[str]:
-    """`--artifacts`: the suite's published-cell experiments (within --experiment if given)."""
+    """`--artifacts`: the suite's published-cell experiments (within --experiment if given;
+    an --experiment the suite lacks is an error, as without --artifacts)."""
+    from nasrepro.plan import expand
     from nasrepro.suite import load_suite
 
     suite = load_suite(path)
+    if given:
+        expand(suite, path, experiments=given, seeds=1)  # unknown or pending ids: SuiteError
     return [
         e
         for e, exp in suite.experiments.items()
@@ -61,6 +65,16 @@ def _artifact_experiments(path: str, given: list[str] | None) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from nasrepro.preflight import PreflightError
+
+    if args.ray_address and args.executor != "ray":
+        return _fail("--ray-address: goes with --executor ray")
+    try:  # seconds, not MLflow's or Ray's minutes of retries; before torch is even imported
+        executor = _run_preflight(args)
+    except PreflightError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except ValueError as exc:  # e.g. --gpus-per-trial beyond the visible GPUs
+        return _fail(str(exc))
     from nasrepro._compat import ensure_torchvision
 
     ensure_torchvision()
@@ -70,12 +84,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
-    from nasrepro.tracking import TrackingUnavailable, check_tracking_uri, resolve_uri
-
-    try:  # seconds, not MLflow's minutes of retries, and before anything runs
-        check_tracking_uri(resolve_uri(args.tracking_uri))
-    except TrackingUnavailable as exc:
-        return _fail(str(exc))
     summaries = []
     paths = [Path(p) for p in args.suites]
     for path in args.suites:
@@ -101,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 rerun=args.rerun,
                 search_processes=args.search_processes,
                 fast=args.fast,
-                executor=_executor(args),
+                executor=executor,
             )
         except SuiteError as exc:
             print(exc, file=sys.stderr)
@@ -131,6 +139,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         for record in summary.records:
             print(f"  {record}")
+    try:  # the registry this run writes: created here when no trial has written it yet
+        Path(args.registry).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"--registry {args.registry}: {exc.strerror or exc}")
     rows = summary_table(paths, Path(args.registry))
     if args.out:
         # Only when asked: committed pages under reports/ stay as `nasrepro report` made them.
@@ -144,6 +156,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("Report:            not written (--out DIR writes pages; `nasrepro report` rebuilds)")
     print(format_summary(rows))
     return 0
+
+
+def _run_preflight(args: argparse.Namespace) -> object | None:
+    """What `run` needs, checked before any suite is run (nasrepro/preflight.py): the
+    tracking store, the folders it writes, the executor (Ray installed, its cluster up);
+    returns the executor. PreflightError (one line) for the first that cannot be used."""
+    from nasrepro.preflight import check_output_dir, check_tracking_uri
+    from nasrepro.tracking import resolve_uri
+
+    check_tracking_uri(resolve_uri(args.tracking_uri))
+    for option in ("registry", "checkpoint_dir", "out"):
+        if getattr(args, option):
+            check_output_dir(getattr(args, option), "--" + option.replace("_", "-"))
+    executor = _executor(args)
+    preflight = getattr(executor, "preflight", None)  # an executor with a cluster checks it
+    if preflight is not None:
+        preflight()
+    return executor
 
 
 def _executor(args: argparse.Namespace) -> object | None:
@@ -160,6 +190,17 @@ def _executor(args: argparse.Namespace) -> object | None:
     return None
 
 
+def _registry_dir(path: str, option: str = "--registry") -> str | None:
+    """Why `path` cannot be read as a registry, or None: a registry that does not exist is
+    an error, never an empty registry (a typo'd --registry would judge nothing)."""
+    p = Path(path)
+    if not p.exists():
+        return f"{option} {path}: the registry directory does not exist"
+    if not p.is_dir():
+        return f"{option} {path}: not a directory"
+    return None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from nasrepro.registry import RegistryError
     from nasrepro.report import build_report, check_report, format_summary, summary_table
@@ -169,6 +210,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    for path, option in ((args.registry, "--registry"), (args.verify_against, "--verify-against")):
+        problem = _registry_dir(path, option) if path is not None else None
+        if problem:
+            return _fail(problem)
+    if not (args.json or args.check):
+        from nasrepro.preflight import PreflightError, check_output_dir
+
+        try:
+            check_output_dir(args.out, "--out")
+        except PreflightError as exc:
+            return _fail(str(exc), exc.exit_code)
+    if args.verify_against is not None:
+        from nasrepro.report.verify import verify_against
+
+        try:
+            problems = verify_against(args.registry, args.verify_against)
+        except RegistryError as exc:
+            return _fail(str(exc))
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            return _fail(
+                f"{len(problems)} record(s) under {args.registry}/ not what the code computes "
+                f"({args.verify_against}/ re-derived them)",
+                1,
+            )
+        print(f"{args.registry}/: every record re-derived under {args.verify_against}/")
     try:
         if args.json:
             sys.stdout.write(dumps(report_json(paths, Path(args.registry))))
@@ -198,25 +266,55 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     """`nasrepro plan`: what a run would do and cost, without running (docs/plan.md)."""
     from nasrepro.plan import build_plan, format_plan
+    from nasrepro.registry import RegistryError
     from nasrepro.suite import SuiteError
 
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    # the default registry may not exist yet (nothing run); one named must
+    explicit = args.registry is not None or "NASREPRO_REGISTRY" in os.environ
+    args.registry = args.registry or str(default_registry())
+    problem = _registry_dir(args.registry) if explicit else None
+    if problem:
+        return _fail(problem)
     try:
         plan = build_plan(paths, args.budget, args.experiment, args.device, args.registry)
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except (ValueError, RegistryError) as exc:
         return _fail(str(exc))
-    for line in plan["registry_problems"]:
+    from nasrepro.registry import unreported
+
+    for line in unreported(plan["registry_problems"]):
         print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
     if args.json:
         print(json.dumps(plan, indent=1, sort_keys=True))
     else:
         print(format_plan(plan))
     return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    """`nasrepro judge`: numbers from anywhere against one claim, by the reports' rule."""
+    from nasrepro.report.judging import format_judgement, judge_numbers, parse_values
+    from nasrepro.suite import SuiteError
+
+    try:
+        values = parse_values(args.values, "--values")
+        select = parse_values(args.select_by, "--select-by") if args.select_by else None
+        fields = judge_numbers(args.suite, args.claim_id, values, select)
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(fields, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False))
+    else:
+        print(format_judgement(fields))
+    return 0  # whatever the verdict: the verdict is the output, not a failure
 
 
 LIST_TITLES = {
@@ -343,6 +441,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = [s for s in switches if s not in SWITCHES]
     if unknown:
         return _fail(f"--switch: unknown {unknown[0]!r} (known: {', '.join(SWITCHES)})")
+    from nasrepro.preflight import PreflightError, check_output_dir
+
+    try:  # before minutes of timing, not after
+        check_output_dir(args.out, "--out")
+    except PreflightError as exc:
+        return _fail(str(exc), exc.exit_code)
     progress = None if args.json else (lambda line: print(line, file=sys.stderr))
     command = ("nasrepro bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])).strip()
     path = results_path(Path(args.out), device_label(torch.device(device)))
@@ -437,7 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-run the claims of DARTS performance-collapse papers.",
         epilog="`nasrepro COMMAND --help` documents each command. Environment: "
         "MLFLOW_TRACKING_URI, NASREPRO_REGISTRY, NASREPRO_DATA_ROOT, NASREPRO_NB201_FILE, "
-        "NASREPRO_PROGRESS_INTERVAL (seconds between progress lines in logs, default 5).",
+        "NASREPRO_PROGRESS_INTERVAL (seconds between progress lines in logs, default 5), "
+        "NASREPRO_INCLUDE_DIRS (folders outside a suite's repository its include: may read).",
     )
     p.add_argument("--version", action="version", version=f"nasrepro {__version__}")
     _verbosity_flags(p, 0)
@@ -552,7 +657,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 if the pages under --out differ from regenerated ones (CI)",
     )
+    rep.add_argument(
+        "--verify-against",
+        metavar="DIR",
+        help="first exit 1 unless every record under --registry has a record of the same "
+        "trial under DIR with the same measured content (CI: DIR re-derived from scratch)",
+    )
     rep.set_defaults(func=cmd_report)
+
+    jd = sub.add_parser(
+        "judge",
+        help="judge numbers produced anywhere against one claim (its protocol, margin and "
+        "FLOP convention); exits 0 whatever the verdict",
+    )
+    jd.add_argument("suite", metavar="SUITE", help="the suite file, e.g. suites/darts_minus.yaml")
+    jd.add_argument("claim_id", metavar="CLAIM_ID", help="the claim's id in that suite")
+    jd.add_argument(
+        "--values",
+        required=True,
+        help="comma-separated values, one per seed (seed i = the i-th value); FLOPs under the "
+        "claim's counting convention",
+    )
+    jd.add_argument(
+        "--select-by",
+        help="comma-separated selection values, one per seed (best-of-N claims: the "
+        "validation accuracy that picks the seed)",
+    )
+    jd.add_argument("--json", action="store_true", help="print the judgement as JSON")
+    jd.set_defaults(func=cmd_judge)
 
     pl = sub.add_parser(
         "plan", help="unique trials, cached ones and estimated GPU-hours, without running"
@@ -569,7 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pl.add_argument("--device", default="h200", help="step times of this device")
     pl.add_argument(
-        "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
+        "--registry",
+        default=None,
+        help=f"registry directory (NASREPRO_REGISTRY sets it; default {registry}, which may "
+        "not exist yet: nothing recorded)",
     )
     pl.add_argument("--json", action="store_true", help="print JSON")
     pl.set_defaults(func=cmd_plan)
@@ -675,6 +810,9 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, option, None)
         if value is not None and value < 1:
             return _fail(f"--{option.replace('_', '-')}: must be at least 1, got {value}")
+    from nasrepro.registry import unreported
+
+    unreported.reset()  # each command names each bad registry file once
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -694,12 +832,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(_no_space(exc), 1)
     except Exception as exc:
-        if "database or disk is full" not in str(exc):  # SQLite's ENOSPC, via MLflow
-            raise
+        from nasrepro.preflight import shown_url
         from nasrepro.tracking import resolve_uri
 
-        uri = resolve_uri(getattr(args, "tracking_uri", None))
-        return _fail(f"no space left on device for the MLflow store {uri}", 1)
+        uri = shown_url(resolve_uri(getattr(args, "tracking_uri", None)))
+        if "database or disk is full" in str(exc):  # SQLite's ENOSPC, via MLflow
+            return _fail(f"no space left on device for the MLflow store {uri}", 1)
+        if type(exc).__name__ != "MlflowException":
+            raise
+        # a store the preflight could not judge (e.g. a database of a newer MLflow)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return _fail(f"MLflow store {uri}: {first}", 1)
 
 
 def _no_space(exc: OSError) -> str:

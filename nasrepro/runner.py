@@ -12,7 +12,7 @@ from nasrepro.executor import Executor, LocalExecutor
 from nasrepro.jobs import TrialJob
 from nasrepro.plan import Trial, expand
 from nasrepro.progress import emit
-from nasrepro.registry import current_trials, scan_registry
+from nasrepro.registry import current_trials, scan_registry, unreported
 from nasrepro.suite import SuiteError, load_suite
 
 __all__ = [
@@ -159,7 +159,15 @@ def run_suite(
     which adds another record. Experiments of the suite that resolve to the same trial run
     it once.
     """
-    from nasrepro.tracking import Tracker, claim_metrics, finish_parent, flatten, parent_run_name
+    from nasrepro.preflight import check_tracking_uri
+    from nasrepro.tracking import (
+        Tracker,
+        claim_metrics,
+        finish_parent,
+        flatten,
+        parent_run_name,
+        resolve_uri,
+    )
 
     suite = load_suite(suite_path)
     trials = unique_trials(expand(suite, suite_path, budget, experiments, seeds), progress)
@@ -167,7 +175,7 @@ def run_suite(
     skipped: list[Trial] = []
     if not rerun:
         scan = scan_registry(registry)
-        for problem in scan.problems:
+        for problem in unreported(scan.problems):
             progress(f"nasrepro: warning: {problem}; skipped")
         done = current_trials(scan.records)
         skipped = [t for t in trials if t.config_hash in done]
@@ -179,6 +187,7 @@ def run_suite(
                 "new records)"
             )
     trials = _skip_locked(trials, Path(checkpoint_dir), progress)
+    check_tracking_uri(resolve_uri(tracking_uri))  # API callers too: seconds, one line
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite)
