@@ -147,6 +147,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"Waiting:           {len(summary.waiting)} trial(s) not recorded yet")
             for line in summary.waiting:
                 print(f"  {line}")
+    if not summaries and not Path(args.registry).exists():
+        # Nothing ran and nothing was ever recorded there: nothing to summarise or create.
+        if args.json:
+            print(json.dumps(run_summary([], []), indent=2))
+        return 0
     try:  # the registry this run writes: created here when no trial has written it yet
         Path(args.registry).mkdir(parents=True, exist_ok=True)
     except OSError as exc:

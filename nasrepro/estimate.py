@@ -170,8 +170,12 @@ def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
             k = int(args.get("k", 4))
             total /= k
             basis.append(f"pc: partial channels 1/{k} of the mixed-op cost (assumed)")
+        elif m == "rdarts":  # R-DARTS: one whole search per grid point
+            runs = len(args.get("weight_decays") or [0]) * len(args.get("drop_path_probs") or [0])
+            total *= runs
+            basis.append(f"rdarts: x{runs}, one search per grid point (counted)")
         elif m != "darts":
-            basis.append(f"{m}: x1.0 per step (assumed: its work is per epoch or nil)")
+            basis.append(f"{m}: x1.0 per step (assumed, not measured: no ratio case)")
     return total
 
 
@@ -361,7 +365,12 @@ def estimate(trial: Trial, device: str) -> dict[str, Any]:
             "eval_hours": round(eval_h, 4),
             "hours": round(eval_h, 4),
             "gpu_hours": round(eval_h, 4) if gpu else None,
-            "basis": ["no search: a published cell", *eval_basis],
+            "basis": [
+                "no supernet: NAS-Bench-201 queries (seconds on a CPU)"
+                if "query" in cfg
+                else "no search: a published cell",
+                *eval_basis,
+            ],
         }
     search = search_estimate(cfg, device)
     select = selection_estimate(cfg, device)

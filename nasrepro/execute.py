@@ -36,8 +36,8 @@ def search_processes(job: TrialJob | UnitJob, progress: Progress = _stderr) -> i
     from nasrepro.distributed import device_ids
 
     cfg = job.trial.config
-    if job.trial.given_cell:
-        return 1  # a published cell: nothing is searched
+    if job.trial.given_cell or job.trial.benchmark_query:
+        return 1  # a published cell or benchmark queries: no supernet is searched
     if job.search_processes is not None:
         wanted = job.search_processes
     else:
@@ -107,7 +107,7 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
                 raise
             finish_parent(tracker, job.parent_run_id, job.siblings)
         remove_checkpoints(checkpoint_path(job.checkpoint_dir, t))
-        if not t.given_cell:
+        if t.searched:
             assert t.selection_key is not None
             remove_checkpoints(unit_checkpoint(job.checkpoint_dir, "selection", t.selection_key))
     return path

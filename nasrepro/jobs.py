@@ -130,14 +130,15 @@ class Trial:
 
     @property
     def search_key(self) -> str | None:
-        """The trial's search unit (None for a published cell: nothing is searched)."""
-        if self.given_cell:
+        """The trial's search unit (None for a published cell or benchmark queries: no
+        supernet is searched)."""
+        if not self.searched:
             return None
         return unit_key("search", search_identity(self.config), self.seed)
 
     @property
     def selection_key(self) -> str | None:
-        if self.given_cell:
+        if not self.searched:
             return None
         return unit_key("selection", selection_identity(self.config), self.seed)
 
@@ -145,6 +146,17 @@ class Trial:
     def given_cell(self) -> bool:
         """The experiment scores a published cell (`genotype:`): no search, no selection."""
         return "genotype" in self.config
+
+    @property
+    def searched(self) -> bool:
+        """A supernet is searched, then selected from: the trial has search and selection
+        units."""
+        return not (self.given_cell or self.benchmark_query)
+
+    @property
+    def benchmark_query(self) -> bool:
+        """The experiment searches by benchmark queries (`query:`): no supernet, no data."""
+        return "query" in self.config
 
     @property
     def search(self) -> SearchSettings:

@@ -90,8 +90,8 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
             continue
         seen.add(t.group_hash)
         build_evaluator(t.config)
-        if t.given_cell:
-            continue  # a published cell: no search data
+        if t.given_cell or t.benchmark_query:
+            continue  # a published cell or a search by benchmark queries: no search data
         try:
             trial_search_data(t.config, root=data_root, seed=0, download=download)
         except SearchProtocolError as exc:
@@ -186,7 +186,7 @@ def _selected_seeds(plans: list[Any], registry: Path) -> dict[str, dict[int, int
         values: dict[int, float | None] = {}
         for seed, trial in by_seed[exp].items():
             rec = read_unit(registry, "search", trial.search_key)
-            values[seed] = None if rec is None else search_valid_acc(rec["result"]["history"])
+            values[seed] = None if rec is None else search_valid_acc(rec["result"])
         out[exp] = {}
         for n in ns:
             first = {s: values.get(s) for s in range(n)}
@@ -455,8 +455,8 @@ def _run_units(
     scheduled: set[str] = set()
     for td in todos:
         t = td.trial
-        if t.given_cell or read_unit(reg, "selection", t.selection_key or "") is not None:
-            continue
+        if not t.searched or read_unit(reg, "selection", t.selection_key or "") is not None:
+            continue  # a published cell or benchmark queries (stage 3), or recorded
         assert t.search_key is not None and t.selection_key is not None
         if t.selection_key in scheduled:
             continue  # another trial's job computes this selection (and its search)
@@ -550,6 +550,7 @@ def _assemble(
     from nasrepro.store import StoreLock, UnitLocked, read_unit
     from nasrepro.trial import (
         SearchOutcome,
+        _execute_query,
         assemble_record,
         budget_caveat,
         evaluate_cell,
@@ -562,7 +563,7 @@ def _assemble(
         if t.config_hash in failed:
             continue
         search = selection = None
-        if not t.given_cell:
+        if t.searched:
             search = read_unit(reg, "search", t.search_key or "")
             selection = read_unit(reg, "selection", t.selection_key or "")
             if search is None or selection is None:
@@ -581,7 +582,18 @@ def _assemble(
                     continue
                 records = {ds: r for ds, r in units.items() if r is not None}
                 run_id = _child_run(td, tracker, ctx.experiment_id)
-                if t.given_cell:
+                if t.benchmark_query:  # seconds of queries, run here
+                    record = _execute_query(
+                        t,
+                        tracker=tracker,
+                        experiment_id=ctx.experiment_id,
+                        parent_run_id=td.parent,
+                        device=ctx.device,
+                        progress=progress,
+                        run_name=None,
+                        run_id=run_id,
+                    )
+                elif t.given_cell:
                     record = execute_given_cell(
                         t,
                         tracker=tracker,

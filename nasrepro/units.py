@@ -134,12 +134,16 @@ def experiment_needs(suite: Suite, exp_id: str, policy: str = "claims") -> Needs
     return Needs(retrain, complexity, {k: tuple(v) for k, v in claims.items()})
 
 
-def search_valid_acc(history: list[dict[str, Any]]) -> float | None:
-    """The search supernet's validation accuracy after its last epoch that has one (the
-    report's `select_by: search_valid_acc`, nasrepro/report/records.py)."""
+def search_valid_acc(result: dict[str, Any]) -> float | None:
+    """A search unit's selection score, as the report's `select_by: search_valid_acc` reads
+    it from the assembled record (nasrepro/report/records.py): the method's own score where
+    it sets one (RobustDARTS' infer()), else the supernet's validation accuracy after its
+    last epoch that has one."""
     from nasrepro.report.records import search_valid_acc as of_record
 
-    return of_record({"search": {"history": history}})
+    return of_record(
+        {"search": {"history": result.get("history"), "valid_acc": result.get("valid_acc")}}
+    )
 
 
 def best_seed(values: dict[int, float | None]) -> int | None:
@@ -252,7 +256,7 @@ def planned_units(
     for p in plans:
         t, who = p.trial, (p.trial.suite, p.trial.experiment)
         by_trial.setdefault(t.config_hash, [])
-        if not t.given_cell:
+        if t.searched:
             assert t.search_key is not None and t.selection_key is not None
             hours = estimate("search", t, None)
             add(PlannedUnit("search", t.search_key, "search", hours, t.seed, trial=t), who, t)
