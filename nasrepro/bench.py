@@ -122,9 +122,16 @@ def ratio_cases(batch: int = RATIO_BATCH) -> list[tuple[str, str, BenchCase, Ben
         ("rf", ("rf",), {}),
         ("fix_alpha", ("fix_alpha",), {}),
     ]  # fmt: skip
+    methods.append(("sdarts_adv", ("sdarts_adv",), {}))  # 7 PGD steps on α per weight step
     for name, ms, args in methods:
         case = BenchCase("darts", "darts-1st", batch, 32, _S0, methods=ms, method_args=args)
         out.append(("method", name, case, darts1))
+    # the sampled-path methods run on NB201 only (nasrepro/methods/sampled_paths.py): their
+    # step against NB201's plain first-order step, which the plan's NB201 step time is
+    nb201 = BenchCase("nb201", "darts-1st", batch, 32, _NB201)
+    for name in ("gdas", "setn", "rsps"):
+        case = BenchCase("nb201", "darts-1st", batch, 32, _NB201, methods=(name,))
+        out.append(("method", name, case, nb201))
     return out
 
 

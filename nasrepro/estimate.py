@@ -142,12 +142,13 @@ def _cells(space: str, space_args: dict[str, Any]) -> int:
 def _ratio(group: str, name: str) -> dict[str, Any] | None:
     ratios = step_times().get("ratios", {})
     found = ratios.get(group, {}).get(name)
-    return None if found is None else {**found, "file": ratios.get("file")}
+    return None if found is None else {"file": ratios.get("file"), **found}
 
 
 def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
     """Product of the methods' step-time factors: measured on the H200 where a GPU session
-    measured one (Λ-DARTS), else the CPU ratio against plain DARTS on S0, else assumed."""
+    measured one (Λ-DARTS), else the CPU ratio against plain DARTS (on S0, or on NB201 for
+    the NB201-only sampled-path methods), else counted, else assumed (x1.0, said so)."""
     gpu = step_times()["method_factors"]
     total = 1.0
     for m in config["methods"]:
@@ -164,7 +165,7 @@ def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
             total *= used
             note = "" if used == cpu["ratio"] else f", x{used} used: {cpu['note']}"
             basis.append(
-                f"{name} x{cpu['ratio']} (CPU ratio to plain DARTS on S0, measured{note})"
+                f"{name} x{cpu['ratio']} (CPU ratio to {cpu['to']}, measured{note})"
             )
         elif m == "pc":
             k = int(args.get("k", 4))
@@ -174,6 +175,16 @@ def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
             runs = len(args.get("weight_decays") or [0]) * len(args.get("drop_path_probs") or [0])
             total *= runs
             basis.append(f"rdarts: x{runs}, one search per grid point (counted)")
+        elif m == "sdarts_adv":  # SmoothDARTS attacker/perturb.py Linf_PGD_alpha
+            steps = int(args.get("steps", 7))
+            factor = round(1 + (steps + 1) / 3, 3)
+            total *= factor
+            basis.append(
+                f"sdarts_adv: x{factor} (counted, not measured: per weight step {steps} PGD "
+                "passes backward to α only, 2/3 of a weight pass each, and two loss forwards, "
+                "1/3 each, on top of first-order DARTS' two passes; DARTS- (Chu et al. 2021, "
+                "S0-S4 results) reports SDARTS-ADV needs 3x its search time)"
+            )
         elif m != "darts":
             basis.append(f"{m}: x1.0 per step (assumed, not measured: no ratio case)")
     return total

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from suite_fixtures import trial_records
+from test_queries import two_op_benchmark  # noqa: F401  (a fixture: FIXTURE NB201 file)
 
+import nasrepro.api as nr
 from nasrepro.jobs import stable_hash, unit_key
 from nasrepro.plan import build_plan, expand, trial_plans
 from nasrepro.suite import load_suite
@@ -241,3 +243,58 @@ def test_best_of_n_waits_for_the_selected_seeds_retraining(suite: Path) -> None:
     assert waiting.samples == [] and waiting.missing == 2
     ready = take(claim, [rec(0, 60.0, None), rec(1, 70.0, 19.5)])
     assert [(s.seed, s.value, s.select) for s in ready.samples] == [(1, 19.5, 70.0)]
+
+
+def test_a_query_experiment_has_no_units_and_is_recorded_by_the_runner(
+    two_op_benchmark, monkeypatch, tmp_path  # noqa: F811  (the fixture imported above)
+):
+    """A search by benchmark queries trains nothing: no search or selection unit, no
+    retraining; the runner runs it in its assembly stage and records it once."""
+    from test_queries import _pin
+
+    from nasrepro.runner import run_suite
+
+    _pin(monkeypatch, two_op_benchmark)
+    path = tmp_path / "q.yaml"
+    path.write_text(
+        """\
+suite: qs
+version: 1
+paper: {file: 003_55655e6ae543df8d.txt, title: qs}
+budgets:
+  smoke: {description: "tests only", seeds: 2}
+experiments:
+  q1:
+    space: nb201
+    dataset: cifar10
+    query: {algorithm: random, time_budget: 12000}
+    evaluator: nb201-api
+    eval_datasets: [cifar10]
+    seeds: 2
+claims:
+  - {id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: RS, method: RS,
+     space: nb201, dataset: cifar10, metric: test_acc, value: 93.7, experiment: q1}
+"""
+    )
+    trials = nr.plan(str(path), budget="smoke")
+    assert [t.search_key for t in trials] == [None, None] and not trials[0].searched
+    summary = run_suite(
+        path, budget="smoke", device="cpu", registry=tmp_path / "registry",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", progress=lambda line: None,
+    )  # fmt: skip
+    assert len(summary.records) == 2 and summary.units == [] and summary.waiting == []
+    recs = [json.loads(p.read_text()) for p in trial_records(tmp_path / "registry")]
+    assert len(recs) == 2 and all(r["search"]["query"]["queries"] > 0 for r in recs)
+    assert not (tmp_path / "registry" / "_units").exists()
+
+
+def test_best_by_valid_reads_the_search_unit_s_own_score_first():
+    """A search unit keeps the method's selection score (RobustDARTS' infer() accuracy,
+    `valid_acc`); best_by_valid reads it before the last epoch's supernet accuracy."""
+    from nasrepro.units import search_valid_acc
+
+    history = [{"valid_acc": 50.0}, {"valid_acc": 55.0}, {"valid_acc": None}]
+    assert search_valid_acc({"history": history}) == 55.0
+    own = {"value": 61.5, "epoch": 1, "how": "infer"}
+    assert search_valid_acc({"history": history, "valid_acc": own}) == 61.5
+    assert search_valid_acc({"history": [], "valid_acc": None}) is None
