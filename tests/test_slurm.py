@@ -99,3 +99,29 @@ def test_array_job_with_a_preempted_task_requeued_and_resumed(slurm, tmp_path: P
     processes = sorted(len(u["cost"]["processes"]) for u in units)
     assert processes == [1, 2]  # the preempted search ran in two processes, resumed
     assert "resuming after epoch" in requeued[0].read_text()
+
+
+def test_requests_and_limits_come_from_the_plan() -> None:
+    """No cluster needed: a unit's GPU request and time limit are the plan's (estimate ×
+    1.5 + 30 min), a packed group shares one device and takes its longest member's limit,
+    and every task asks for requeueing and the USR2 signal before it is killed."""
+    from dataclasses import replace
+
+    from nasrepro.executor.ray import gpu_request
+    from nasrepro.executor.slurm import SlurmExecutor, time_limit_min
+    from nasrepro.jobs import PackedJob, Trial, UnitJob
+
+    trial = Trial("s", 1, "s.yaml", "h", "e", "full", "", 0, (), {"search": None})
+    job = UnitJob("retrain", trial, "k", "uri", "x", "p", None, None, "cuda", "reg", "ck",
+                  dataset="cifar10", gpus=2, hours=10.0)  # fmt: skip
+    assert gpu_request(job) == 2 and time_limit_min(job) == 10 * 60 * 3 // 2 + 30
+    assert gpu_request(replace(job, device="cpu")) == 0  # nothing to ask for off CUDA
+    packed = PackedJob((replace(job, gpus=1, hours=2.0), replace(job, gpus=1, hours=4.0)))
+    assert gpu_request(packed) == 1 and time_limit_min(packed) == 4 * 90 + 30
+    ex = SlurmExecutor.from_options("jobs", "gpu", ["qos=high", "mem-gb=32"])
+    params = ex._parameters(2, 930)
+    assert params["timeout_min"] == 930 and params["mem_gb"] == 32
+    assert params["gpus_per_node"] == 2 and params["slurm_partition"] == "gpu"
+    assert params["slurm_additional_parameters"]["requeue"] is True
+    assert params["slurm_signal_delay_s"] == 120 and params["slurm_qos"] == "high"
+    assert "gpus_per_node" not in ex._parameters(0, 30)
