@@ -5,10 +5,13 @@ import nasrepro.datasets.imagenet  # noqa: F401
 import nasrepro.evaluate.complexity  # noqa: F401
 import nasrepro.evaluate.nb201  # noqa: F401
 import nasrepro.evaluate.retrain  # noqa: F401
+import nasrepro.methods.beta_darts  # noqa: F401
 import nasrepro.methods.darts  # noqa: F401
 import nasrepro.methods.darts_minus  # noqa: F401
+import nasrepro.methods.drnas  # noqa: F401
 import nasrepro.methods.exchanged_lr  # noqa: F401
 import nasrepro.methods.fix_alpha  # noqa: F401
+import nasrepro.methods.gaea  # noqa: F401
 import nasrepro.methods.lambda_darts  # noqa: F401
 import nasrepro.methods.pc_darts  # noqa: F401
 import nasrepro.methods.random_features  # noqa: F401

@@ -329,7 +329,12 @@ def build_search_data(
     _check_range(
         dataset, "α", parts.arch_indices, parts.arch_data, {**parts.provenance["arch"], **where}
     )
-    if parts.weight_data is parts.arch_data and set(parts.weight_indices) & set(parts.arch_indices):
+    single_level = bool(parts.provenance["arch"].get("single_level"))  # GAEA-ERM: by design
+    if (
+        parts.weight_data is parts.arch_data
+        and not single_level
+        and set(parts.weight_indices) & set(parts.arch_indices)
+    ):
         raise ValueError(f"{dataset}: the weight and α splits of one set overlap")
 
     loader = SearchLoader(parts, batch_size, seed, num_workers, rank, world)

@@ -52,6 +52,34 @@ class MethodHook:
     def after_weight_backward(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         """Weight gradients of the training loss exist; add to them before clipping."""
 
+    def arch_step_cell_weights(
+        self, ctx: SearchContext, weights: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Per-cell mixing weights for the first-order α step's forward (default
+        softmax(α) per cell; DrNAS samples them from a Dirichlet, SNAS from a Gumbel-softmax).
+        Hooks compose in order, as in `weight_step_cell_weights`."""
+        return weights
+
+    def arch_loss(self, ctx: SearchContext, loss: torch.Tensor) -> torch.Tensor:
+        """The first-order α step's objective from the validation loss: a regulariser on α
+        is added here (β-DARTS' Beta-decay term, DrNAS' KL term)."""
+        return loss
+
+    # A hook that sets this takes over the whole α step (`arch_step`): the gradient and the
+    # update (GAEA's exponentiated gradient, iDARTS' implicit hypergradient). At most one.
+    owns_arch_step = False
+
+    def arch_step(
+        self,
+        ctx: SearchContext,
+        x_w: torch.Tensor,
+        y_w: torch.Tensor,
+        x_a: torch.Tensor,
+        y_a: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The α step of a hook with `owns_arch_step`: update α, return (loss, logits)."""
+        raise NotImplementedError(f"method {self.name!r} does not own the α step")
+
     def after_arch_step(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         """After the α step on validation batch (x, y) (DARTS-ES reads the α Hessian here)."""
 

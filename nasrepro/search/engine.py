@@ -167,19 +167,51 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     return loss.item(), _accuracy(logits.detach(), y)
 
 
+def _arch_step_owner(ctx: SearchContext) -> MethodHook | None:
+    owners = [h for h in ctx.hooks if h.owns_arch_step]
+    if len(owners) > 1:
+        raise ValueError(f"methods {[h.name for h in owners]} each take over the α step")
+    return owners[0] if owners else None
+
+
+def _arch_cell_weights(ctx: SearchContext) -> list[torch.Tensor] | None:
+    """The α step's per-cell mixing weights when a hook changes them, else None (the
+    supernet's own softmax(α), the plain DARTS path unchanged)."""
+    changing = [
+        h
+        for h in ctx.hooks
+        if type(h).arch_step_cell_weights is not MethodHook.arch_step_cell_weights
+    ]
+    if not changing:
+        return None
+    weights = ctx.supernet.cell_weights()
+    for hook in changing:
+        weights = hook.arch_step_cell_weights(ctx, weights)
+    return weights
+
+
 def arch_step(
     ctx: SearchContext, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor, y_a: torch.Tensor
 ) -> tuple[float, float]:
     net, opt = ctx.supernet, ctx.a_optimizer
     assert opt is not None and ctx.w_optimizer is not None
     opt.zero_grad(set_to_none=True)
+    owner = _arch_step_owner(ctx)
+    if owner is not None:  # the method computes the gradient and updates α itself (GAEA)
+        loss, logits = owner.arch_step(ctx, x_w, y_w, x_a, y_a)
+        _check_finite(loss, ctx, "validation")
+        for hook in ctx.hooks:
+            hook.after_arch_step(ctx, x_a, y_a)
+        return loss.item(), _accuracy(logits.detach(), y_a)
     if ctx.settings.order == 2:
         loss, logits = unrolled_arch_grad(
             net, ctx.criterion, x_w, y_w, x_a, y_a, ctx.w_optimizer, ctx.settings.unrolled_r
         )
     else:
-        logits = net(x_a)
+        logits = net(x_a, cell_weights=_arch_cell_weights(ctx))
         loss = ctx.criterion(logits, y_a)
+        for hook in ctx.hooks:
+            loss = hook.arch_loss(ctx, loss)
         grads = torch.autograd.grad(loss, net.arch_parameters())
         for a, g in zip(net.arch_parameters(), grads, strict=True):
             a.grad = g
@@ -269,6 +301,20 @@ def run_search(
         hook.on_build(ctx)
     build_optimizers(ctx)
     assert ctx.w_optimizer is not None
+    _arch_step_owner(ctx)  # at most one method takes over the α step
+    if s.order == 2:
+        first_order = [
+            h.name
+            for h in ctx.hooks
+            if h.owns_arch_step
+            or type(h).arch_loss is not MethodHook.arch_loss
+            or type(h).arch_step_cell_weights is not MethodHook.arch_step_cell_weights
+        ]
+        if first_order:
+            raise ValueError(
+                f"methods {first_order} define their own α step or objective; they search "
+                "with search.order: 1"
+            )
     if ctx.dist is not None and ctx.dist.world > 1:
         unsafe = [h.name for h in ctx.hooks if not h.data_parallel]
         if s.order != 1 or unsafe:
