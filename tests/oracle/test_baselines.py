@@ -17,6 +17,7 @@ with the edge weights fixed at 1).
 
 from __future__ import annotations
 
+import math
 import sys
 import types
 
@@ -254,3 +255,213 @@ def test_beta_darts_nb201_search_matches_the_reference() -> None:
     off = {"beta_darts": {"lambda_max": 0.0}}
     _, plain_alpha, _ = _ours_from(initial, ["beta_darts"], off, settings, batches, seed=0)
     assert (plain_alpha - ref_alpha).abs().max().item() > 1e-6
+
+
+# ------------------------------------------------------------------------------- GAEA
+
+
+def _gaea_args(lr: float, decay: float, clip: float | None, learn_edges: bool, edge_lr: float):
+    search = types.SimpleNamespace(
+        learn_edges=learn_edges, trace_norm=None, arch_learning_rate=lr,
+        edge_learning_rate=edge_lr, arch_grad_clip=clip, adapt_lr=False,
+        arch_weight_decay=decay, gd=False,
+    )  # fmt: skip
+    return types.SimpleNamespace(search=search)
+
+
+_WRITER = types.SimpleNamespace(add_scalar=lambda *a, **k: None)
+
+
+def _double_architect(architect, normalize) -> None:
+    """The architect builds α (and edges) in float32 (`.cuda()` is a no-op here): the same
+    initial values in float64."""
+    for ct in architect.cell_types:
+        a = architect.alphas[ct]
+        architect.alphas[ct] = normalize(torch.ones(a.shape, dtype=torch.float64), -1)
+        architect.alphas[ct].requires_grad_()
+        e = architect.edges[ct]
+        if e.requires_grad:  # learn_edges: get_edge_scaling's 1/n_inputs per node, in float64
+            n_in = [2 + i for i in range(architect.n_nodes) for _ in range(2 + i)]
+            e = torch.tensor([1.0 / n for n in n_in], dtype=torch.float64)
+            architect.edges[ct] = e.requires_grad_()
+        else:
+            architect.edges[ct] = e.detach().double()
+    architect._arch_parameters = [architect.alphas[ct] for ct in architect.cell_types]
+    architect.set_model_alphas()
+    architect.set_model_edge_weights()
+
+
+def _gaea_loop(model, architect, opt, sched, batches, epochs, clip):
+    """cnn/train_search.py main() and train() (bilevel): α step, then the weight step with
+    the clip over model.parameters() (GAEA's α are not module parameters)."""
+    crit = nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        lr = sched.get_last_lr()[0]
+        for x_w, y_w, x_a, y_a in batches:
+            model.train()
+            architect.step(
+                x_w, y_w, x_a, y_a, eta=lr, network_optimizer=opt, unrolled=False,
+                update_weights=True,
+            )  # fmt: skip
+            opt.zero_grad()
+            architect.zero_arch_var_grad()
+            architect.set_model_alphas()
+            architect.set_model_edge_weights()
+            logits, _ = model(x_w)
+            crit(logits, y_w).backward()
+            nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip)
+            opt.step()
+        sched.step()
+
+
+class _GaeaNb201(nn.Module):
+    """GAEA's NASBENCH201Network (search_spaces/nasbench_201/model_search.py) over xautodl's
+    NB201 search cells: the cells mix with α itself; edge weights are 1 (learn_edges off)."""
+
+    def __init__(self, tiny: nn.Module) -> None:
+        super().__init__()
+        self.tiny = tiny
+        self.search_reduce_cell = False
+        self.op_names = list(tiny.op_names)
+        self._nodes, self._num_ops, self.n_inputs = 3, len(self.op_names), 1
+
+    def set_alphas(self, alphas) -> None:
+        self.alphas = alphas
+
+    def set_edge_weights(self, edges) -> None:
+        self.edges = edges
+
+    def forward(self, x, discrete=False):
+        t = self.tiny
+        feature = t.stem(x)
+        for cell in t.cells:
+            if hasattr(cell, "edge2index"):
+                feature = cell(feature, self.alphas["normal"])
+            else:
+                feature = cell(feature)
+        out = t.global_pooling(t.lastact(feature)).flatten(1)
+        return t.classifier(out), None
+
+    def _loss(self, x, y, discrete=False):
+        return nn.functional.cross_entropy(self(x)[0], y)
+
+    def genotype(self, weights):
+        return None
+
+
+@pytest.mark.parametrize(("decay", "clip"), [(0.0, None), (0.2, 0.05)])
+def test_gaea_nb201_bilevel_search_matches_the_reference(decay: float, clip: float | None):
+    """ArchitectEDARTS.step (exponentiated gradient, clamp at 1e-5, per-row renormalisation,
+    the entropic term and the α-gradient clip when set) against the `gaea` hook, with the
+    cosine horizon of CosinePowerAnnealing at 4 epochs over a 2-epoch run
+    (`lr_schedule_epochs`). nasrepro keeps α = log p: p agrees to rounding (rtol 1e-9)."""
+    require_xautodl()
+    from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts
+
+    root = checkout("liamcli/gaea_release") / "cnn"
+    epochs, horizon = 2, 4
+    with reference_modules(root, "architect.architect_edarts", "lr_schedulers") as (ae, lrs):
+        torch.manual_seed(0)
+        tiny = TinyNetworkDarts(C, N, 4, CLASSES, ["none", "skip_connect", "nor_conv_1x1",
+                                "nor_conv_3x3", "avg_pool_3x3"], False, True).double()  # fmt: skip
+        with torch.no_grad():
+            for m in tiny.modules():
+                if isinstance(m, nn.Conv2d) and m.bias is not None:
+                    m.bias.zero_()
+                    m.bias.requires_grad_(False)
+        _randomise_bn(tiny)
+        ref = _GaeaNb201(tiny)
+        ours = Nb201Supernet(CLASSES, c=C, n=N, affine=False, track_running_stats=True).double()
+        biases = tuple(
+            f"{n}.bias" for n, m in tiny.named_modules() if isinstance(m, nn.Conv2d) and m.bias is not None
+        )
+        copy_by_structure(tiny, ours, skip=("arch_parameters", *biases), skip_dst=("arch_alpha",))
+        initial = {k: v.clone() for k, v in ours.state_dict().items()}
+        architect = ae.ArchitectEDARTS(ref, _gaea_args(0.1, decay, clip, False, 0.0), _WRITER)
+        _double_architect(architect, ae.normalize)
+        opt = torch.optim.SGD(tiny.get_weights(), 0.025, momentum=0.9, weight_decay=3e-4)
+        sched = lrs.CosinePowerAnnealing(opt, 1, 1, 0.001, horizon)
+        batches = _batches()
+        _gaea_loop(ref, architect, opt, sched, batches, epochs, 0.5)
+        ref_p = architect.alphas["normal"].detach()
+    ref_state = {
+        k: v for k, v in tiny.state_dict().items() if k != "arch_parameters" and k not in biases
+    }
+    settings = _settings(
+        epochs=epochs, arch_lr=0.1, arch_weight_decay=decay, clip_includes_alpha=False
+    )
+    args = {"gaea": {"lr_schedule_epochs": horizon, "arch_grad_clip": clip}}
+    state, alpha, history = _ours_from(initial, ["gaea"], args, settings, batches, seed=0)
+    _assert_states_close(ref_state, state, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(torch.softmax(alpha, -1), ref_p, rtol=1e-9, atol=1e-15)
+    assert torch.equal(torch.tensor(history[-1].alpha["cell"], dtype=torch.float64),
+                       torch.softmax(alpha, -1))  # fmt: skip
+    # controls: Adam's DARTS step from the uniform start, and the run's own cosine horizon
+    _, darts_alpha, _ = _ours_from(
+        {**initial, "arch_alpha": torch.full_like(alpha, math.log(0.2))}, ["darts"], {},
+        settings, batches, seed=0,
+    )  # fmt: skip
+    assert (torch.softmax(darts_alpha, -1) - ref_p).abs().max().item() > 1e-4
+    short = {"gaea": {"arch_grad_clip": clip}}
+    state2, _, _ = _ours_from(initial, ["gaea"], short, settings, batches, seed=0)
+    assert max((state2[k] - state[k]).abs().max().item() for k in state
+               if state[k].is_floating_point()) > 1e-7  # fmt: skip
+
+
+def test_gaea_pc_darts_search_with_learned_edges_matches_the_reference() -> None:
+    """GAEA PC-DARTS (configs eedarts/method_eedarts_space_pcdarts.yaml: learn_edges, edge
+    lr 0.1): search_spaces/pc_darts/model_search.py with ArchitectEDARTS updating α and the
+    per-node edge weights by mirror descent, against `methods: [pc, gaea]` on the DARTS
+    space with partial channels K=4 and edge normalization (whose per-node softmax of
+    β = log e is GAEA's e). C=8, 3 cells, 8x8 inputs."""
+    from nasrepro.spaces import build_space
+
+    root = checkout("liamcli/gaea_release") / "cnn"
+    epochs = 2
+    with reference_modules(
+        root, "search_spaces.pc_darts.model_search", "architect.architect_edarts", "lr_schedulers"
+    ) as (ms, ae, lrs):
+        torch.manual_seed(0)
+        ref = ms.PCDARTSNetwork(8, CLASSES, 4, 3, nn.CrossEntropyLoss(), "pcdarts").double()
+        _randomise_bn(ref)
+        ours = build_space("darts").build_supernet(
+            CLASSES, c=8, layers=3, partial_channels=4, edge_normalization=True
+        ).double()
+        copy_by_structure(ref, ours, skip_dst=("alphas", "betas"))
+        initial = {k: v.clone() for k, v in ours.state_dict().items()}
+        architect = ae.ArchitectEDARTS(ref, _gaea_args(0.1, 0.0, None, True, 0.1), _WRITER)
+        _double_architect(architect, ae.normalize)
+        opt = torch.optim.SGD(ref.parameters(), 0.1, momentum=0.9, weight_decay=3e-4)
+        sched = lrs.CosinePowerAnnealing(opt, 1, 1, 0.0, epochs)
+        batches = _batches()
+        # the edge step divides by node sums kept in a `torch.zeros` buffer, float32 by
+        # default: float64 here so that the comparison is not of float32 rounding
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            _gaea_loop(ref, architect, opt, sched, batches, epochs, 0.5)
+        finally:
+            torch.set_default_dtype(default)
+        ref_p = [architect.alphas[ct].detach() for ct in ("normal", "reduce")]
+        ref_e = [architect.edges[ct].detach() for ct in ("normal", "reduce")]
+        ref_state = dict(ref.state_dict())
+    settings = _settings(
+        epochs=epochs, lr=0.1, lr_min=0.0, arch_lr=0.1, arch_weight_decay=0.0,
+        clip_includes_alpha=False,
+    )  # fmt: skip
+    args = {
+        "pc": {"k": 4, "edge_normalization": True, "alpha_warmup_epochs": 0},
+        "gaea": {"edge_lr": 0.1},
+    }
+    net = build_space("darts").build_supernet(
+        CLASSES, c=8, layers=3, partial_channels=4, edge_normalization=True
+    ).double()
+    net.load_state_dict(initial)
+    _ours(["pc", "gaea"], args, settings, net, batches, seed=0)
+    state = {k: v for k, v in net.state_dict().items() if "alphas" not in k and "betas" not in k}
+    _assert_states_close(ref_state, state, rtol=1e-9, atol=1e-12)
+    probs = net.alpha_softmax()
+    for kind, p, e in zip(("normal", "reduce"), ref_p, ref_e, strict=True):
+        torch.testing.assert_close(probs[kind], p, rtol=1e-9, atol=1e-15)
+        torch.testing.assert_close(probs[f"betas_{kind}"].squeeze(-1), e, rtol=1e-9, atol=1e-15)
+        assert (e - e[0]).abs().max().item() > 1e-6  # the edges moved from uniform
