@@ -16,6 +16,7 @@ import nasrepro.methods.lambda_darts  # noqa: F401
 import nasrepro.methods.pc_darts  # noqa: F401
 import nasrepro.methods.random_features  # noqa: F401
 import nasrepro.methods.sdarts  # noqa: F401
+import nasrepro.methods.snas  # noqa: F401
 import nasrepro.methods.stop_criteria  # noqa: F401
 import nasrepro.select.argmax  # noqa: F401
 import nasrepro.select.best_valid  # noqa: F401

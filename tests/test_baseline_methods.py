@@ -16,6 +16,7 @@ from nasrepro.methods.base import build_hooks
 from nasrepro.methods.beta_darts import beta_decay_loss, beta_lambda
 from nasrepro.methods.drnas import concentration, dirichlet_sample, kl_to_uniform
 from nasrepro.methods.gaea import edge_step, exponentiated_step, normalize
+from nasrepro.methods.snas import gumbel_sample, tau_schedule
 from nasrepro.search.engine import SearchContext, run_search
 from nasrepro.spaces import build_space
 from nasrepro.spaces.darts import node_slices, normalize_edges
@@ -103,6 +104,22 @@ def test_drnas_samples_per_step_and_shares_them_across_cells() -> None:
         kl.on_build(ctx)
 
 
+# -------------------------------------------------------------------------------- SNAS
+
+
+def test_snas_temperature_schedule_and_gumbel_softmax() -> None:
+    """τ_e = 10 + e·(1 − 10)/E (100 epochs: 10, 9.91, ..., 1.09); a Gumbel-softmax draw is
+    softmax((α + G)/τ) with G = −log(Exp(1)) from the same stream, on the simplex."""
+    taus = [tau_schedule(10.0, 1.0, e, 100) for e in (0, 1, 99)]
+    assert taus == pytest.approx([10.0, 9.91, 1.09], rel=1e-12)
+    alpha = torch.tensor([[0.5, -1.0, 2.0]], dtype=D)
+    torch.manual_seed(4)
+    draw = gumbel_sample(alpha, 0.7)
+    torch.manual_seed(4)
+    g = -torch.empty(1, 3, dtype=D).exponential_().log()
+    torch.testing.assert_close(draw, torch.softmax((alpha + g) / 0.7, -1))
+
+
 # ---------------------------------------------------------------------------- β-DARTS
 
 
@@ -185,6 +202,7 @@ def test_gaea_keeps_log_p_and_steps_on_the_simplex() -> None:
         ("nb201", ["drnas"], {}, {"clip_includes_alpha": True}),
         ("nb201", ["drnas"], {"drnas": {"reg_type": "kl"}}, {"arch_weight_decay": 0.0}),
         ("nb201", ["beta_darts"], {}, {}),
+        ("nb201", ["snas"], {}, {"clip_includes_alpha": True}),
         ("nb201", ["gaea"], {"gaea": {"lr_schedule_epochs": 4}}, {"arch_lr": 0.1}),
         ("nb201", ["gaea", "ex"], {}, {"arch_lr": 0.1}),
         ("nb201", ["gaea", "darts_plus"], {"darts_plus": {"sc_k": 2}}, {"arch_lr": 0.1}),

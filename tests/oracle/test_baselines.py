@@ -113,7 +113,7 @@ def _split_alpha(state: dict, key: str) -> tuple[dict, torch.Tensor]:
     return state, state.pop(key)
 
 
-def _drnas_reference_run(reg_type: str, reg_scale: float, epochs: int):
+def _drnas_reference_run(reg_type: str, reg_scale: float, epochs: int, species="dirichlet"):
     """(initial nasrepro state, batches, final reference state, final reference α)."""
     root = checkout("xiangning-chen/DrNAS")
     # search_model imports `utils` and `net2wider` from the repository root (the scripts
@@ -128,7 +128,7 @@ def _drnas_reference_run(reg_type: str, reg_scale: float, epochs: int):
         torch.manual_seed(0)
         crit = nn.CrossEntropyLoss()
         ref = sm.TinyNetwork(
-            C, N, 4, CLASSES, crit, ops.NAS_BENCH_201, k=1, species="dirichlet",
+            C, N, 4, CLASSES, crit, ops.NAS_BENCH_201, k=1, species=species,
             reg_type=reg_type, reg_scale=reg_scale,
         ).double()
         ref.anchor = torch.distributions.Dirichlet(torch.ones_like(ref._arch_parameters))
@@ -149,6 +149,7 @@ def _drnas_reference_run(reg_type: str, reg_scale: float, epochs: int):
         architect = arch_mod.Architect(ref, args)
         opt = torch.optim.SGD(ref.get_weights(), 0.025, momentum=0.9, weight_decay=3e-4)
         sched = _cosine(opt, epochs)
+        tau_step, tau_epoch = (1 - 10) / epochs, 10  # train_search.py: tau_min 1, tau_max 10
         torch.manual_seed(11)
         for _ in range(epochs):
             lr = opt.param_groups[0]["lr"]
@@ -164,6 +165,9 @@ def _drnas_reference_run(reg_type: str, reg_scale: float, epochs: int):
                 opt.zero_grad()
                 architect.optimizer.zero_grad()
             sched.step()
+            if species == "gumbel":
+                tau_epoch += tau_step
+                ref.set_tau(tau_epoch)
     ref_state, ref_alpha = _split_alpha(ref.state_dict(), "_arch_parameters")
     return initial, batches, ref_state, ref_alpha
 
@@ -200,6 +204,22 @@ def test_drnas_nb201_search_matches_the_reference(reg_type: str, reg_scale: floa
         l2_args = {"drnas": {"reg_type": "l2", "reg_scale": reg_scale}}
         _, l2_alpha, _ = _ours_from(initial, ["drnas"], l2_args, l2, batches, seed=11)
         assert (l2_alpha - ref_alpha).abs().max().item() > 1e-6
+
+
+def test_snas_nb201_search_matches_drnas_gumbel_code() -> None:
+    """DrNAS' `--method snas`: F.gumbel_softmax(α_row, τ) row by row from the global RNG,
+    τ = 10 at the first epoch and 10 − 9/epochs less after each (3 epochs: 10, 7, 4), the
+    rest DrNAS' loop. Control: a constant τ ends elsewhere."""
+    epochs = 3
+    initial, batches, ref_state, ref_alpha = _drnas_reference_run("l2", 1e-3, epochs, "gumbel")
+    settings = _settings(epochs=epochs)
+    state, alpha, history = _ours_from(initial, ["snas"], {}, settings, batches, seed=11)
+    assert [h.diagnostics["snas.tau"] for h in history] == [10.0, 7.0, 4.0]
+    _assert_states_close(ref_state, state, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(alpha, ref_alpha, rtol=1e-9, atol=1e-12)
+    fixed = {"snas": {"tau_max": 10.0, "tau_min": 10.0}}
+    _, fixed_alpha, _ = _ours_from(initial, ["snas"], fixed, settings, batches, seed=11)
+    assert (fixed_alpha - ref_alpha).abs().max().item() > 1e-7
 
 
 # ---------------------------------------------------------------------------- β-DARTS
