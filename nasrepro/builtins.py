@@ -12,6 +12,7 @@ import nasrepro.methods.drnas  # noqa: F401
 import nasrepro.methods.exchanged_lr  # noqa: F401
 import nasrepro.methods.fix_alpha  # noqa: F401
 import nasrepro.methods.gaea  # noqa: F401
+import nasrepro.methods.idarts  # noqa: F401
 import nasrepro.methods.lambda_darts  # noqa: F401
 import nasrepro.methods.pc_darts  # noqa: F401
 import nasrepro.methods.random_features  # noqa: F401

@@ -16,6 +16,7 @@ from nasrepro.methods.base import build_hooks
 from nasrepro.methods.beta_darts import beta_decay_loss, beta_lambda
 from nasrepro.methods.drnas import concentration, dirichlet_sample, kl_to_uniform
 from nasrepro.methods.gaea import edge_step, exponentiated_step, normalize
+from nasrepro.methods.idarts import neumann_hypergradient
 from nasrepro.methods.snas import gumbel_sample, tau_schedule
 from nasrepro.search.engine import SearchContext, run_search
 from nasrepro.spaces import build_space
@@ -203,6 +204,7 @@ def test_gaea_keeps_log_p_and_steps_on_the_simplex() -> None:
         ("nb201", ["drnas"], {"drnas": {"reg_type": "kl"}}, {"arch_weight_decay": 0.0}),
         ("nb201", ["beta_darts"], {}, {}),
         ("nb201", ["snas"], {}, {"clip_includes_alpha": True}),
+        ("nb201", ["idarts"], {}, {}),
         ("nb201", ["gaea"], {"gaea": {"lr_schedule_epochs": 4}}, {"arch_lr": 0.1}),
         ("nb201", ["gaea", "ex"], {}, {"arch_lr": 0.1}),
         ("nb201", ["gaea", "darts_plus"], {"darts_plus": {"sc_k": 2}}, {"arch_lr": 0.1}),
@@ -266,3 +268,44 @@ def test_single_level_protocol_reads_the_whole_training_set(monkeypatch, tmp_pat
     assert max(k[1] for k in keys) < 50_000 and len({k[1] for k in keys}) > 25_000
     assert data.split["weights"]["split"] == data.split["arch"]["split"] == "all"
     assert data.steps_per_epoch == math.ceil(50_000 / 64)
+
+
+# ------------------------------------------------------------------------------ iDARTS
+
+
+def _quadratic(seed: int = 0, n: int = 5, m: int = 3):
+    """L_train = ½wᵀAw − wᵀBα, L_val = ½‖w − w0‖² + ½αᵀCα: w*(α) = A⁻¹Bα and the exact
+    hypergradient at w* is Cα + BᵀA⁻¹(w* − w0) (implicit function theorem)."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(n, n, generator=g, dtype=D)
+    a_mat = q @ q.T / n + torch.eye(n, dtype=D)  # eigenvalues in [1, ~5]
+    b = torch.randn(n, m, generator=g, dtype=D)
+    c = torch.eye(m, dtype=D) * 0.5
+    w0 = torch.randn(n, generator=g, dtype=D)
+    alpha = torch.randn(m, generator=g, dtype=D, requires_grad=True)
+    w_star = torch.linalg.solve(a_mat, b @ alpha.detach()).requires_grad_()
+    return a_mat, b, c, w0, alpha, w_star
+
+
+def _hyper(a_mat, b, c, w0, alpha, w, gamma, k):
+    val = 0.5 * ((w - w0) ** 2).sum() + 0.5 * alpha @ c @ alpha
+    gw, ga = torch.autograd.grad(val, [w, alpha])
+    train = lambda: 0.5 * w @ a_mat @ w - w @ (b @ alpha)  # noqa: E731
+    return neumann_hypergradient(train, [gw], [ga], [w], [alpha], gamma, k)[0]
+
+
+def test_idarts_hypergradient_converges_to_the_implicit_function_gradient() -> None:
+    """At w*, the Neumann hypergradient with many terms is the exact IFT gradient (to 1e-10);
+    with K terms it is the closed form Cα + γ·Bᵀ·Σ_{j≤K}(I − γA)^j (w* − w0); K = 0 is the
+    one-step (DARTS-like) term Cα + γBᵀ(w* − w0)."""
+    a_mat, b, c, w0, alpha, w = _quadratic()
+    exact = c @ alpha.detach() + b.T @ torch.linalg.solve(a_mat, w.detach() - w0)
+    gamma = 0.15  # ‖I − γA‖ < 1 for eigenvalues of A in (0, 2/γ)
+    torch.testing.assert_close(_hyper(a_mat, b, c, w0, alpha, w, gamma, 400), exact, rtol=1e-10, atol=1e-12)
+    v = w.detach() - w0
+    for k in (0, 1, 2, 5):
+        series = sum(torch.linalg.matrix_power(torch.eye(5, dtype=D) - gamma * a_mat, j) for j in range(k + 1))
+        expected = c @ alpha.detach() + gamma * b.T @ series @ v
+        torch.testing.assert_close(_hyper(a_mat, b, c, w0, alpha, w, gamma, k), expected, rtol=1e-12, atol=1e-14)
+    err = [(_hyper(a_mat, b, c, w0, alpha, w, gamma, k) - exact).norm().item() for k in (0, 2, 10, 50)]
+    assert err[0] > err[1] > err[2] > err[3]
