@@ -159,7 +159,15 @@ def run_suite(
     which adds another record. Experiments of the suite that resolve to the same trial run
     it once.
     """
-    from nasrepro.tracking import Tracker, claim_metrics, finish_parent, flatten, parent_run_name
+    from nasrepro.preflight import check_tracking_uri
+    from nasrepro.tracking import (
+        Tracker,
+        claim_metrics,
+        finish_parent,
+        flatten,
+        parent_run_name,
+        resolve_uri,
+    )
 
     suite = load_suite(suite_path)
     trials = unique_trials(expand(suite, suite_path, budget, experiments, seeds), progress)
@@ -179,6 +187,7 @@ def run_suite(
                 "new records)"
             )
     trials = _skip_locked(trials, Path(checkpoint_dir), progress)
+    check_tracking_uri(resolve_uri(tracking_uri))  # API callers too: seconds, one line
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite)
