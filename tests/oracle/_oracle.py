@@ -31,6 +31,7 @@ CHECKOUT_VARS = {
     "xiangning-chen/DrNAS": "NASREPRO_REF_DRNAS",
     "Sunshine-Ye/Beta-DARTS": "NASREPRO_REF_BETA_DARTS",
     "liamcli/gaea_release": "NASREPRO_REF_GAEA",
+    "xiangning-chen/SmoothDARTS": "NASREPRO_REF_SMOOTHDARTS",
 }
 
 
