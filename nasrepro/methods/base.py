@@ -83,6 +83,11 @@ class MethodHook:
     def after_arch_step(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         """After the α step on validation batch (x, y) (DARTS-ES reads the α Hessian here)."""
 
+    def augment(self, ctx: SearchContext, x: torch.Tensor) -> torch.Tensor:
+        """A batch of images before the step sees it (weight and α batches, and the passes
+        over the validation split): R-DARTS(DP)'s scheduled cutout."""
+        return x
+
     def update_alpha(self, ctx: SearchContext) -> bool:
         """Whether α is updated this step."""
         return True
@@ -101,6 +106,18 @@ class MethodHook:
     def should_stop(self, ctx: SearchContext, history: list[Any]) -> bool:
         """Early-stop criteria (DARTS+, DARTS-ES): True ends the search after this epoch."""
         return False
+
+    # Set by a hook whose `restart` may return -1: the engine then keeps the state from
+    # before the first epoch (in memory and in every checkpoint) to restore it.
+    restarts_from_start = False
+
+    def restart(self, ctx: SearchContext, history: list[Any]) -> int | None:
+        """After an epoch ended: None goes on. An epoch e >= 0: the hook has restored the
+        state the search had at the end of e (DARTS-ADA's rollback); the engine drops the
+        later epochs from the history and continues with e + 1. -1: the engine restores its
+        state from before the first epoch (weights, α, optimizers, random streams, data
+        order, every other hook) and starts over (R-DARTS' grid of searches)."""
+        return None
 
 
 def build_hooks(methods: list[str], method_args: dict[str, dict[str, Any]]) -> list[MethodHook]:

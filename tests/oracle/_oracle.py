@@ -32,6 +32,7 @@ CHECKOUT_VARS = {
     "Sunshine-Ye/Beta-DARTS": "NASREPRO_REF_BETA_DARTS",
     "liamcli/gaea_release": "NASREPRO_REF_GAEA",
     "xiangning-chen/SmoothDARTS": "NASREPRO_REF_SMOOTHDARTS",
+    "D-X-Y/AutoDL-Projects": "NASREPRO_REF_AUTODL",
 }
 
 
