@@ -263,12 +263,20 @@ def network_info(
 def _named_genotype(genotype: str | None) -> Any:
     if genotype is None or genotype.strip().startswith(("Genotype", "|")):
         return None
-    from nasrepro.nets.genotypes import lookup
+    import difflib
+
+    from nasrepro.nets.genotypes import genotype_names, lookup
 
     try:
         return lookup(genotype)
-    except KeyError:
-        return None
+    except KeyError:  # neither an arch string nor a Genotype(...): a name, and not a known one
+        names = genotype_names()
+        close = difflib.get_close_matches(genotype, names, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" ({len(names)} known)"
+        raise ValueError(
+            f"--genotype: unknown genotype {genotype!r}{hint}; `nasrepro list` names them, "
+            "or give a Genotype(...) string or an NB201 arch string"
+        ) from None
 
 
 def _space_network(
@@ -350,21 +358,22 @@ def run_summary(
     run / skipped / failed, the new records, the MLflow locations and the verdict counts."""
     from dataclasses import asdict
 
-    return {
+    return {  # totals first, the (long) list of records last
         "trials": {
             "run": sum(len(s.records) for s in summaries),
             "skipped": sum(s.skipped for s in summaries),
             "failed": failed,
         },
-        "records": [str(p) for s in summaries for p in s.records],
+        "error": error,
+        "verdicts": [asdict(r) for r in rows],
         "mlflow": [
             {
                 "tracking_uri": s.tracking_uri,
                 "experiment_id": s.experiment_id,
                 "parent_run_ids": list(s.run_ids),
+                "claims_view_run_id": s.view_run_id,
             }
             for s in summaries
         ],
-        "verdicts": [asdict(r) for r in rows],
-        "error": error,
+        "records": [str(p) for s in summaries for p in s.records],
     }

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from nasrepro.filemode import publish_mode
 from nasrepro.progress import Bar, emit
 from nasrepro.tracking import Tracker  # stdlib-only at import; mlflow loads in Tracker()
 
@@ -902,6 +903,7 @@ def write_override(result: TuneResult) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".yaml", dir=path.parent)
     try:
+        publish_mode(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
