@@ -110,6 +110,8 @@ SOURCE_ENV = "NASREPRO_SOURCE"  # the command line, exported by the CLI to its w
 NOTE = "mlflow.note.content"  # the description MLflow's UI shows for a run or experiment
 SOURCE = "mlflow.source.name"  # the suite file of a run (the UI's Source column)
 PROCESS = "nasrepro.process"
+# MLflow 3's UI opens an experiment of this kind on its runs table, not the GenAI overview.
+KIND_TAG = "mlflow.experimentKind"
 ALPHA_TABLE = "alpha/edges.csv"  # a trial's per-edge softmax(α) per epoch
 ARTIFACT_DIR = "mlruns"  # beside a SQLite database
 
@@ -247,8 +249,12 @@ class Tracker:
             exp_id = self.client.create_experiment(
                 name, artifact_location=artifact_location(self.uri, suite)
             )
-        if description and (exp is None or exp.tags.get(NOTE) != description):
-            self.client.set_experiment_tag(exp_id, NOTE, description)
+        tags = {KIND_TAG: "custom_model_development"}
+        if description:
+            tags[NOTE] = description
+        for key, value in tags.items():
+            if exp is None or exp.tags.get(key) != value:
+                self.client.set_experiment_tag(exp_id, key, value)
         return exp_id
 
     def start_run(

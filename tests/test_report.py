@@ -226,6 +226,11 @@ def _record(
 
 @pytest.fixture()
 def world(tmp_path: Path) -> tuple[Path, Path]:
+    return make_world(tmp_path)
+
+
+def make_world(tmp_path: Path) -> tuple[Path, Path]:
+    """The toy suite and its hand-made records (and the real artifact record) under tmp_path."""
     suite_file = tmp_path / "toy_suite.yaml"
     suite_file.write_text(SUITE_YAML, encoding="utf-8")
     reg = tmp_path / "registry"
@@ -539,6 +544,39 @@ def test_figures_are_pngs(world: tuple[Path, Path], tmp_path: Path) -> None:
         assert path in written
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.rglob(".*")]  # atomic writes leave no temporary files
+
+
+def test_claims_figure_is_readable(world: tuple[Path, Path]) -> None:
+    """One figure per table: at least 800 px wide, every label at least 10 pt and inside the
+    image, the whole title, a margin bar per judged claim, markers by verdict."""
+    from matplotlib.text import Text
+
+    from nasrepro.report.analysis import analyse
+    from nasrepro.report.claims_plot import STYLE, claims_figure
+
+    suite_file, reg = world
+    a = analyse(suite_file, reg)
+    rows = [r for r in a.rows if r.claim.table == "Table 1"]
+    fig = claims_figure(rows, "toy_suite", "Table 1")
+    assert fig.get_size_inches()[0] * fig.dpi >= 800
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert "toy_suite · Table 1: claimed vs reproduced (full budget)" in [t.get_text() for t in texts]
+    for t in texts:
+        box = t.get_window_extent(renderer)
+        assert t.get_fontsize() >= 10, t.get_text()
+        assert box.x0 >= -1 and box.y0 >= -1, t.get_text()
+        assert box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1, t.get_text()
+    (ax,) = [ax for ax in fig.axes if ax.get_title(loc="left")]  # one metric: one panel
+    judged = [r for r in rows if r.judgement is not None]
+    bars = sorted(round(p.get_width(), 6) for p in ax.patches)
+    assert bars == sorted(round(2 * r.judgement.tolerance, 6) for r in judged)
+    marks = {marker for marker, _, _ in STYLE.values()}
+    colours = [line.get_color() for line in ax.lines if line.get_marker() in marks]
+    expected = sorted(STYLE[r.verdict][1] for r in judged)
+    assert sorted(colours) == expected  # one marker per claim, coloured by its verdict
+    labels = [t.get_text() for t in fig.axes[-1].get_yticklabels()]
+    assert "60.0 → 70.50  ✗ not reproduced" in labels
 
 
 def test_output_is_deterministic_and_check_finds_stale_pages(
