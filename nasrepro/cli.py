@@ -608,7 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
     )
-    r.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
+    r.add_argument(
+        "--data-root",
+        help="datasets directory (default: NASREPRO_DATA_ROOT, else ~/.cache/nasrepro/data)",
+    )
     r.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
     r.add_argument(
         "--json",

@@ -950,7 +950,10 @@ def add_tune_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     t.add_argument(
         "--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)"
     )
-    t.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
+    t.add_argument(
+        "--data-root",
+        help="datasets directory (default: NASREPRO_DATA_ROOT, else ~/.cache/nasrepro/data)",
+    )
     t.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
     t.add_argument(
         "--objective",

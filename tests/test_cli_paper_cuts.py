@@ -153,3 +153,16 @@ def test_records_pages_and_figures_follow_the_umask(tmp_path, mask):
     files += [tmp_path / "out" / "page.md", tmp_path / "out" / "figures" / "f.png"]
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path.name
+
+
+def test_data_root_help_names_the_real_default():
+    import argparse
+
+    from nasrepro.cli import build_parser
+    from nasrepro.datasets.base import DEFAULT_DATA_ROOT, ENV_DATA_ROOT
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("run", "tune"):
+        (action,) = [a for a in sub.choices[command]._actions if "--data-root" in a.option_strings]
+        assert ENV_DATA_ROOT in action.help and str(DEFAULT_DATA_ROOT) in action.help

@@ -1,0 +1,125 @@
+"""The screenshots the README shows, taken in a real browser (headless Chromium).
+
+    .venv/bin/python docs/screenshots.py [--store sqlite:///mlflow.db] [--out docs/screenshots]
+
+1. Builds the static site of the committed report (the suites and `reports/records/`) in a
+   temporary folder and photographs the index and the first screen of rf_darts's page.
+2. With `--store` (the MLflow store the README's main job wrote): starts `mlflow ui` on
+   127.0.0.1 only, photographs rf_darts's runs table, its `rf_darts · verdicts` run and the
+   `art-darts-v2 · claims` run, and stops the server it started.
+
+Needs Chromium from the system packages (`apt-get install chromium`). The images are
+quantised to 256 colours to keep the repository small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nasrepro.report import build_report  # noqa: E402
+from nasrepro.report.browser import chromium, screenshot  # noqa: E402
+
+PAGE = "rf_darts"
+
+
+def _save(shot: Path, out: Path) -> Path:
+    from PIL import Image
+
+    with Image.open(shot) as img:
+        img.convert("RGB").quantize(256).save(out, optimize=True)
+    print(f"written: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return out
+
+
+def report_shots(out: Path, tmp: Path) -> None:
+    suites = sorted((ROOT / "suites").glob("*.yaml"))
+    build_report(suites, ROOT / "reports" / "records", tmp / "pages", tmp / "site")
+    for name, height in (("index", 560), (PAGE, 1000)):
+        page = (tmp / "site" / f"{name}.html").as_uri()
+        shot = screenshot(page, tmp / f"{name}.png", 1400, height)
+        _save(shot, out / f"report-{name}.png")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mlflow_shots(store: str, out: Path, tmp: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name(f"nasrepro/{PAGE}")
+    if exp is None:
+        raise SystemExit(f"{store}: no experiment nasrepro/{PAGE}: run the README's main job first")
+
+    def run_id(name: str) -> str:
+        found = client.search_runs([exp.experiment_id], f"attributes.run_name = '{name}'")
+        if not found:
+            raise SystemExit(f"{store}: no run {name!r} in nasrepro/{PAGE}")
+        return str(found[0].info.run_id)
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: stopped as one below
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            raise SystemExit("mlflow ui did not start within 3 minutes")
+        mode = "?workflowType=machine_learning"  # the runs view, not MLflow 3's GenAI overview
+        pages = {
+            "mlflow-runs": f"#/experiments/{exp.experiment_id}/runs{mode}",
+            "mlflow-verdicts": f"#/experiments/{exp.experiment_id}/runs/"
+            f"{run_id(f'{PAGE} · verdicts')}{mode}",
+            "mlflow-claims": f"#/experiments/{exp.experiment_id}/runs/"
+            f"{run_id('art-darts-v2 · claims')}{mode}",
+        }
+        for name, route in pages.items():
+            shot = screenshot(f"{base}/{route}", tmp / f"{name}.png", 1500, 1400, wait_ms=8000)
+            _save(shot, out / f"{name}.png")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", help="MLflow store of the main job, e.g. sqlite:///mlflow.db")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = parser.parse_args()
+    if chromium() is None:
+        raise SystemExit("no Chromium on PATH: apt-get install chromium")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        report_shots(out, Path(tmp))
+        if args.store:
+            mlflow_shots(args.store, out, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
