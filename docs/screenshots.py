@@ -5,7 +5,7 @@
 1. Builds the static site of the committed report (the suites and `reports/records/`) in a
    temporary folder and photographs the index and the first screen of rf_darts's page.
 2. With `--store` (the MLflow store the README's main job wrote): starts `mlflow ui` on
-   127.0.0.1 only, photographs rf_darts's runs table, its `rf_darts · verdicts` run and the
+   127.0.0.1 only, photographs rf_darts's `rf_darts · verdicts` run and its
    `art-darts-v2 · claims` run, and stops the server it started.
 
 Needs Chromium from the system packages (`apt-get install chromium`). The images are
@@ -15,7 +15,11 @@ quantised to 256 colours to keep the repository small.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,6 +54,73 @@ def report_shots(out: Path, tmp: Path) -> None:
         page = (tmp / "site" / f"{name}.html").as_uri()
         shot = screenshot(page, tmp / f"{name}.png", 1400, height)
         _save(shot, out / f"report-{name}.png")
+
+
+async def _devtools_port(proc: asyncio.subprocess.Process) -> str:
+    """The port Chromium's DevTools listen on, from the line it prints at start."""
+    assert proc.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 120)).decode()
+        if not line:
+            raise RuntimeError("chromium ended before its DevTools started")
+        found = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
+        if found:
+            return found.group(1)
+
+
+async def _capture(port: str, url: str, settle_s: float) -> bytes:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        targets = await (await http.get(f"http://127.0.0.1:{port}/json")).json()
+        page = next(t for t in targets if t["type"] == "page")
+        async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            sent = 0
+
+            async def call(method: str, **params: object) -> dict:
+                nonlocal sent
+                sent += 1
+                await ws.send_str(json.dumps({"id": sent, "method": method, "params": params}))
+                async for msg in ws:
+                    data = json.loads(msg.data)
+                    if data.get("id") == sent:
+                        return dict(data.get("result") or {})
+                raise RuntimeError("DevTools connection closed")
+
+            await call("Page.enable")
+            await call("Page.navigate", url=url)
+            await asyncio.sleep(settle_s)
+            return base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
+
+
+def app_screenshot(url: str, out: Path, width: int, height: int, settle_s: float) -> Path:
+    """A screenshot of a JavaScript application (the MLflow UI) once it has fetched its
+    data: Chromium's DevTools protocol (`Page.captureScreenshot`) `settle_s` seconds after
+    navigating. (`--screenshot` fires at the load event, before the app's requests.)"""
+
+    async def shoot() -> bytes:
+        exe = chromium()
+        assert exe is not None
+        with tempfile.TemporaryDirectory() as profile:
+            args = ["--headless", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
+            args += [f"--window-size={width},{height}", f"--user-data-dir={profile}"]
+            args += ["--remote-debugging-port=0", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
+            proc = await asyncio.create_subprocess_exec(
+                exe, *args, "about:blank", stderr=asyncio.subprocess.PIPE
+            )
+            try:
+                port = await _devtools_port(proc)
+                assert proc.stderr is not None
+                drain = asyncio.ensure_future(proc.stderr.read())  # its logs must not block it
+                return await _capture(port, url, settle_s)
+            finally:
+                proc.terminate()
+                await proc.wait()
+                if "drain" in locals():
+                    await drain
+
+    out.write_bytes(asyncio.run(shoot()))
+    return out
 
 
 def _free_port() -> int:
@@ -92,14 +163,13 @@ def mlflow_shots(store: str, out: Path, tmp: Path) -> None:
             raise SystemExit("mlflow ui did not start within 3 minutes")
         mode = "?workflowType=machine_learning"  # the runs view, not MLflow 3's GenAI overview
         pages = {
-            "mlflow-runs": f"#/experiments/{exp.experiment_id}/runs{mode}",
             "mlflow-verdicts": f"#/experiments/{exp.experiment_id}/runs/"
             f"{run_id(f'{PAGE} · verdicts')}{mode}",
             "mlflow-claims": f"#/experiments/{exp.experiment_id}/runs/"
             f"{run_id('art-darts-v2 · claims')}{mode}",
         }
         for name, route in pages.items():
-            shot = screenshot(f"{base}/{route}", tmp / f"{name}.png", 1500, 1400, wait_ms=8000)
+            shot = app_screenshot(f"{base}/{route}", tmp / f"{name}.png", 1500, 1400, 25.0)
             _save(shot, out / f"{name}.png")
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -159,6 +159,8 @@ def _publish_view(
     failure there is reported, never fatal: the records are written."""
     from nasrepro.report.mlflow_view import publish_view
 
+    if not Path(registry).is_dir():
+        return  # nothing was ever recorded there: no verdict to show
     try:
         summary.view_run_id = publish_view(tracker, suite_path, registry, exp_id)
     except Exception as exc:  # noqa: BLE001

@@ -648,6 +648,7 @@ def tune_experiment(
             f"tune:{experiment}@{budget}",
             {
                 "suite": suite.suite,
+                "mlflow.source.name": str(suite_path),  # the suite file, as for `run`
                 "experiment": experiment,
                 "budget": budget,
                 "study": study_name,

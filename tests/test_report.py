@@ -496,7 +496,9 @@ def test_index_and_summary(world: tuple[Path, Path], tmp_path: Path) -> None:
     build_report([suite_file], reg, out)
     index = (out / "index.md").read_text(encoding="utf-8")
     (rows,) = _tables(index)
-    (row,) = rows
+    row, total = rows
+    assert total["paper"] == "**all**" and total["claims"] == "11"
+    assert total["GPU-hours to run the rest (NVIDIA H200)"].endswith("(shared trials once)")
     md = (out / "toy_suite.md").read_text(encoding="utf-8")
     (left,) = _tables(_section(md, "What is left"))
     assert row == {

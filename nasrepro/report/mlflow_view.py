@@ -26,6 +26,7 @@ from nasrepro.report.analysis import Analysis, ClaimRow, analyse
 from nasrepro.report.remaining import remaining
 from nasrepro.report.render import (
     claim_stat,
+    judged_rows,
     margin_of,
     reason,
     suite_command,
@@ -61,6 +62,11 @@ def experiment_description(suite: Suite, suite_path: str | Path) -> str:
     )
 
 
+def _clean(x: float) -> float:
+    """Δ and margins without float noise (-0.050658, not -0.05065799999999987)."""
+    return float(f"{x:.12g}")
+
+
 def _run_link(rec: dict[str, Any], uri: str) -> str:
     ml = rec.get("mlflow") or {}
     run, exp = ml.get("run_id"), ml.get("experiment_id")
@@ -91,7 +97,14 @@ def _experiment_run(
     }
     metrics: dict[str, float] = {}
     by_seed: dict[int, dict[str, float]] = {}
-    lines = [f"Claims of `{exp}`, judged on {len(records)} {budget}-budget record(s):", ""]
+    counts = Counter(r.verdict for r in rows)
+    judged = "judged on" if budget == "full" else "not judged (only the full budget is); from"
+    lines = [
+        f"**{', '.join(f'{n} {v}' for v, n in counts.most_common())}**: the claims of "
+        f"`{exp}`, {judged} {len(records)} {budget}-budget record(s).",
+        "",
+    ]
+    rows = sorted(rows, key=lambda r: r.verdict != "not reproduced")
     for r in rows:
         key, c, j = keys[r.claim.id], r.claim, r.judgement
         tags[f"verdict.{key}"] = r.verdict
@@ -106,8 +119,8 @@ def _experiment_run(
             if stat.std is not None:
                 metrics[f"reproduced.{key}.sd"] = stat.std
         if j is not None:
-            metrics[f"delta.{key}"] = j.delta
-            metrics[f"margin.{key}"] = margin_of(j)
+            metrics[f"delta.{key}"] = _clean(j.delta)
+            metrics[f"margin.{key}"] = _clean(margin_of(j))
             tags[f"reason.{key}"] = reason(r)[:500]
         shown = "—" if stat is None else claim_stat(c, stat)
         why = f": {reason(r)}" if j is not None else (f": {r.notes[0]}" if r.notes else "")
@@ -149,7 +162,7 @@ def publish_view(
     metrics["conclusions.tested"] = float(len(a.comparisons) - c["untested"])
     metrics["conclusions.total"] = float(len(a.comparisons))
     metrics["gpu_hours_left"] = rem.total.gpu_hours
-    judged = [r for r in a.rows if r.judgement is not None]
+    judged = judged_rows(a)  # the misses first: the description shows its first lines
     text = [
         verdict_line(a, rem).replace("([what is left](#what-is-left))", ""),
         "",

@@ -36,6 +36,13 @@ class Remaining:
     device: str  # device name the hours are estimated on
     tables: list[Left]
     total: Left
+    trial_hours: dict[str, float]  # config hash -> GPU-hours of every trial left to run
+
+
+def union_hours(remainders: list[Remaining]) -> float:
+    """GPU-hours of the trials several papers leave, each shared trial counted once."""
+    merged = {k: h for r in remainders for k, h in r.trial_hours.items()}
+    return round(sum(merged.values()), 1)
 
 
 def datasets_needed(config: dict[str, Any]) -> list[str]:
@@ -96,4 +103,10 @@ def remaining(a: Analysis, registry: Path) -> Remaining:
         )
 
     tables = [left(t) for t in rows_by_table if t is not None]
-    return Remaining(plan["device"]["name"], [t for t in tables if t.claims], left(None))
+    total = left(None)
+    hours = {
+        k: float(t["estimate"].get("gpu_hours") or 0.0)
+        for e in total.experiments
+        for k, t in uncached[e].items()
+    }
+    return Remaining(plan["device"]["name"], [t for t in tables if t.claims], total, hours)

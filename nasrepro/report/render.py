@@ -24,7 +24,7 @@ from nasrepro.report.analysis import (
     budget_key,
 )
 from nasrepro.report.records import evaluator_text, is_fixture
-from nasrepro.report.remaining import Left, Remaining, suite_command
+from nasrepro.report.remaining import Left, Remaining, suite_command, union_hours
 from nasrepro.report.verdict import COMPARISON_RULE, RULE, VERDICTS, Judgement, Statistic
 from nasrepro.suite import Claim, metric_kind
 
@@ -744,13 +744,16 @@ def render_page(
 
 def render_index(analyses: list[Analysis], remaining: dict[str, Remaining]) -> str:
     rows = []
-    hours = 0.0
     device = ""
+    totals: Counter[str] = Counter()
     for a in analyses:
         v, c = a.verdict_counts(), a.comparison_counts()
         rem = remaining[a.suite.suite]
-        hours += rem.total.gpu_hours
         device = rem.device
+        totals.update(v)
+        totals["claims"] += len(a.rows)
+        totals["tested"] += len(a.comparisons) - c["untested"]
+        totals["comparisons"] += len(a.comparisons)
         rows.append(
             [
                 f"[{a.suite.suite}]({a.suite.suite}.md)",
@@ -764,6 +767,20 @@ def render_index(analyses: list[Analysis], remaining: dict[str, Remaining]) -> s
                 _hours(rem.total.gpu_hours),
             ]
         )
+    hours = union_hours(list(remaining.values()))
+    rows.append(
+        [
+            "**all**",
+            "",
+            totals["claims"],
+            totals["reproduced"],
+            totals["not reproduced"],
+            totals["inconclusive"],
+            totals["not run"] + totals["other budget"],
+            f"{totals['tested']} / {totals['comparisons']}",
+            f"{_hours(hours)} (shared trials once)",
+        ]
+    )
     headers = [
         "paper",
         "title",
@@ -784,8 +801,8 @@ def render_index(analyses: list[Analysis], remaining: dict[str, Remaining]) -> s
                 "conclusions tested, and what is left to run with its cost. Claims are judged "
                 "only from full-budget records; the rules are on every page and in "
                 "docs/verdicts.md. GPU-hours are `nasrepro plan`'s estimates from measured step "
-                f"times, per paper (the papers share some trials: all five together need "
-                f"{_hours(hours)} or less)."
+                "times of the trials each paper's not-run claims need; papers share some trials, "
+                "which the last line counts once."
             ),
             "",
             md_table(headers, rows),
