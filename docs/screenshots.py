@@ -68,7 +68,7 @@ async def _devtools_port(proc: asyncio.subprocess.Process) -> str:
             return found.group(1)
 
 
-async def _capture(port: str, url: str, settle_s: float) -> bytes:
+async def _capture(port: str, url: str, expect: str, settle_s: float, timeout_s: float) -> bytes:
     import aiohttp
 
     async with aiohttp.ClientSession() as http:
@@ -89,14 +89,31 @@ async def _capture(port: str, url: str, settle_s: float) -> bytes:
 
             await call("Page.enable")
             await call("Page.navigate", url=url)
-            await asyncio.sleep(settle_s)
+            probe = f"document.body.innerText.includes({json.dumps(expect)})"
+            for _ in range(int(timeout_s)):  # until the app shows what it fetched
+                found = await call("Runtime.evaluate", expression=probe, returnByValue=True)
+                if (found.get("result") or {}).get("value") is True:
+                    break
+                await asyncio.sleep(1)
+            else:
+                raise RuntimeError(f"{url}: {expect!r} did not appear in {timeout_s:.0f} s")
+            await asyncio.sleep(settle_s)  # let the remaining panels render
             return base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
 
 
-def app_screenshot(url: str, out: Path, width: int, height: int, settle_s: float) -> Path:
+def app_screenshot(
+    url: str,
+    out: Path,
+    size: tuple[int, int],
+    expect: str,
+    settle_s: float = 5.0,
+    timeout_s: float = 300.0,
+) -> Path:
     """A screenshot of a JavaScript application (the MLflow UI) once it has fetched its
-    data: Chromium's DevTools protocol (`Page.captureScreenshot`) `settle_s` seconds after
-    navigating. (`--screenshot` fires at the load event, before the app's requests.)"""
+    data: through Chromium's DevTools protocol, when the page's text holds `expect`, then
+    `settle_s` seconds more. (`--screenshot` fires at the load event, before the app's
+    requests.)"""
+    width, height = size
 
     async def shoot() -> bytes:
         exe = chromium()
@@ -112,7 +129,7 @@ def app_screenshot(url: str, out: Path, width: int, height: int, settle_s: float
                 port = await _devtools_port(proc)
                 assert proc.stderr is not None
                 drain = asyncio.ensure_future(proc.stderr.read())  # its logs must not block it
-                return await _capture(port, url, settle_s)
+                return await _capture(port, url, expect, settle_s, timeout_s)
             finally:
                 proc.terminate()
                 await proc.wait()
@@ -162,14 +179,11 @@ def mlflow_shots(store: str, out: Path, tmp: Path) -> None:
         else:
             raise SystemExit("mlflow ui did not start within 3 minutes")
         mode = "?workflowType=machine_learning"  # the runs view, not MLflow 3's GenAI overview
-        pages = {
-            "mlflow-verdicts": f"#/experiments/{exp.experiment_id}/runs/"
-            f"{run_id(f'{PAGE} · verdicts')}{mode}",
-            "mlflow-claims": f"#/experiments/{exp.experiment_id}/runs/"
-            f"{run_id('art-darts-v2 · claims')}{mode}",
-        }
-        for name, route in pages.items():
-            shot = app_screenshot(f"{base}/{route}", tmp / f"{name}.png", 1500, 1400, 25.0)
+        runs = {"mlflow-verdicts": f"{PAGE} · verdicts", "mlflow-claims": "art-darts-v2 · claims"}
+        for name, run in runs.items():
+            route = f"#/experiments/{exp.experiment_id}/runs/{run_id(run)}{mode}"
+            url = f"{base}/{route}"
+            shot = app_screenshot(url, tmp / f"{name}.png", (1500, 1400), "Metrics (")
             _save(shot, out / f"{name}.png")
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -85,14 +85,16 @@ def report(
     suites: Sequence[str | Path] | None = None,
     registry: str | Path | None = None,
     out: str | Path = "reports",
+    site: str | Path | None = None,
 ) -> list[SummaryRow]:
-    """Write `out/<suite>.md`, `out/index.md` and the α figures from suites + registry
-    (default: every suites/*.yaml) and return the verdict counts per suite."""
+    """Write `out/<suite>.md`, `out/index.md` and the figures from suites + registry
+    (default: every suites/*.yaml), and the static HTML site under `site` if given; return
+    the verdict counts per suite."""
     from nasrepro.report import build_report, summary_table
 
     paths = [Path(p) for p in suites] if suites else sorted(DEFAULT_SUITES.glob("*.yaml"))
     reg = Path(registry) if registry is not None else default_registry()
-    build_report(paths, reg, Path(out))
+    build_report(paths, reg, Path(out), None if site is None else Path(site))
     return summary_table(paths, reg)
 
 
