@@ -218,10 +218,22 @@ def test_smoke_run_tracks_named_tagged_runs_beside_the_store(tmp_path, monkeypat
         }
     ]
     first_view = summary["mlflow"][0]["claims_view_run_id"]
+    # a run a SIGKILLed process left RUNNING (its process tag names a process that ended)
+    tracker = Tracker(uri)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead_tag = process_tag(proc.pid)
+    proc.kill()
+    proc.wait(30)
+    assert process_alive(dead_tag) is False
+    orphan = tracker.start_run(
+        summary["mlflow"][0]["experiment_id"], "d1 smoke", {"nasrepro.process": dead_tag}
+    )
     assert main([*argv, "--json"]) == 0  # everything recorded: nothing runs
     again = json.loads(capsys.readouterr().out)
     assert again["trials"] == {"run": 0, "skipped": 2, "failed": 0}
     assert not (work / "mlruns").exists()
+    assert tracker.client.get_run(orphan).info.status == "KILLED"  # closed by the next run
+    tracker.client.delete_run(orphan)
 
     from nasrepro.api import load_registry
 
