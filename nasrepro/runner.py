@@ -192,6 +192,7 @@ def run_suite(
     which adds another record. Experiments of the suite that resolve to the same trial run
     it once.
     """
+    from nasrepro.preflight import check_tracking_uri
     from nasrepro.report.mlflow_view import experiment_description
     from nasrepro.tracking import (
         SOURCE,
@@ -200,6 +201,7 @@ def run_suite(
         finish_parent,
         flatten,
         parent_run_name,
+        resolve_uri,
     )
 
     suite = load_suite(suite_path)
@@ -220,6 +222,7 @@ def run_suite(
                 "new records)"
             )
     trials = _skip_locked(trials, Path(checkpoint_dir), progress)
+    check_tracking_uri(resolve_uri(tracking_uri))  # API callers too: seconds, one line
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite, experiment_description(suite, suite_path))
