@@ -116,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
+
     summaries = []
     paths = [Path(p) for p in args.suites]
     try:
@@ -133,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         print(f"{path}: no runnable claims in {', '.join(args.table)}; skipped")
                     continue
             if args.artifacts:
-                experiments = _artifact_experiments(path, args.experiment)
+                experiments = _artifact_experiments(path, experiments)
                 if not experiments:
                     if not args.json:
                         print(f"{path}: no artifact experiments; nothing to run")
