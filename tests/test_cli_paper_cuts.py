@@ -81,18 +81,19 @@ def test_validate_prints_the_comparisons_it_counts(suite, capsys):
 def test_json_puts_totals_first(suite, capsys):
     assert main(["plan", str(suite), "--json"]) == 0
     assert list(json.loads(capsys.readouterr().out))[:2] == ["totals", "budget"]
-    assert main(["report", str(suite), "--registry", "none", "--json"]) == 0
+    (suite.parent / "empty").mkdir()
+    assert main(["report", str(suite), "--registry", str(suite.parent / "empty"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert list(data)[0] == "summary" and list(data)[-1] == "claims"
 
 
-def test_a_closed_pipe_ends_quietly():
+def test_a_closed_pipe_ends_quietly(tmp_path):
     """`nasrepro plan suites/*.yaml --json | head`: megabytes for a reader that stops early
     (one suite's plan is already far more than a pipe holds)."""
     suites = [str(ROOT / "suites" / "lambda_darts.yaml")]
     code = "import sys; from nasrepro.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "plan", *suites, "--json", "--registry", "none"],
+        [sys.executable, "-c", code, "plan", *suites, "--json", "--registry", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,

@@ -32,7 +32,7 @@ paper:
   file: toy.pdf
   title: A toy paper
 verdict:
-  accuracy_floor: 1.0
+  margin_floor: 1.0
   z: 2.0
 budgets:
   smoke:
@@ -330,8 +330,8 @@ def test_report_verdicts(world: tuple[Path, Path], tmp_path: Path) -> None:
         "c10-mean": "✓ reproduced",
         "c100-miss": "✗ not reproduced",
         "c10-valid": "needs GPU + data",  # folded: not run
-        "c10-err": "✓ reproduced",
-        "c10-best": "✓ reproduced",
+        "c10-err": "? inconclusive",  # no claimed spread: 3 seeds give ±1.19 against ±1
+        "c10-best": "? inconclusive",
         "one-seed": "? inconclusive",
         "smoke-only": "other budget",
         "no-records": "needs GPU + data",
@@ -342,10 +342,11 @@ def test_report_verdicts(world: tuple[Path, Path], tmp_path: Path) -> None:
     mean = rows["c10-mean"]
     assert mean["claimed"] == "93.6 ± 0.3 (n=4)" and mean["reproduced ± sd (n)"] == "93.50 ± 0.50 (n=3)"
     assert mean["Δ"] == "-0.10" and mean["margin"] == "1.00"  # the floor
+    assert mean["CI of Δ"] == "[-0.86, +0.66]"  # 90% CI of Δ, inside ±1
     # best by the supernet's validation accuracy: seed 1 (93.5), not the best test seed 2
     assert rows["c10-best"]["reproduced ± sd (n)"] == "93.50 (seed 1 of 3 by search_valid_acc)"
     assert rows["c10-best"]["protocol"] == "best by valid"
-    assert rows["c10-err"]["notes"] == "test_err derived as 100 − test_acc"
+    assert "test_err derived as 100 − test_acc" in rows["c10-err"]["notes"]
     assert rows["c10-err"]["reproduced ± sd (n)"] == "6.50 ± 0.50 (n=3)"
     # one-seed: the record of another configuration (50.0) is set aside, leaving 54.30 alone
     assert rows["one-seed"]["reproduced ± sd (n)"] == "54.30 (n=1)"
@@ -353,7 +354,9 @@ def test_report_verdicts(world: tuple[Path, Path], tmp_path: Path) -> None:
     assert rows["smoke-only"]["Δ"] == "—"
     # the known typo is judged against the corrected value; both shown, the reason in its row
     assert rows["opt-c100"]["claimed"] == "72.51 → 73.51"
-    assert rows["opt-c100"]["notes"] == "typo: made-up typo for the test"
+    assert rows["opt-c100"]["notes"] == (
+        "typo: made-up typo for the test · 73.51 vs 73.51: to the printed digit"  # + the reason
+    )
     assert rows["opt-c100"]["reproduced ± sd (n)"] == "73.51"
     assert rows["opt-c100"]["protocol"] == "cell property"
     assert "1 record(s) set aside (see 'Records set aside')" in rows["one-seed"]["notes"]
@@ -397,22 +400,24 @@ def test_page_opens_with_verdicts_judged_claims_and_what_is_left(
         "## Claims by table",
     ]
     top = md.split("## Judged claims", 1)[0]
-    assert "**Verdicts: 5 reproduced · 1 not reproduced · 1 inconclusive · 3 not run · 1 other" in (
+    assert "**Verdicts: 3 reproduced · 1 not reproduced · 3 inconclusive · 3 not run · 1 other" in (
         " ".join(top.split())
     )
     assert "**Conclusions: 2 of 2 tested** (1 held, 1 inconclusive)" in " ".join(top.split())
     (judged,) = _tables(_section(md, "Judged claims"))
     ids = [re.match(r"\[([^\]]+)\]\(#claim-\1\)", r["claim"]).group(1) for r in judged]
-    # every judged claim, the misses first; not-run and other-budget claims are not there
-    assert ids[:2] == ["c100-miss", "one-seed"]
+    # every judged claim, the misses first, then the undecided; not-run and other-budget
+    # claims are not there
+    assert ids[:4] == ["c100-miss", "c10-err", "c10-best", "one-seed"]
     assert sorted(ids) == sorted(
         ["c10-mean", "c100-miss", "c10-err", "c10-best", "one-seed", "opt-c100", "opt-c10"]
     )
     miss = judged[0]
     assert (miss["claimed"], miss["Δ"], miss["margin"]) == ("60.0", "+10.50", "1.00")
-    assert miss["why"] == "\\|Δ\\| 10.5 > margin 1 with n = 3 seeds"
-    assert "one seed cannot tell a miss from seed variance" in judged[1]["why"]
-    assert "convention" not in judged[0]  # no claim names a counting convention here
+    assert miss["CI of Δ"] == "[+9.31, +11.69]"
+    assert miss["why"] == "90% CI of Δ [+9.31, +11.7] outside ±1"  # the verdict's own reason
+    assert "1 more seed(s) would decide" in judged[1]["why"]
+    assert "convention" not in judged[0]  # no FLOPs claim here: no counting convention
     assert '<a id="claim-c100-miss"></a>c100-miss' in md  # the link's target, in its table
     (tested,) = _tables(_section(md, "Conclusions tested"))
     assert [r["conclusion"] for r in tested] == ["optimal-beats-darts", "single-beats-main"]
@@ -480,7 +485,11 @@ def test_json_fields_and_classes(world: tuple[Path, Path]) -> None:
     }
     assert c["reproduced"]["value"] == pytest.approx(93.5)
     assert c["reproduced"]["std"] == pytest.approx(0.5) and c["reproduced"]["n"] == 3
-    assert c["tolerance"] == pytest.approx(1.0) and c["verdict"] == "reproduced"
+    assert c["margin"] == pytest.approx(1.0) and c["verdict"] == "reproduced"
+    assert c["margin_basis"] == "floor 1 (above half the gap 0.77 to opt-c10)"
+    assert c["ci_low"] < 0 < c["ci_high"] and c["label"] == "reproduced"
+    assert c["reason"].startswith("90% CI of Δ [-0.858, +0.658] inside ±1")
+    assert claims["c10-err"]["seeds_to_decide"] == 1
     assert claims["c10-best"]["reproduced"]["chosen_seed"] == 1
     assert claims["opt-c100"]["claimed"]["judged_value"] == 73.51
     assert claims["smoke-only"]["budget"] == "smoke" and claims["smoke-only"]["reproduced"] is None
@@ -505,9 +514,9 @@ def test_index_and_summary(world: tuple[Path, Path], tmp_path: Path) -> None:
         "paper": "[toy_suite](toy_suite.md)",
         "title": "A toy paper",
         "claims": "11",
-        "✓ reproduced": "5",
+        "✓ reproduced": "3",
         "✗ not reproduced": "1",
-        "? inconclusive": "1",
+        "? inconclusive": "3",
         "not run": "4",  # 3 not run + 1 at another budget only
         "conclusions tested": "2 / 2",
         "GPU-hours to run the rest (NVIDIA H200)": left[-1]["GPU-hours (NVIDIA H200)"],
@@ -515,9 +524,9 @@ def test_index_and_summary(world: tuple[Path, Path], tmp_path: Path) -> None:
     (r,) = summary_table([suite_file], reg)
     assert r.claims == 11
     assert r.verdicts == {
-        "reproduced": 5,
+        "reproduced": 3,
         "not reproduced": 1,
-        "inconclusive": 1,
+        "inconclusive": 3,
         "not run": 3,
         "other budget": 1,
     }
@@ -601,14 +610,12 @@ def test_output_is_deterministic_and_check_finds_stale_pages(
     ]
 
 
-def test_rerun_seed_keeps_newest_and_fixture_is_flagged(tmp_path: Path) -> None:
+def test_records_of_one_trial_count_once_or_conflict_never_by_time(tmp_path: Path) -> None:
     suite_file = tmp_path / "toy_suite.yaml"
     suite_file.write_text(SUITE_YAML, encoding="utf-8")
     reg = tmp_path / "registry"
-    for value, created, fixture in (
-        (40.0, "2026-11-26T01:00:00+00:00", False),
-        (50.05, "2026-11-27T01:00:00+00:00", True),
-    ):
+
+    def write(value: float, created: str, fixture: bool = False) -> None:
         write_record(
             reg,
             _record(
@@ -621,12 +628,24 @@ def test_rerun_seed_keeps_newest_and_fixture_is_flagged(tmp_path: Path) -> None:
                 fixture=fixture,
             ),
         )
+
+    # identical results (a re-run on a deterministic CPU): counted once
+    write(50.05, "2026-11-26T01:00:00+00:00", fixture=True)
+    write(50.05, "2026-11-27T01:00:00+00:00", fixture=True)
     build_report([suite_file], reg, tmp_path / "out")
     md = (tmp_path / "out" / "toy_suite.md").read_text(encoding="utf-8")
     row = _rows(md)["one-seed"]
-    assert row["reproduced ± sd (n)"] == "50.05 (n=1) (fixture)" and row["verdict"] == "✓ reproduced"
-    assert "FIXTURE" in md
-    assert "1 older record(s) of a re-run seed superseded" in md
+    assert row["reproduced ± sd (n)"] == "50.05 (n=1) (fixture)"
+    assert row["verdict"] == "? inconclusive"
+    assert "FIXTURE" in md and "1 further record(s) with identical results counted once" in md
+    # a forged record with a future created_at does not win: the seed is a conflict
+    write(99.0, "2099-01-01T00:00:00+00:00")
+    claims = {c["claim_id"]: c for c in report_json([suite_file], reg)["claims"]}
+    assert claims["one-seed"]["verdict"] == "not run" and claims["one-seed"]["reproduced"] is None
+    assert any("have records that disagree" in n for n in claims["one-seed"]["notes"])
+    build_report([suite_file], reg, tmp_path / "out")
+    md = (tmp_path / "out" / "toy_suite.md").read_text(encoding="utf-8")
+    assert "## Conflicting records" in md and "| single | full | 0 |" in md
 
 
 def test_cli_report_json_and_check(world: tuple[Path, Path], tmp_path: Path, capsys) -> None:

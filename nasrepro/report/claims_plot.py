@@ -1,9 +1,10 @@
 """Claimed vs reproduced, one figure per paper table, readable at a glance.
 
 One row per judged claim, one panel per metric (units differ): the claim is the zero line,
-the shaded bar its margin, the marker the reproduced statistic at Δ = reproduced − claimed
-(± its sd over seeds) shaped and coloured by verdict, and the right-hand label says
-"claimed → reproduced" and the verdict in words. Search cost is a ratio on a log axis.
+the shaded bar its ±margin, the marker the reproduced statistic at Δ = reproduced − claimed
+with the confidence interval of Δ as its bar (the verdict asks the interval to fit inside
+the margin), shaped and coloured by verdict, and the right-hand label says "claimed →
+reproduced" and the verdict in words. Search cost is a ratio on a log axis.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _right_label(row: ClaimRow) -> str:
     c = row.claim
     claimed = c.judged_text or _claimed_num(c.judged_value)
     _, _, mark = _style(row.verdict)
-    return f"{claimed} → {fmt(c.metric, j.reproduced.value)}  {mark} {row.verdict}"
+    return f"{claimed} → {fmt(c.metric, j.reproduced.value)}  {mark} {row.label}"
 
 
 def claims_figure(rows: list[ClaimRow], suite: str, table: str) -> Any | None:
@@ -90,14 +91,16 @@ def claims_figure(rows: list[ClaimRow], suite: str, table: str) -> Any | None:
             margin = margin_of(j)
             if cost:
                 x, err, band = j.ratio or 0.0, None, (1.0 / margin, margin)
-            else:
-                sd = j.reproduced.std if r.claim.protocol != "cell_property" else None
-                x, err, band = j.delta, sd, (-margin, margin)
+            else:  # the bar is Δ's confidence interval: the verdict asks it to fit the band
+                lo, hi = j.ci_low, j.ci_high
+                exact = lo is None or hi is None or lo == hi  # counts: no interval
+                err = None if exact else (j.delta - float(lo or 0.0), float(hi or 0.0) - j.delta)
+                x, band = j.delta, (-margin, margin)
             ax.barh(y, band[1] - band[0], left=band[0], height=0.55, color="#d0d7de", zorder=1)
             ax.errorbar(
                 [x],
                 [y],
-                xerr=None if err is None else [[err], [err]],
+                xerr=None if err is None else [[err[0]], [err[1]]],
                 fmt=marker,
                 color=colour,
                 markersize=9,
@@ -109,7 +112,10 @@ def claims_figure(rows: list[ClaimRow], suite: str, table: str) -> Any | None:
             ax.set_xscale("log")
             ax.set_xlabel("reproduced / claimed (shaded: the margin, a ratio either way)")
         else:
-            ax.set_xlabel(f"Δ = reproduced − claimed, {_metric_label(metric)} (shaded: margin)")
+            ax.set_xlabel(
+                f"Δ = reproduced − claimed, {_metric_label(metric)} "
+                "(bar: confidence interval of Δ; shaded: ±margin)"
+            )
         ax.xaxis.label.set_fontsize(FONT)
         ax.set_yticks(ys)
         ax.set_yticklabels([_left_label(r) for r in rs], fontsize=FONT)
@@ -124,7 +130,7 @@ def claims_figure(rows: list[ClaimRow], suite: str, table: str) -> Any | None:
         right.tick_params(axis="y", length=0)
         if not cost:  # symmetric around the claim, wide enough for every bar and marker
             reach = [
-                max(abs(j.delta) + (j.reproduced.std or 0.0), margin_of(j))
+                max(abs(j.delta), abs(j.ci_low or 0.0), abs(j.ci_high or 0.0), margin_of(j))
                 for j in (r.judgement for r in rs)
                 if j is not None
             ]

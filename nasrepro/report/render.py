@@ -13,6 +13,7 @@ import json
 import re
 import textwrap
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 from nasrepro.report.analysis import (
@@ -32,6 +33,7 @@ WIDTH = 180  # wrap width of prose
 PROTOCOL_TEXT = {
     "mean": "mean",
     "best_by_valid": "best by valid",
+    "best_by_test": "best by test",
     "retrain_k": "1 cell retrained",
     "single": "single run",
     "cell_property": "cell property",
@@ -87,9 +89,11 @@ def is_verdict(verdict: str, base: str) -> bool:
     return verdict == base or verdict.startswith(base + " (")
 
 
-def mark(verdict: str) -> str:
+def mark(verdict: str, label: str | None = None) -> str:
+    """The verdict (or its label, e.g. "not reproduced (unstable)") after its mark."""
     base = next((v for v in MARKS if is_verdict(verdict, v)), None)
-    return f"{MARKS[base]} {verdict}" if base else verdict
+    shown = label or verdict
+    return f"{MARKS[base]} {shown}" if base else shown
 
 
 # ------------------------------------------------------------------------------ numbers
@@ -130,6 +134,8 @@ def stat_text(metric: str, s: Statistic, protocol: str, select_by: str = "") -> 
         return fmt(metric, s.value)
     if protocol == "best_by_valid":
         return f"{fmt(metric, s.value)} (seed {s.chosen_seed} of {s.n} by {select_by})"
+    if protocol == "best_by_test":
+        return f"{fmt(metric, s.value)} (seed {s.chosen_seed}, best test of {s.n})"
     sd = f" ± {fmt(metric, s.std)}" if s.std is not None else ""
     return f"{fmt(metric, s.value)}{sd} (n={s.n})"
 
@@ -153,9 +159,8 @@ def reproduced_text(row: ClaimRow) -> str:
 
 
 def margin_of(j: Judgement) -> float:
-    """The margin |Δ| is held to (`tolerance` until the verdict engine names it margin)."""
-    value = getattr(j, "margin", None)
-    return float(value if value is not None else j.tolerance)
+    """The margin Δ is held to (a ratio for search cost)."""
+    return float(j.margin)
 
 
 def delta_text(row: ClaimRow) -> tuple[str, str]:
@@ -168,24 +173,31 @@ def delta_text(row: ClaimRow) -> tuple[str, str]:
     return f"{j.delta:+.{digits}f}", f"{margin_of(j):.{digits}f}"
 
 
+def interval_text(row: ClaimRow) -> str:
+    """The confidence interval of Δ ("—" for exact counts and cost)."""
+    j = row.judgement
+    if j is None or j.ci_low is None or j.ci_high is None or j.ci_low == j.ci_high:
+        return "—"
+    digits = 3 if row.claim.metric == "params_m" else 2
+    return f"[{j.ci_low:+.{digits}f}, {j.ci_high:+.{digits}f}]"
+
+
 def convention_of(row: ClaimRow) -> str:
-    """The FLOP/parameter counting convention a claim was judged under, where one applies."""
-    for source in (row.judgement, row.claim):
-        value = getattr(source, "convention", None)
-        if value:
-            return str(value)
-    return ""
+    """The FLOP counting convention a claim was judged under, where one applies."""
+    j = row.judgement
+    return str(j.convention) if j is not None and j.convention else ""
+
+
+def has_interval(rows: list[ClaimRow]) -> bool:
+    return any(interval_text(r) != "—" for r in rows)
 
 
 def reason(row: ClaimRow) -> str:
-    """One line: why the claim got its verdict (the verdict engine's own reason if it
-    gives one)."""
+    """One line: why the claim got its verdict (the verdict engine's own reason, else one
+    from Δ and the margin)."""
     j = row.judgement
-    if j is None:
-        return row.notes[0] if row.notes else ""
-    given = getattr(j, "reason", None)
-    if given:
-        return str(given)
+    if j is None or j.reason:
+        return row.reason
     claim, m = row.claim, row.claim.metric
     claimed = claim.judged_text or _claimed_num(claim.judged_value)
     got = fmt(m, j.reproduced.value)
@@ -206,8 +218,19 @@ def reason(row: ClaimRow) -> str:
 def notes_text(row: ClaimRow) -> str:
     """Every note of a claim, in full, for its row."""
     parts = []
+    j = row.judgement
     if row.claim.correction:
         parts.append(f"typo: {row.claim.correction}")
+    if j is not None and row.reason:
+        parts.append(row.reason)
+    if j is not None and j.conventions:
+        counts = ", ".join(f"{c} {v:.2f}" for c, v in j.conventions.items())
+        parts.append(f"FLOPs by convention: {counts}")
+    if j is not None and j.best_by_test is not None and row.claim.protocol == "best_by_test":
+        if j.best_by_valid is not None:
+            parts.append(f"by valid {fmt(row.claim.metric, j.best_by_valid)}")
+    if j is not None and j.best_by_test is not None and row.claim.protocol == "best_by_valid":
+        parts.append(f"best test {fmt(row.claim.metric, j.best_by_test)}")
     if row.claim.note:
         parts.append(row.claim.note)
     parts += row.notes
@@ -278,9 +301,10 @@ def _judged_table(a: Analysis) -> list[str]:
     rows = judged_rows(a)
     if not rows:
         return ["No claim has a full-budget record yet: see [What is left](#what-is-left).", ""]
-    conv = any(convention_of(r) for r in rows)
+    conv, ci = any(convention_of(r) for r in rows), has_interval(rows)
     headers = ["claim", "row · data · metric", "table", "claimed", "reproduced ± sd (n)", "Δ"]
-    headers += ["margin", "verdict", "why", *(["convention"] if conv else [])]
+    headers += [*(["CI of Δ"] if ci else []), "margin", "verdict", "why"]
+    headers += ["convention"] if conv else []
     body = []
     for r in rows:
         delta, margin = delta_text(r)
@@ -292,8 +316,9 @@ def _judged_table(a: Analysis) -> list[str]:
                 claimed_text(r.claim),
                 reproduced_text(r),
                 delta,
+                *([interval_text(r)] if ci else []),
                 margin,
-                mark(r.verdict),
+                mark(r.verdict, r.label),
                 reason(r),
                 *([convention_of(r)] if conv else []),
             ]
@@ -405,9 +430,9 @@ def _table_section(table: str, rows: list[ClaimRow], figure: str | None) -> list
     shown = [r for r in rows if r.judgement is not None or r.other_budgets]
     folded = [r for r in rows if r not in shown]
     if shown:
-        conv = any(convention_of(r) for r in shown)
-        headers = [*CLAIM_HEADERS, "reproduced ± sd (n)", "Δ", "margin", "verdict"]
-        headers += [*(["convention"] if conv else []), "notes"]
+        conv, ci = any(convention_of(r) for r in shown), has_interval(shown)
+        headers = [*CLAIM_HEADERS, "reproduced ± sd (n)", "Δ", *(["CI of Δ"] if ci else [])]
+        headers += ["margin", "verdict", *(["convention"] if conv else []), "notes"]
         body = []
         for r in shown:
             delta, margin = delta_text(r)
@@ -416,8 +441,9 @@ def _table_section(table: str, rows: list[ClaimRow], figure: str | None) -> list
                     *_claim_cells(r),
                     reproduced_text(r),
                     delta,
+                    *([interval_text(r)] if ci else []),
                     margin,
-                    mark(r.verdict),
+                    mark(r.verdict, r.label),
                     *([convention_of(r)] if conv else []),
                     notes_text(r),
                 ]
@@ -600,9 +626,9 @@ def _experiment_records(a: Analysis, exp_id: str, figures: dict[tuple[str, str],
         )
         if others:  # records are matched by configuration, so another suite's run counts
             lines += wrap("same configuration, recorded for " + ", ".join(others), "- ")
-        dropped = a.backing.superseded.get((exp_id, budget), 0)
+        dropped = a.backing.duplicates.get((exp_id, budget), 0)
         if dropped:
-            lines.append(f"- {dropped} older record(s) of a re-run seed superseded (newest kept)")
+            lines.append(f"- {dropped} further record(s) with identical results counted once")
         lines.append("- cells:")
         for geno, count in sorted(
             Counter(str(r.get("genotype")) for r in recs).items(), key=lambda kv: (-kv[1], kv[0])
@@ -695,11 +721,18 @@ def render_page(
         *wrap(COMPARISON_RULE, "> "),
         "",
         *wrap(
-            f"Here z = {v.z:g}, accuracy_floor = {v.accuracy_floor:g} points, relative_floor = "
-            f"{v.relative_floor:g}, cost_ratio = {v.cost_ratio:g}; the margin is the rule's "
-            "tolerance. Claims are judged only against full-budget records of their "
-            "experiment's resolved configuration at the current fidelity version, whichever "
-            "suite ran it; reduced and smoke numbers are shown, labelled, and never judged."
+            f"Here level = {v.level:.0%}, margin_floor = {v.margin_floor:g} points, relative_floor "
+            f"= {v.relative_floor:g}, cost_ratio = {v.cost_ratio:g}, comparisons' z = {v.z:g}; "
+            + (
+                f"the paper's own FLOPs are counted under convention {v.flops_convention} "
+                f"({v.flops_evidence})"
+                if v.flops_evidence
+                else f"the paper does not say how it counted FLOPs ({v.flops_convention} assumed)"
+            )
+            + ". Claims are judged only against "
+            "full-budget records of their experiment's resolved configuration at the current "
+            "fidelity version, whichever suite ran it; reduced and smoke numbers are shown, "
+            "labelled, and never judged."
         ),
         "",
         "## Budgets used",
@@ -738,6 +771,20 @@ def render_page(
             )
         )
         out.append("")
+    if a.backing.conflicts:
+        out += [
+            "## Conflicting records",
+            "",
+            "Several records of one trial whose results disagree: never resolved by time, so "
+            "the seed is not judged until the wrong record is removed.",
+            "",
+        ]
+        clashes: list[list[object]] = [
+            [exp, budget, seed, ", ".join(Path(str(r.get("_path", "?"))).name for r in recs)]
+            for (exp, budget), clash in sorted(a.backing.conflicts.items())
+            for seed, recs in clash
+        ]
+        out += [md_table(["experiment", "budget", "seed", "records"], clashes), ""]
     out += tuned
     return "\n".join(out).rstrip("\n") + "\n"
 
