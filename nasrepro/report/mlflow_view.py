@@ -7,9 +7,11 @@ Every `nasrepro run` of a suite refreshes its view in the experiment `nasrepro/<
   in `claims.json`;
 - under it, one run `<experiment> · claims` per claim-bearing experiment that has records
   (whichever suite ran its trials): per claim `claim.<dataset>.<metric>` beside
-  `reproduced.<dataset>.<metric>`, `delta.…`, `margin.…` and the per-seed values
-  (`reproduced.….by_seed`, step = seed), the verdict and its reason as tags
-  (`verdict.…`, `reason.…`), and links to the trial runs behind the records.
+  `reproduced.<dataset>.<metric>`, `delta.…`, `margin.…`, the confidence interval of Δ
+  (`ci_low.…`, `ci_high.…`) and the per-seed values (`reproduced.….by_seed`, step = seed),
+  the verdict, its label and reason and the FLOP convention as tags (`verdict.…`,
+  `verdict_label.…`, `reason.…`, `convention.…`), and links to the trial runs behind the
+  records.
 
 Two claims of an experiment on the same dataset and metric both appear: their keys end in
 `.<claim id>`. The previous view is deleted first (under the store lock), so the view is
@@ -121,11 +123,20 @@ def _experiment_run(
         if j is not None:
             metrics[f"delta.{key}"] = _clean(j.delta)
             metrics[f"margin.{key}"] = _clean(margin_of(j))
+            if j.ci_low is not None and j.ci_high is not None and j.ci_low != j.ci_high:
+                metrics[f"ci_low.{key}"] = _clean(j.ci_low)  # the interval the verdict reads
+                metrics[f"ci_high.{key}"] = _clean(j.ci_high)
             tags[f"reason.{key}"] = reason(r)[:500]
+            if r.label != r.verdict:  # e.g. "reproduced (convention thop)"
+                tags[f"verdict_label.{key}"] = r.label
+            if j.convention:
+                tags[f"convention.{key}"] = j.convention
         shown = "—" if stat is None else claim_stat(c, stat)
         why = f": {reason(r)}" if j is not None else (f": {r.notes[0]}" if r.notes else "")
-        lines.append(f"- **{r.verdict}** `{c.id}` ({c.table}, {c.row}): claimed "
-                     f"{c.judged_value:g}, reproduced {shown}{why}")
+        lines.append(
+            f"- **{r.label}** `{c.id}` ({c.table}, {c.row}): claimed {c.judged_value:g}, "
+            f"reproduced {shown}{why}"
+        )
         for rec in records:
             value = ((rec.get("metrics") or {}).get(c.dataset) or {}).get(c.metric)
             if isinstance(value, int | float):
@@ -166,7 +177,7 @@ def publish_view(
     text = [
         verdict_line(a, rem).replace("([what is left](#what-is-left))", ""),
         "",
-        *(f"- **{r.verdict}** `{r.claim.id}`: {reason(r)}" for r in judged),
+        *(f"- **{r.label}** `{r.claim.id}`: {reason(r)}" for r in judged),
         "",
         f"Left to run: `{suite_command(a)}` ({rem.total.gpu_hours:,.1f} {rem.device} "
         f"GPU-hours, `nasrepro plan`). Full report: `reports/{a.suite.suite}.md`.",

@@ -700,8 +700,8 @@ def render_page(
             "One section per paper table, the paper's own rows first, then baselines; the rows "
             "not run are folded. Classes: artifact = judged from a published cell in seconds on "
             "a CPU; needs GPU + data = a search or retraining at the paper's settings; not "
-            "runnable = declared so. Figures: Δ = reproduced − claimed per judged claim, the "
-            "shaded bar its margin, the mark its verdict."
+            "runnable = declared so. Figures: Δ = reproduced − claimed per judged claim with its "
+            "confidence interval, the shaded bar its ±margin, the mark its verdict."
         ),
         "",
         *_claims_sections(a, claim_figures),
