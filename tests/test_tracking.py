@@ -365,3 +365,32 @@ def test_a_lost_race_is_neither_failed_nor_a_stop(tmp_path, monkeypatch):
         "race.yaml", budget="smoke", tracking_uri=uri, executor=LocalExecutor(["cpu"]), rerun=True
     )
     assert again.run_ids == [] and again.records == []
+
+
+def test_view_of_a_real_suite_reads_the_committed_records(store):
+    """darts_minus against the committed artifact records: DARTS_V2's ImageNet FLOPs claim
+    (574 M) is judged under thop and missed; the view holds the same numbers as the page,
+    each seed's value under the convention the verdict read."""
+    from nasrepro.report.mlflow_view import publish_view
+
+    root = Path(__file__).resolve().parents[1]
+    tracker = Tracker(store)
+    exp = tracker.experiment_id("darts_minus_view")
+    top = publish_view(tracker, root / "suites" / "darts_minus.yaml", root / "reports" / "records", exp)
+    runs = {r.info.run_name: r for r in tracker.client.search_runs([exp])}
+    assert runs["darts_minus · verdicts"].info.run_id == top
+    view = runs["art-darts-v2 · claims"].data
+    assert view.tags["verdict.imagenet.flops_m"] == "not reproduced"
+    assert view.tags["verdict_label.imagenet.flops_m"] == "not reproduced under any convention"
+    assert view.metrics["claim.imagenet.flops_m"] == 574.0
+    got = view.metrics["reproduced.imagenet.flops_m"]
+    assert view.metrics["delta.imagenet.flops_m"] == pytest.approx(got - 574.0)
+    history = tracker.client.get_metric_history(
+        runs["art-darts-v2 · claims"].info.run_id, "reproduced.imagenet.flops_m.by_seed"
+    )
+    assert [(m.step, m.value) for m in history] == [(0, got)]
+    counts = runs["darts_minus · verdicts"].data.metrics
+    page = (root / "reports" / "darts_minus.md").read_text(encoding="utf-8")
+    shown = f"**Verdicts: {counts['claims.reproduced']:.0f} reproduced · "
+    shown += f"{counts['claims.not_reproduced']:.0f} not reproduced"
+    assert shown in page

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nasrepro.report.analysis import Analysis, ClaimRow, analyse
+from nasrepro.report.records import take
 from nasrepro.report.remaining import remaining
 from nasrepro.report.render import (
     claim_stat,
@@ -137,10 +138,11 @@ def _experiment_run(
             f"- **{r.label}** `{c.id}` ({c.table}, {c.row}): claimed {c.judged_value:g}, "
             f"reproduced {shown}{why}"
         )
-        for rec in records:
-            value = ((rec.get("metrics") or {}).get(c.dataset) or {}).get(c.metric)
-            if isinstance(value, int | float):
-                by_seed.setdefault(int(rec["seed"]), {})[f"reproduced.{key}.by_seed"] = value
+        # each seed's value as the verdict read it (err from acc, FLOPs under its convention)
+        convention = j.convention if j is not None else None
+        for sample in take(c, records).samples:
+            value = dict(sample.conventions).get(convention or "", sample.value)
+            by_seed.setdefault(sample.seed, {})[f"reproduced.{key}.by_seed"] = value
     lines += ["", "Trial runs behind these numbers:", ""]
     lines += [f"- {_run_link(rec, tracker.uri)}" for rec in records]
     run = tracker.start_run(exp_id, f"{exp} · claims", tags, parent)
