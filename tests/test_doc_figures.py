@@ -46,6 +46,37 @@ def test_verdict_counts_are_the_committed_records():
     )
 
 
+WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+
+
+def test_missed_parameter_counts_and_other_conventions_are_counted():
+    """The README's breakdown of the artifact verdicts: parameter counts that disagree with
+    the published cells, FLOPs reproduced only under another paper's counting convention."""
+    from nasrepro.report import report_json
+
+    claims = report_json(SUITES, ROOT / "reports" / "records")["claims"]
+    params = [c for c in claims if c["metric"] == "params_m" and c["verdict"] == "not reproduced"]
+    other = [
+        c
+        for c in claims
+        if c["metric"] == "flops_m"
+        and c["verdict"] == "reproduced"
+        and c["convention"] not in (None, "conv_fc")
+    ]
+    readme = _text("README.md")
+    assert f"{WORDS[len(params)]} parameter counts disagree with the published cells" in readme
+    assert f"the {WORDS[len(other)]} FLOPs that only another paper's counting" in readme
+    quoted = re.search(r"\*reproduced \(convention ([^)]*)\)\*", readme).group(1).split(" / ")
+    assert sorted(quoted) == sorted({c["convention"] for c in other})
+
+
+def test_index_titles_are_whole():
+    index = (ROOT / "reports" / "index.md").read_text(encoding="utf-8")
+    for path in SUITES:
+        s = load_suite(path)
+        assert f"| [{s.suite}]({s.suite}.md) | {s.paper.title} |" in index
+
+
 def test_claim_and_comparison_totals():
     suites = [load_suite(p) for p in SUITES]
     claims = sum(len(s.claims) for s in suites)
