@@ -8,9 +8,11 @@ missing dataset or benchmark file) — reported on one line, before anything is 
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -44,7 +46,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             code = 2
             continue
-        print(f"{path}: ok ({len(suite.experiments)} experiments, {len(suite.claims)} claims)")
+        print(
+            f"{path}: ok ({len(suite.experiments)} experiments, {len(suite.claims)} claims, "
+            f"{len(suite.comparisons)} comparisons)"
+        )
     return code
 
 
@@ -62,6 +67,33 @@ def _artifact_experiments(path: str, given: list[str] | None) -> list[str]:
         for e, exp in suite.experiments.items()
         if exp.is_artifact and not exp.pending and (not given or e in given)
     ]
+
+
+def _table_experiments(paths: list[str], tables: list[str]) -> dict[str, list[str]]:
+    """`--table`: per suite file, the runnable experiments of the claims in those paper
+    tables. A table no suite has is an error (with the closest table name)."""
+    from nasrepro.suite import SuiteError, load_suite
+
+    chosen: dict[str, list[str]] = {}
+    known: set[str] = set()
+    for path in paths:
+        suite = load_suite(path)
+        known |= {c.table for c in suite.claims}
+        chosen[path] = sorted(
+            {
+                str(c.experiment)
+                for c in suite.claims
+                if c.table in tables
+                and c.experiment in suite.experiments
+                and not c.not_runnable
+                and not suite.experiments[c.experiment].pending
+            }
+        )
+    for table in tables:
+        if table not in known:
+            hint = _close(table, sorted(known)) or f" (tables: {', '.join(sorted(known))})"
+            raise SuiteError(paths[0], None, "--table", f"no claims of table {table!r}{hint}")
+    return chosen
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -84,13 +116,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
+
     summaries = []
     paths = [Path(p) for p in args.suites]
+    try:
+        by_table = _table_experiments(args.suites, args.table) if args.table else {}
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     for path in args.suites:
         try:
             experiments = args.experiment
+            if args.table:
+                experiments = sorted({*(args.experiment or []), *by_table[path]})
+                if not experiments:
+                    if not args.json:
+                        print(f"{path}: no runnable claims in {', '.join(args.table)}; skipped")
+                    continue
             if args.artifacts:
-                experiments = _artifact_experiments(path, args.experiment)
+                experiments = _artifact_experiments(path, experiments)
                 if not experiments:
                     if not args.json:
                         print(f"{path}: no artifact experiments; nothing to run")
@@ -215,15 +259,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    site = Path(args.site) if args.site else None
     for path, option in ((args.registry, "--registry"), (args.verify_against, "--verify-against")):
         problem = _registry_dir(path, option) if path is not None else None
         if problem:
             return _fail(problem)
-    if not (args.json or args.check):
+    if not args.json:
         from nasrepro.preflight import PreflightError, check_output_dir
 
         try:
-            check_output_dir(args.out, "--out")
+            if not args.check:
+                check_output_dir(args.out, "--out")
+            if site is not None:
+                check_output_dir(str(site), "--site")
         except PreflightError as exc:
             return _fail(str(exc), exc.exit_code)
     if args.verify_against is not None:
@@ -247,7 +295,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             sys.stdout.write(dumps(report_json(paths, Path(args.registry))))
             return 0
         if args.check:
-            problems = check_report(paths, Path(args.registry), Path(args.out))
+            problems = check_report(paths, Path(args.registry), Path(args.out), site)
             for line in problems:
                 print(line, file=sys.stderr)
             if problems:
@@ -255,8 +303,10 @@ def cmd_report(args: argparse.Namespace) -> int:
                     f"{len(problems)} report file(s) out of date: run `nasrepro report`", 1
                 )
             print(f"{args.out}/: up to date with the suites and {args.registry}/")
+            if site is not None:
+                print(f"site: {site / 'index.html'}")
             return 0
-        build_report(paths, Path(args.registry), Path(args.out))
+        build_report(paths, Path(args.registry), Path(args.out), site)
         rows = summary_table(paths, Path(args.registry))
     except SuiteError as exc:
         print(exc, file=sys.stderr)
@@ -265,11 +315,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(format_summary(rows))
     print(f"written: {Path(args.out) / 'index.md'}")
+    if site is not None:
+        print(f"site:    {site / 'index.html'} (open it in a browser; no server needed)")
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """`nasrepro plan`: what a run would do and cost, without running (docs/plan.md)."""
+    from nasrepro.estimate import devices, step_times
     from nasrepro.plan import build_plan, format_plan
     from nasrepro.registry import RegistryError
     from nasrepro.suite import SuiteError
@@ -277,6 +330,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    if args.device not in devices():
+        hint = _close(args.device, devices()) or f" (known: {', '.join(devices())})"
+        return _fail(f"--device: unknown device {args.device!r}{hint}")
     # the default registry may not exist yet (nothing run); one named must
     explicit = args.registry is not None or "NASREPRO_REGISTRY" in os.environ
     args.registry = args.registry or str(default_registry())
@@ -284,7 +340,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if problem:
         return _fail(problem)
     try:
-        plan = build_plan(paths, args.budget, args.experiment, args.device, args.registry)
+        experiments = list(args.experiment or [])
+        if args.table:
+            by_table = _table_experiments([str(p) for p in paths], args.table)
+            experiments += [e for exps in by_table.values() for e in exps]
+            if not experiments:
+                return _fail(f"--table: no runnable claims in {', '.join(args.table)}")
+        problem = _unknown_experiment(paths, args.experiment or [])
+        if problem:
+            return _fail(problem)
+        plan = build_plan(paths, args.budget, experiments or None, args.device, args.registry)
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -294,11 +359,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     for line in unreported(plan["registry_problems"]):
         print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
-    if args.json:
-        print(json.dumps(plan, indent=1, sort_keys=True))
+    if args.json:  # the totals first: `| head` shows them; the trials last
+        first = ("totals", "budget", "device", "fidelity_version", "suites")
+        ordered = {**{k: plan[k] for k in first}, **plan}
+        print(json.dumps(ordered, indent=1))
     else:
         print(format_plan(plan))
+        note = step_times()["devices"][args.device].get("note")
+        if note:
+            print(f"\nDevice {args.device}: {note}")
     return 0
+
+
+def _unknown_experiment(paths: list[Path], given: list[str]) -> str | None:
+    """A one-line error for an --experiment id no suite defines, with the closest id."""
+    from nasrepro.suite import load_suite
+
+    known = sorted({e for p in paths for e in load_suite(p).experiments})
+    for exp_id in given:
+        if exp_id not in known:
+            hint = _close(exp_id, known)
+            return f"--experiment: no experiment {exp_id!r} in the suites{hint}"
+    return None
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -530,6 +612,51 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped command, option or choice."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def,override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            unknown = next((e for e in extras if e.startswith("-")), extras[0])
+            sub = self._command_parser(getattr(ns, "command", None))
+            where = sub or self
+            known = [o for a in where._actions for o in a.option_strings if o.startswith("--")]
+            name = unknown.split("=", 1)[0]
+            hint = _close(name, known) if name.startswith("-") else ""
+            what = "option" if name.startswith("-") else "argument"
+            where.error(f"unrecognized {what} {unknown!r}{hint}")
+        return ns
+
+    def _command_parser(self, command: str | None) -> argparse.ArgumentParser | None:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command:
+                found = action.choices.get(command)
+                return found if isinstance(found, argparse.ArgumentParser) else None
+        return None
+
+    def error(self, message: str):  # type: ignore[no-untyped-def,override]
+        """One line, with the closest valid choice when a choice was mistyped."""
+        bad = _INVALID_CHOICE.search(message)
+        if bad:
+            choices = _CHOICES.findall(bad.group(2))
+            given = bad.group(1)
+            where = message[: bad.start()]  # "argument --budget: ", or nothing for a command
+            what = f"{where}invalid choice {given!r}" if where else f"unknown command {given!r}"
+            message = what + (_close(given, choices) or f" (choose from {', '.join(choices)})")
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+_CHOICES = re.compile(r"'([^']*)'")
+
+
+def _close(name: str, known: list[str]) -> str:
+    """' (did you mean X?)' for the closest of `known`, else ''."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default unless it is None/False or the help already says it."""
 
@@ -541,7 +668,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="nasrepro",
         description="Re-run the claims of DARTS performance-collapse papers.",
         epilog="`nasrepro COMMAND --help` documents each command. Environment: "
@@ -578,6 +705,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this experiment (repeatable; default: every runnable one)",
     )
     r.add_argument(
+        "--table",
+        action="append",
+        metavar="TABLE",
+        help='only the experiments of the claims in this paper table, e.g. "Table 2" '
+        "(repeatable; the report's \"What is left\" lists them)",
+    )
+    r.add_argument(
         "--seeds", type=int, metavar="N", help="number of seeds (default: the suite's, per budget)"
     )
     r.add_argument(
@@ -588,7 +722,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
     )
-    r.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
+    r.add_argument(
+        "--data-root",
+        help="datasets directory (default: NASREPRO_DATA_ROOT, else ~/.cache/nasrepro/data)",
+    )
     r.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
     r.add_argument(
         "--json",
@@ -653,6 +790,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
     )
     rep.add_argument("--out", default="reports", help="report directory")
+    rep.add_argument(
+        "--site",
+        metavar="DIR",
+        help="also write the pages as a static HTML site here (index.html; with --check, the "
+        "site of the regenerated pages)",
+    )
     mode = rep.add_mutually_exclusive_group()
     mode.add_argument(
         "--json", action="store_true", help="print every claim and verdict as JSON; write nothing"
@@ -704,7 +847,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument(
         "--experiment", action="append", metavar="ID", help="only this experiment (repeatable)"
     )
-    pl.add_argument("--device", default="h200", help="step times of this device")
+    pl.add_argument(
+        "--table",
+        action="append",
+        metavar="TABLE",
+        help='only the experiments of the claims in this paper table, e.g. "Table 2" (repeatable)',
+    )
+    pl.add_argument(
+        "--device",
+        default="h200",
+        help="step times of this device: h200 (measured), h100, a100, v100, rtx4090 (scaled "
+        "from published peak figures until measured), cpu-2core",
+    )
     pl.add_argument(
         "--registry",
         default=None,
@@ -819,7 +973,12 @@ def main(argv: list[str] | None = None) -> int:
 
     unreported.reset()  # each command names each bad registry file once
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:  # `nasrepro plan --json | head`: the reader has what it wanted
+        _silence_stdout()
+        return 128 + signal.SIGPIPE  # as a process killed by SIGPIPE (`yes | head`)
     except KeyboardInterrupt:
         from nasrepro.tracking import kill_open_runs
 
@@ -848,6 +1007,15 @@ def main(argv: list[str] | None = None) -> int:
         # a store the preflight could not judge (e.g. a database of a newer MLflow)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         return _fail(f"MLflow store {uri}: {first}", 1)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a file (tests capture it): nothing left to flush
 
 
 def _no_space(exc: OSError) -> str:

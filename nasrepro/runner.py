@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
+from typing import Any
 
 from nasrepro.execute import run_job, search_processes
 from nasrepro.executor import Executor, LocalExecutor
@@ -48,6 +49,7 @@ class RunSummary:
     records: list[Path] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     skipped: int = 0
+    view_run_id: str | None = None  # the suite's `<suite> · verdicts` run (claims view)
 
 
 def resolve_device(device: str | None) -> str:
@@ -134,6 +136,37 @@ def _skip_locked(trials: list[Trial], checkpoint_dir: Path, progress: Progress) 
     return free
 
 
+def _parent_description(suite: Any, experiment: str, budget: str, first: Trial) -> str:
+    exp = suite.experiments[experiment]
+    about = f"{exp.description.strip()} " if exp.description else ""
+    return (
+        f"`{experiment}` of {suite.paper.title}, {budget} budget ({first.budget_description}). "
+        f"{about}One child run per seed; `mean.final.*` / `std.final.*` over the finished "
+        f"children. Claims and verdicts: the run `{experiment} · claims` under "
+        f"`{suite.suite} · verdicts`."
+    )
+
+
+def _publish_view(
+    tracker: Any,
+    suite_path: str | Path,
+    registry: str | Path,
+    exp_id: str,
+    summary: RunSummary,
+    progress: Progress,
+) -> None:
+    """Refresh the suite's claims view in MLflow (nasrepro/report/mlflow_view.py); a
+    failure there is reported, never fatal: the records are written."""
+    from nasrepro.report.mlflow_view import publish_view
+
+    if not Path(registry).is_dir():
+        return  # nothing was ever recorded there: no verdict to show
+    try:
+        summary.view_run_id = publish_view(tracker, suite_path, registry, exp_id)
+    except Exception as exc:  # noqa: BLE001
+        progress(f"nasrepro: warning: MLflow claims view not updated: {type(exc).__name__}: {exc}")
+
+
 def run_suite(
     suite_path: str | Path,
     *,
@@ -160,9 +193,11 @@ def run_suite(
     it once.
     """
     from nasrepro.preflight import check_tracking_uri
+    from nasrepro.report.mlflow_view import experiment_description
     from nasrepro.tracking import (
+        SOURCE,
         Tracker,
-        claim_metrics,
+        close_dead_runs,
         finish_parent,
         flatten,
         parent_run_name,
@@ -190,18 +225,26 @@ def run_suite(
     check_tracking_uri(resolve_uri(tracking_uri))  # API callers too: seconds, one line
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
-    exp_id = tracker.experiment_id(suite.suite)
+    exp_id = tracker.experiment_id(suite.suite, experiment_description(suite, suite_path))
+    closed = close_dead_runs(tracker, exp_id)  # before a resumed trial reopens its run
+    if closed:
+        progress(
+            f"{suite.suite}: {closed} MLflow run(s) left RUNNING by a process that had ended "
+            "marked KILLED"
+        )
     summary = RunSummary(tracking_uri=tracker.uri, experiment_id=exp_id)
     summary.skipped = len(skipped)
     progress(f"{suite.suite}: {len(trials)} trial(s) at budget {budget!r} on {dev}")
     ckpt_root = Path(checkpoint_dir)
     groups: list[tuple[str, str, list[TrialJob]]] = []
+    reopened: set[str] = set()
     for experiment, members in groupby(trials, key=lambda t: t.experiment):
         group = list(members)
         first = group[0]
         parent = _parent_from_checkpoints(group, ckpt_root)
         if parent is not None:
             tracker.reopen(parent)
+            reopened.add(parent)
         else:
             parent = tracker.start_run(
                 exp_id,
@@ -215,11 +258,11 @@ def run_suite(
                     "method": "+".join(first.config.get("methods", ["published cell"])) or "darts",
                     "space": first.config["space"],
                     "dataset": first.config["dataset"],
+                    SOURCE: str(suite_path),
                 },
             )
             tracker.log_params(parent, flatten(first.config))
-            claims = [c for c in suite.claims if c.experiment == experiment]
-            tracker.log_metrics(parent, claim_metrics(claims), 0)
+            tracker.describe(parent, _parent_description(suite, experiment, budget, first))
         summary.run_ids.append(parent)
         jobs = [
             TrialJob(
@@ -254,10 +297,18 @@ def run_suite(
         errors = [o.error for o in mine if o.error is not None and not _locked(o.error)]
         summary.records.extend(o.path for o in mine if o.path is not None)
         incomplete = errors or len(mine) < len(jobs)
+        lost = [o for o in mine if o.path is None and (o.error is None or _locked(o.error))]
+        if len(lost) == len(jobs) and parent not in reopened:
+            # every trial was run by a concurrent process (under its own parent): this
+            # parent holds nothing, and neither failed nor finished anything
+            tracker.client.delete_run(parent)
+            summary.run_ids.remove(parent)
+            continue
         finish_parent(tracker, parent, jobs[0].siblings, "FAILED" if incomplete else "FINISHED")
         n_failed += len(errors)
         if errors:
             failed.append(f"{suite_path}: experiments.{experiment}: {errors[0]}")
+    _publish_view(tracker, suite_path, registry, exp_id, summary, progress)
     if failed:
         more = f" (and {len(failed) - 1} more experiment(s))" if len(failed) > 1 else ""
         error = TrialFailed(failed[0] + more)

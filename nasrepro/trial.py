@@ -34,10 +34,12 @@ from nasrepro.registry import SCHEMA
 from nasrepro.search.engine import EpochLog, SearchContext, run_search, seed_everything
 from nasrepro.spaces import build_space
 from nasrepro.tracking import (
+    ALPHA_TABLE,
+    SOURCE,
     NullTracker,
     Tracker,
-    alpha_ops,
     alpha_summary,
+    alpha_table,
     child_run_name,
     flatten,
     log_alpha_figure,
@@ -186,6 +188,7 @@ def execute_trial(
         "space": cfg["space"],
         "dataset": cfg["dataset"],
         "config_hash": trial.config_hash,
+        SOURCE: trial.suite_path,
     }
     resume = None
     if ckpt is not None and ckpt.exists():
@@ -244,7 +247,7 @@ def execute_trial(
     try:
         if resume is None:
             tracker.log_params(run_id, flatten(cfg))
-            tracker.log_params(run_id, {"seed": str(trial.seed), "data.split": str(data.split)})
+            tracker.log_params(run_id, flatten({"seed": trial.seed, "data": {"split": data.split}}))
         lookup_each_epoch = (
             evaluate and cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
         )
@@ -266,7 +269,7 @@ def execute_trial(
                 "lr": log.lr,
                 "epoch_seconds": log.seconds,
                 **log.diagnostics,
-                **alpha_summary(log.alpha),
+                **alpha_summary(log.alpha, space.edge_op_names),
             }
             tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if v == v}, log.epoch)
             progress(
@@ -339,9 +342,7 @@ def execute_trial(
         )
         tracker.log_json(run_id, history_json, "search_history.json")
         if history and history[-1].alpha:
-            tracker.log_json(
-                run_id, alpha_ops(history[-1].alpha, space.edge_op_names), "alpha_ops.json"
-            )
+            tracker.log_text(run_id, alpha_table(history_json, space.edge_op_names), ALPHA_TABLE)
             log_alpha_figure(tracker, run_id, history_json, {**tags, "space": cfg["space"]})
         wall = time.perf_counter() - start
         cost = trial_cost(
@@ -475,6 +476,7 @@ def _execute_given_cell(
         "dataset": cfg["dataset"],
         "config_hash": trial.config_hash,
         "genotype": str(cfg["genotype"]),
+        SOURCE: trial.suite_path,
     }
     run_id = tracker.start_run(
         experiment_id,
@@ -579,6 +581,7 @@ def _execute_query(
         "space": cfg["space"],
         "dataset": cfg["dataset"],
         "config_hash": trial.config_hash,
+        SOURCE: trial.suite_path,
     }
     run_id = tracker.start_run(
         experiment_id,
@@ -587,8 +590,7 @@ def _execute_query(
         parent_run_id,
     )
     try:
-        tracker.log_params(run_id, flatten(cfg))
-        tracker.log_params(run_id, {"seed": str(trial.seed)})
+        tracker.log_params(run_id, flatten({**cfg, "seed": trial.seed}))
         prepare = None
         if getattr(evaluator, "kind", None) == "nats-dir":  # one file per cell, read on demand
             from nasrepro.evaluate.nb201 import _load_archive_cell

@@ -55,7 +55,8 @@ class LocalExecutor:
             for job in jobs:
                 outcome = run_safely(replace(job, device=self.devices[0]), progress)
                 outcomes.append(JobOutcome(job, outcome.path, outcome.error))
-                if outcome.error is not None:
+                # a failure stops the sequence; a trial another process holds does not
+                if outcome.error is not None and not outcome.error.startswith("TrialLocked:"):
                     break
             return outcomes
         ctx = mp.get_context("spawn")  # CUDA cannot be re-initialised in a forked child
