@@ -27,7 +27,7 @@ from nasrepro.checkpoint import (
 from nasrepro.cost import TrialClock, clock_path, gpu_count, search_cost_gpu_days, trial_cost
 from nasrepro.distributed import Dist, check_replicas, primary_device
 from nasrepro.jobs import FIDELITY_VERSION, Trial
-from nasrepro.methods.base import build_hooks
+from nasrepro.methods.base import search_hooks
 from nasrepro.progress import emit, trial_scope
 from nasrepro.provenance import device_name, provenance, set_tf32
 from nasrepro.registry import SCHEMA
@@ -129,7 +129,7 @@ def execute_trial(
     if ddp is not None and not ddp.main:
         tracker = NullTracker()  # rank 0 alone writes to MLflow
     space = build_space(cfg["space"])
-    hooks = build_hooks(cfg["methods"], cfg["method_args"])
+    hooks = search_hooks(cfg["methods"], cfg["method_args"])
     space_args = dict(cfg["space_args"])
     for hook in hooks:
         space_args = hook.configure_space(space_args)

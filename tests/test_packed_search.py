@@ -1,0 +1,180 @@
+"""Packed seeds (`nasrepro run --pack-seeds K`): each packed seed is, in float64 on a CPU, the
+search it would be alone — every epoch log and the final engine state (supernet, BN
+statistics, both optimizers) within the rounding bounds of nasrepro/rounding.py — and its
+checkpoints resume it alone or packed."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from nasrepro import rounding
+from nasrepro.datasets import build_search_data
+from nasrepro.search.engine import SearchContext, run_search
+from nasrepro.search.multiseed import build_nets, nb201_darts_settings
+from nasrepro.search.packed import not_packable, run_packed_search
+
+SEEDS = [0, 1, 2]
+SPACE = {"c": 4, "n": 1}
+BATCH, SIZE, EPOCHS = 4, 8, 2
+
+
+class Double:
+    """A search loader whose images are float64 (the float64 comparison)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    @property
+    def epoch(self):
+        return self.loader.epoch
+
+    def set_epoch(self, epoch):
+        self.loader.set_epoch(epoch)
+
+    def __iter__(self):
+        for x_w, y_w, x_a, y_a in self.loader:
+            yield x_w.double(), y_w, x_a.double(), y_a
+
+
+def _data(seed):
+    data = build_search_data(
+        "synthetic", root=None, batch_size=BATCH, seed=seed, image_size=SIZE, options={"n": 24}
+    )
+    return data, Double(data.loader)
+
+
+def _settings(alpha_step):
+    # clipping active and different per seed; 3 steps per epoch (12 weight images / 4)
+    return nb201_darts_settings().model_copy(
+        update={"epochs": EPOCHS, "grad_clip": 0.5, "alpha_step": alpha_step}
+    )
+
+
+def _ctx(net, settings):
+    return SearchContext(
+        supernet=net, settings=settings, hooks=[], device=torch.device("cpu"),
+        criterion=nn.CrossEntropyLoss(),
+    )  # fmt: skip
+
+
+def _flat(state):
+    """Every tensor of an engine state (supernet, optimizer states), in a fixed order."""
+    out = [v.double() for v in state["supernet"].values()]
+    for opt in ("w_optimizer", "a_optimizer"):
+        for _, st in sorted(state[opt]["state"].items()):
+            out += [v.double().reshape(-1) for k, v in sorted(st.items()) if k != "step"]
+    return out
+
+
+@pytest.mark.parametrize(
+    "alpha_step,space",
+    [
+        ("after_weights", {**SPACE, "track_running_stats": True}),  # darts_pt / Λ-DARTS NB201
+        ("before_weights", {**SPACE, "track_running_stats": False}),
+        ("after_weights", {**SPACE, "track_running_stats": True, "fused": True}),
+    ],
+)
+def test_each_packed_seed_is_its_own_search(alpha_step, space):
+    settings = _settings(alpha_step)
+    nets = [n.double() for n in build_nets("nb201", space, SEEDS, num_classes=4)]
+    starts = [copy.deepcopy(n) for n in nets]
+    packed_states = {}
+    packed_logs = {s: [] for s in range(len(SEEDS))}
+    loaders = [_data(s)[1] for s in SEEDS]
+    steps = _data(0)[0].steps_per_epoch
+    assert steps == 3
+    run_packed_search(
+        [_ctx(n, settings) for n in nets],
+        loaders,
+        steps,
+        on_epoch_end=lambda s, log: packed_logs[s].append(log),
+        checkpoint=lambda s, state: packed_states.__setitem__(s, state),
+    )
+    net = starts[0]
+    n = rounding.longest_reduction(net, BATCH, SIZE)
+    depth = EPOCHS * steps * rounding.chained_reductions(net)
+    for s, seed in enumerate(SEEDS):
+        alone_logs, alone_state = [], {}
+
+        def run(delta, s=s, seed=seed):
+            net = copy.deepcopy(starts[s])
+            if delta:
+                rounding.perturb(list(net.parameters()), delta, seed=5)
+            logs, state = [], {}
+            run_search(
+                _ctx(net, settings), _data(seed)[1], steps, logs.append, state.update
+            )
+            if not delta:
+                alone_logs[:] = logs
+                alone_state.update(state)
+            return _flat(state)
+
+        want, tols = rounding.probe_tolerances(run, n, depth, torch.float64)
+        got = packed_states[s]
+        assert got["finished"] and got["epoch"] == alone_state["epoch"] == EPOCHS
+        assert got["loader_epoch"] == alone_state["loader_epoch"]
+        assert list(got["supernet"]) == list(alone_state["supernet"])
+        diffs = rounding.relative_diffs(want, _flat(got))
+        bad = [(i, d, t) for i, (d, t) in enumerate(zip(diffs, tols, strict=True)) if d > t]
+        assert not bad, (seed, bad)
+        for mine, alone in zip(packed_logs[s], alone_logs, strict=True):
+            assert (mine.epoch, mine.lr) == (alone.epoch, alone.lr)
+            assert mine.train_acc == alone.train_acc and mine.valid_acc == alone.valid_acc
+            for a, b in ((mine.train_loss, alone.train_loss), (mine.valid_loss, alone.valid_loss)):
+                assert abs(a - b) <= 1e-9 * abs(b)
+            for key in alone.alpha:
+                torch.testing.assert_close(
+                    torch.tensor(mine.alpha[key]), torch.tensor(alone.alpha[key]),
+                    rtol=1e-9, atol=1e-12,
+                )  # fmt: skip
+    # the seeds differ from each other (a pack that ran one seed K times would pass above
+    # only if the seeds were equal)
+    assert not torch.equal(packed_states[0]["supernet"]["arch_alpha"],
+                           packed_states[1]["supernet"]["arch_alpha"])  # fmt: skip
+
+
+def test_packed_checkpoint_resumes_alone_and_packed():
+    """A packed epoch-1 checkpoint continued alone, or packed, ends where the packed run
+    ends (float64, same rounding bounds as above: here equal to 1e-9)."""
+    settings = _settings("after_weights")
+    space = {**SPACE, "track_running_stats": True}
+    nets = [n.double() for n in build_nets("nb201", space, SEEDS[:2], num_classes=4)]
+    first, full = {}, {}
+    starts = [copy.deepcopy(n) for n in nets]
+
+    def keep_epoch1(s, state):
+        if state["epoch"] == 1:
+            first[s] = copy.deepcopy(state)
+        full[s] = state
+
+    loaders = [_data(s)[1] for s in SEEDS[:2]]
+    run_packed_search([_ctx(n, settings) for n in nets], loaders, 3, checkpoint=keep_epoch1)
+    # alone from seed 1's packed checkpoint
+    alone = {}
+    net = copy.deepcopy(starts[1])
+    run_search(_ctx(net, settings), _data(1)[1], 3, None, alone.update, copy.deepcopy(first[1]))
+    # both packed again from their packed checkpoints
+    again = {}
+    nets2 = [copy.deepcopy(n) for n in starts]
+    run_packed_search(
+        [_ctx(n, settings) for n in nets2], [_data(s)[1] for s in SEEDS[:2]], 3,
+        checkpoint=lambda s, st: again.__setitem__(s, st), resumes=[first[0], first[1]],
+    )  # fmt: skip
+    for got in (alone, again[1]):
+        diffs = rounding.relative_diffs(_flat(full[1]), _flat(got))
+        assert max(diffs) < 1e-9, max(diffs)
+    assert len(again[0]["history"]) == EPOCHS
+
+
+def test_not_packable_reasons():
+    base = {"methods": ["darts"], "method_args": {}, "search": {"order": 1}}
+    assert not_packable(base) is None
+    assert "second order" in not_packable({**base, "search": {"order": 2}})
+    assert "lambda" in not_packable({**base, "methods": ["lambda"]})
+    assert "α gradient" in not_packable({**base, "search": {"order": 1, "arch_grad_clip": 5}})
+    assert "published cell" in not_packable({"genotype": "x"})
+    assert "data-parallel" in not_packable(base, processes=2)
