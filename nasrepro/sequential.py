@@ -33,6 +33,8 @@ __all__ = [
     "Verdicts",
     "decide",
     "experiment_verdicts",
+    "record_decision",
+    "recorded_seeds",
     "registry_verdicts",
     "run_in_order",
     "simulate_savings",
@@ -159,6 +161,23 @@ def registry_verdicts(
     if extra:
         index = RecordIndex([*index.records, *extra])
     return analyse(Path(suite_path), Path(registry), index)
+
+
+def recorded_seeds(analysis: Any, experiment: str) -> int:
+    """Full-budget records backing the experiment in an analysis."""
+    return len(analysis.groups.get(experiment, {}).get("full", []))
+
+
+def record_decision(
+    trial: Any, record: dict[str, Any], registry: str | Path, min_seeds: int, paper_n: int
+) -> dict[str, Any]:
+    """The `sequential` block of a trial's record: the decision with this record counted
+    (the runner re-judges the registry before each further seed)."""
+    analysis = registry_verdicts(trial.suite_path, registry, [record])
+    seeds = recorded_seeds(analysis, trial.experiment)
+    floor = min(min_seeds, paper_n)
+    verdicts = experiment_verdicts(analysis, trial.experiment) if seeds >= floor else ({}, {})
+    return decide(seeds, paper_n, min_seeds, *verdicts).as_record(min_seeds)
 
 
 # --------------------------------------------------------------------- simulated outcomes

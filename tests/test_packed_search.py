@@ -100,7 +100,7 @@ def test_each_packed_seed_is_its_own_search(alpha_step, space):
     for s, seed in enumerate(SEEDS):
         alone_logs, alone_state = [], {}
 
-        def run(delta, s=s, seed=seed):
+        def run(delta, s=s, seed=seed, alone_logs=alone_logs, alone_state=alone_state):
             net = copy.deepcopy(starts[s])
             if delta:
                 rounding.perturb(list(net.parameters()), delta, seed=5)
