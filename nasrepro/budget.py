@@ -123,18 +123,19 @@ def decidable_sets(suites: Iterable[Any], items: list[WorkItem]) -> Decidable:
 def _greedy(
     targets: dict[tuple[str, str], frozenset[str]],
     chosen: dict[str, None],
+    recorded: set[str],
     hours: dict[str, float],
     left: float,
     kind: str,
     decisions: list[dict[str, Any]],
 ) -> float:
     """Pick targets cheapest-first into `chosen` (ordered) within `left` hours; returns the
-    hours left. Targets already covered cost nothing and are recorded as decided free."""
-    open_ = {name: keys for name, keys in targets.items() if not keys <= chosen.keys()}
+    hours left. Targets whose trials are all chosen or `recorded` are decided already."""
+    open_ = {n: keys for n, keys in targets.items() if not keys <= chosen.keys() | recorded}
     while open_:
         best = None
         for name, keys in open_.items():
-            new = [k for k in keys if k not in chosen]
+            new = [k for k in keys if k not in chosen and k not in recorded]
             cost = sum(hours[k] for k in new)
             rank = (round(cost, 9), len(new), name)
             if best is None or rank < best[0]:
@@ -155,29 +156,46 @@ def _greedy(
 
 
 def budget_plan(
-    plan: dict[str, Any], suites: Iterable[Any], limit: float
+    plan: dict[str, Any],
+    suites: Iterable[Any],
+    limit: float,
+    min_seeds: int | None = None,
 ) -> dict[str, Any]:
     """The trials that decide the most conclusions, then the most claims, within `limit`
-    hours (GPU-hours on a GPU device); see the module docstring for the rule."""
+    hours (GPU-hours on a GPU device); see the module docstring for the rule. `min_seeds`:
+    also simulate what sequential seeds with this minimum would save of the chosen trials
+    (nasrepro/sequential.py; the choice itself assumes every seed runs)."""
     if limit < 0:
         raise ValueError(f"--gpu-hours: must be >= 0, got {limit}")
+    suites = list(suites)
     items = work_items(plan)
     by_key = {i.key: i for i in items}
     # a trial already recorded costs nothing: it is decided by the registry
     hours = {i.key: 0.0 if i.cached else i.hours for i in items}
     sets = decidable_sets(suites, items)
     chosen: dict[str, None] = {}
+    recorded = {i.key for i in items if i.cached}
     decisions: list[dict[str, Any]] = []
-    left = _greedy(sets.conclusions, chosen, hours, limit, "conclusion", decisions)
-    left = _greedy(sets.claims, chosen, hours, left, "claim", decisions)
-    covered = set(chosen) | {i.key for i in items if i.cached}
+    left = _greedy(sets.conclusions, chosen, recorded, hours, limit, "conclusion", decisions)
+    left = _greedy(sets.claims, chosen, recorded, hours, left, "claim", decisions)
+    covered = set(chosen) | recorded
     decided_conclusions = sorted(c for c, keys in sets.conclusions.items() if keys <= covered)
     decided_claims = sorted(c for c, keys in sets.claims.items() if keys <= covered)
-    to_run = [k for k in chosen if not by_key[k].cached]
+    to_run = list(chosen)
+    used = set().union(*(sets.claims[c] for c in decided_claims))  # recorded ones it reads
     total = 0.0
     for d in decisions:
         total += d["hours"]
         d["cumulative_hours"] = round(total, 4)
+    sequential = None
+    if min_seeds is not None and plan["budget"] == "full":
+        from nasrepro.sequential import simulate_savings
+
+        seeds: dict[tuple[str, str], list[float]] = {}
+        for k in to_run:  # each chosen trial under the experiment that runs it
+            seeds.setdefault((by_key[k].suite, by_key[k].experiment), []).append(hours[k])
+        experiments = {e: (len(h), sum(h) / len(h)) for e, h in seeds.items()}
+        sequential = simulate_savings(suites, experiments, min_seeds)
     return {
         "limit_hours": limit,
         "unit": "GPU-h" if plan["device"]["gpu"] else "h",
@@ -197,6 +215,7 @@ def budget_plan(
             "total": sets.claim_total,
         },
         "decisions": decisions,
+        "sequential": sequential,
         "trials": [
             {
                 "key": k,
@@ -207,7 +226,7 @@ def budget_plan(
             }
             for k in to_run
         ],
-        "already_recorded": sum(1 for k in chosen if by_key[k].cached),
+        "already_recorded": len(recorded & used),
     }
 
 
@@ -222,9 +241,22 @@ def format_budget(result: dict[str, Any]) -> str:
         f"suites' runnable trials) and {k['decided']} of {k['total']} claims "
         f"({k['decidable']} decidable); {result['already_recorded']} chosen trial(s) "
         "already recorded.",
-        "Decisions, cheapest first:",
     ]
+    seq = result.get("sequential")
+    if seq:
+        lines.append(
+            f"Sequential seeds (minimum {seq['min_seeds']}) would run about "
+            f"{seq['seeds_sequential']:g} of these {seq['seeds_all']} seeds: "
+            f"{seq['hours_saved']:,.1f} {unit} saved on simulated outcomes ({seq['model']}; "
+            f"{seq['replicates']} replicates); the plan itself counts every seed."
+        )
+    lines.append("Decisions, cheapest first (each with those its trials decide too):")
     for d in result["decisions"]:
+        if d["new"] == 0 and len(lines) > 2:
+            free = lines[-1].rsplit(" [+", 1)
+            count = int(free[1].split()[0]) + 1 if len(free) == 2 else 1
+            lines[-1] = f"{free[0]} [+{count} decided with no further trial]"
+            continue
         lines.append(
             f"  {d['kind']:<10} {d['suite']}/{d['id']}: +{d['hours']:,.2f} {unit} "
             f"({d['new']} new trial(s); {d['cumulative_hours']:,.1f} {unit} so far)"

@@ -170,6 +170,10 @@ def judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int) 
             return ClaimRow(claim, klass, "not run", None, tuple(notes), tuple(others))
         if fixture.get(FULL):
             notes.append("full-budget numbers come from a FIXTURE benchmark: made up")
+        stops = [r.get("sequential") or {} for r in by_budget[FULL]]
+        stop = next((x for x in stops if x.get("stopped_early")), None)
+        if stop is not None:  # sequential seeds (nasrepro/sequential.py)
+            notes.append(f"seeds stopped early: {stop.get('why')}")
         if j.verdict == "inconclusive":
             notes.append("one seed cannot separate a miss from seed variance")
         if j.verdict == "not reproduced" and claim.protocol == "cell_property":
