@@ -178,3 +178,80 @@ def test_not_packable_reasons():
     assert "α gradient" in not_packable({**base, "search": {"order": 1, "arch_grad_clip": 5}})
     assert "published cell" in not_packable({"genotype": "x"})
     assert "data-parallel" in not_packable(base, processes=2)
+
+
+SUITE = """\
+suite: packs
+version: 1
+paper: {file: 003_55655e6ae543df8d.txt, title: packs}
+budgets: {}
+experiments:
+  e1:
+    space: nb201
+    space_args: {c: 2, n: 1, track_running_stats: true}
+    dataset: digits
+    methods: [darts]
+    search: {epochs: 2, steps_per_epoch: 2, batch_size: 8, image_size: 8, lr: 0.025,
+             lr_min: 0.001, momentum: 0.9, weight_decay: 5.0e-4, arch_lr: 3.0e-4,
+             arch_weight_decay: 1.0e-3}
+    evaluator: nb201-table
+    eval_datasets: [cifar10]
+    seeds: 2
+claims:
+  - {id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: DARTS, method: DARTS,
+     space: nb201, dataset: cifar10, metric: test_acc, value: 54.30, experiment: e1}
+"""
+
+
+def test_run_packs_seeds_and_a_killed_pack_resumes_per_seed(tmp_path, monkeypatch):
+    """`run --pack-seeds 2` on a CPU: the pack is stopped after its first epoch (both seeds
+    checkpointed); each seed's own job then resumes from its checkpoint alone, in the MLflow
+    run the pack opened, and records it: one record per seed, saying it was packed."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from nasrepro.runner import run_suite
+    from nasrepro.search import packed
+
+    original = packed.run_packed_search
+    saved = []
+
+    def stop_after_first_epoch(*args, **kwargs):
+        inner = kwargs["checkpoint"]
+
+        def checkpoint(i, state):
+            inner(i, state)
+            saved.append((i, state["epoch"]))
+            if len(saved) == 2:
+                raise RuntimeError("pack killed")
+
+        return original(*args, **{**kwargs, "checkpoint": checkpoint})
+
+    # search_packed imports it from search/packed.py when called
+    monkeypatch.setattr(packed, "run_packed_search", stop_after_first_epoch)
+    suite = tmp_path / "packs.yaml"
+    suite.write_text(SUITE)
+    lines = []
+    uri = f"sqlite:///{tmp_path}/m.db"
+    run_suite(
+        suite, registry=tmp_path / "reg", tracking_uri=uri, device="cpu",
+        checkpoint_dir=tmp_path / "ck", pack_seeds=2, progress=lines.append,
+    )  # fmt: skip
+    assert saved == [(0, 1), (1, 1)]
+    assert any("packed search stopped (RuntimeError: pack killed)" in line for line in lines)
+    assert sum("resuming after epoch 1" in line for line in lines) == 2
+    records = sorted(
+        (json.loads(p.read_text()) for p in (tmp_path / "reg").rglob("*.json")),
+        key=lambda r: r["seed"],
+    )
+    assert [r["seed"] for r in records] == [0, 1]
+    for r in records:
+        assert r["provenance"]["packed_search"]["seeds"] == [0, 1]
+        assert [h["epoch"] for h in r["search"]["history"]] == [0, 1]
+        assert r["cost"]["search_seconds"] > 0 and len(r["cost"]["processes"]) == 2
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([records[0]["mlflow"]["experiment_id"]])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
+    assert {r.info.run_id for r in children} == {r["mlflow"]["run_id"] for r in records}
