@@ -171,7 +171,7 @@ def test_plan_file_round_trip_and_stale_plans_refused(tmp_path):
         read_plan_file(tmp_path / "missing.json")
 
 
-def test_run_plan_runs_exactly_the_planned_trials(tmp_path, monkeypatch):
+def test_run_plan_runs_exactly_the_planned_trials(tmp_path, monkeypatch, mlflow_uri):
     """`nasrepro run --plan FILE` records exactly the plan's trials (here one of two seeds),
     and refuses a stale plan and options the plan fixes, with one line, exit 2."""
     from nasrepro.cli import main
@@ -185,7 +185,7 @@ def test_run_plan_runs_exactly_the_planned_trials(tmp_path, monkeypatch):
     out = budget_plan(plan, [load_suite(suite)], 1000.0)
     out["trials"] = [t for t in out["trials"] if t["seed"] == 1]
     write_plan_file(tmp_path / "plan.json", out, [suite])
-    common = ["--registry", "reg", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--device", "cpu"]
+    common = ["--registry", "reg", "--tracking-uri", mlflow_uri, "--device", "cpu"]
     assert main(["run", "--plan", "plan.json", *common]) == 0
     records = [json.loads(p.read_text()) for p in (tmp_path / "reg").rglob("*.json")]
     assert [(r["experiment"], r["seed"]) for r in records] == [("e1", 1)]

@@ -91,7 +91,9 @@ def test_parse_datasets():
         parse_datasets(" , ")
 
 
-def test_run_datasets_and_preflight_of_retraining_data(suite, tmp_path, monkeypatch, capsys):
+def test_run_datasets_and_preflight_of_retraining_data(
+    suite, tmp_path, monkeypatch, capsys, mlflow_uri
+):
     """No CIFAR files anywhere. Without --datasets the suite is refused (exit 2, one line,
     with the hint); --datasets cifar100 runs the digits experiment, skips on-c10 (named), and
     the preflight refuses the CIFAR-100 retraining before any step: nothing recorded."""
@@ -99,7 +101,7 @@ def test_run_datasets_and_preflight_of_retraining_data(suite, tmp_path, monkeypa
 
     monkeypatch.chdir(tmp_path)
     empty = tmp_path / "no-data"
-    common = ["--registry", "reg", "--tracking-uri", f"sqlite:///{tmp_path}/m.db",
+    common = ["--registry", "reg", "--tracking-uri", mlflow_uri,
               "--device", "cpu", "--data-root", str(empty)]  # fmt: skip
     assert main(["run", str(suite), *common]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -203,7 +203,7 @@ claims:
 """
 
 
-def test_run_packs_seeds_and_a_killed_pack_resumes_per_seed(tmp_path, monkeypatch):
+def test_run_packs_seeds_and_a_killed_pack_resumes_per_seed(tmp_path, monkeypatch, mlflow_uri):
     """`run --pack-seeds 2` on a CPU: the pack is stopped after its first epoch (both seeds
     checkpointed); each seed's own job then resumes from its checkpoint alone, in the MLflow
     run the pack opened, and records it: one record per seed, saying it was packed."""
@@ -233,7 +233,7 @@ def test_run_packs_seeds_and_a_killed_pack_resumes_per_seed(tmp_path, monkeypatc
     suite = tmp_path / "packs.yaml"
     suite.write_text(SUITE)
     lines = []
-    uri = f"sqlite:///{tmp_path}/m.db"
+    uri = mlflow_uri
     run_suite(
         suite, registry=tmp_path / "reg", tracking_uri=uri, device="cpu",
         checkpoint_dir=tmp_path / "ck", pack_seeds=2, progress=lines.append,

@@ -80,7 +80,7 @@ claims:
 """
 
 
-def test_runner_stops_an_experiment_once_its_verdicts_are_decided(tmp_path, monkeypatch):
+def test_runner_stops_an_experiment_once_its_verdicts_are_decided(tmp_path, monkeypatch, mlflow_uri):
     """Injected verdicts: inconclusive below 3 records, reproduced from 3 on. Minimum 2 of
     5 seeds: wave 1 runs seeds 0 and 1, wave 2 seed 2, then the rule stops (seeds 3, 4
     never run). The third record says why; the report notes it."""
@@ -100,7 +100,7 @@ def test_runner_stops_an_experiment_once_its_verdicts_are_decided(tmp_path, monk
     suite.write_text(SUITE)
     registry = tmp_path / "reg"
     summary = run_suite(
-        suite, registry=registry, tracking_uri=f"sqlite:///{tmp_path}/m.db", device="cpu",
+        suite, registry=registry, tracking_uri=mlflow_uri, device="cpu",
         checkpoint_dir=tmp_path / "ck", sequential=2, progress=lambda line: None,
     )  # fmt: skip
     records = sorted(
