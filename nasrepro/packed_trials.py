@@ -159,7 +159,7 @@ def search_packed(job: TrialJob, progress: Progress) -> dict[str, Any]:
     from nasrepro.search.packed import not_packable, run_packed_search
     from nasrepro.spaces import build_space
     from nasrepro.tracking import Tracker, child_run_name, flatten
-    from nasrepro.trial import build_evaluator, epoch_logger, search_tags
+    from nasrepro.trial import build_evaluator, device_data_wanted, epoch_logger, search_tags
 
     trials: list[Trial] = [job.trial, *job.pack]
     label = f"[{job.trial.suite}/{job.trial.experiment} {job.trial.budget} packed seeds " + (
@@ -199,10 +199,12 @@ def search_packed(job: TrialJob, progress: Progress) -> dict[str, Any]:
         data, ctxs, rngs, evaluator = [], [], [], build_evaluator(cfg)
         space = build_space(cfg["space"])
         measured = None
+        on_device = device if device_data_wanted(job.data_on_device, device) else None
         for t in mine:
             seed_everything(t.seed, settings.deterministic)
             set_tf32(settings.tf32)
-            data.append(trial_search_data(cfg, root=job.data_root, seed=t.seed))
+            d = trial_search_data(cfg, root=job.data_root, seed=t.seed, on_device=on_device)
+            data.append(d)
         if job.pack_measured:
             d = data[0]
             measured = measure_packing(

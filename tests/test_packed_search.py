@@ -255,3 +255,21 @@ def test_run_packs_seeds_and_a_killed_pack_resumes_per_seed(tmp_path, monkeypatc
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
     assert {r.info.run_id for r in children} == {r["mlflow"]["run_id"] for r in records}
+
+
+def test_measure_packing_times_both_paths_without_moving_the_rng():
+    from nasrepro.packed_trials import PAYS, measure_packing
+
+    config = {
+        "space": "nb201",
+        "space_args": {"c": 2, "n": 1},
+        "search": nb201_darts_settings().model_copy(update={"batch_size": 4}).model_dump(),
+    }
+    before = torch.get_rng_state()
+    out = measure_packing(config, 8, 10, 3, torch.device("cpu"), 2, steps=1, warmup=0)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert out["seeds"] == 2 and not out["graph"] and not out["fused"]
+    assert out["packed_step_ms"] > 0 and out["single_step_ms"] > 0
+    speedup = 2 * out["single_step_ms"] / out["packed_step_ms"]
+    assert out["speedup"] == pytest.approx(speedup, rel=1e-2)
+    assert out["pays"] == (out["speedup"] >= PAYS)
