@@ -88,7 +88,9 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
             if job.sequential is not None and t.budget == "full":
                 from nasrepro.sequential import record_decision
 
-                record["sequential"] = record_decision(t, record, job.registry, *job.sequential)
+                # (an experiment of no more seeds than the minimum never stops early)
+                if job.sequential[1] > job.sequential[0]:
+                    record["sequential"] = record_decision(t, record, job.registry, *job.sequential)
             try:
                 path = write_record(job.registry, record)
             except BaseException:

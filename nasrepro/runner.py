@@ -377,13 +377,16 @@ def _run_sequential(
     outcomes: list[JobOutcome] = []
     while pending:
         done = current_trials(scan_registry(registry).records)
-        analysis = registry_verdicts(suite_path, registry)
+        analysis = None  # the report's verdicts, computed once a wave needs them
         wave: list[TrialJob] = []
         for exp in list(pending):
             n = len(seeds_of[exp])
             recorded = sum(k in done for k in seeds_of[exp])
             floor = min(min_seeds, n)
-            verdicts = experiment_verdicts(analysis, exp) if recorded >= floor else ({}, {})
+            verdicts: tuple[dict[str, str], dict[str, str]] = ({}, {})
+            if floor <= recorded < n:
+                analysis = analysis or registry_verdicts(suite_path, registry)
+                verdicts = experiment_verdicts(analysis, exp)
             decision = decide(recorded, n, min_seeds, *verdicts)
             if decision.stop:
                 if decision.early:
