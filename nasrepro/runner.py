@@ -323,6 +323,13 @@ def _packing(pack_seeds: int | None, device: str) -> tuple[int, bool]:
     return (DEFAULT_PACK, True) if device.startswith("cuda") else (1, False)
 
 
+def _packable(job: TrialJob) -> bool:
+    from nasrepro.search.packed import not_packable
+
+    processes = search_processes(job, lambda line: None)
+    return not_packable(job.trial.config, processes) is None
+
+
 def _run_packed(
     runner: Executor, jobs: list[TrialJob], packing: tuple[int, bool], progress: Progress
 ) -> list[JobOutcome]:
@@ -330,15 +337,12 @@ def _run_packed(
     jobs), whose failure only means those seeds search alone in their own jobs."""
     from dataclasses import replace
 
-    from nasrepro.search.packed import not_packable
-
     k, measured = packing
     packs: list[TrialJob] = []
     if k > 1:
         for _, members in groupby(jobs, key=lambda j: j.trial.group_hash):
             group = list(members)
-            processes = search_processes(group[0], lambda line: None)
-            if not_packable(group[0].trial.config, processes) is not None:
+            if not _packable(group[0]):
                 continue
             for i in range(0, len(group), k):
                 chunk = group[i : i + k]
@@ -368,8 +372,9 @@ def _run_sequential(
     progress: Progress,
 ) -> list[JobOutcome]:
     """Waves of seeds: each experiment runs its seeds in order, the minimum first, then one
-    at a time while `sequential.decide` says its verdicts need more (nasrepro/sequential.py).
-    A failed or locked trial ends its experiment's waves."""
+    at a time (a pack's K at a time where its seeds are packed: they cost about one seed)
+    while `sequential.decide` says its verdicts need more (nasrepro/sequential.py). A failed
+    or locked trial ends its experiment's waves."""
     from nasrepro.sequential import decide, experiment_verdicts, registry_verdicts
 
     pending = {e: sorted(jobs, key=lambda j: j.trial.seed) for e, _, jobs in groups}
@@ -398,6 +403,8 @@ def _run_sequential(
                 del pending[exp]
                 continue
             take = max(floor - recorded, 1)
+            if packing[0] > 1 and _packable(pending[exp][0]):
+                take = max(take, packing[0])  # a pack's seeds cost about one seed's time
             wave += pending[exp][:take]
             pending[exp] = pending[exp][take:]
             if not pending[exp]:
