@@ -183,6 +183,14 @@ def record_decision(
 # --------------------------------------------------------------------- simulated outcomes
 
 
+def report_judge(suite: Any, claim: Any, samples: list[Any]) -> Any:
+    """The report's judgement of `claim` on these samples (its protocol and tolerance)."""
+    from nasrepro.report.analysis import _judge_taken
+    from nasrepro.report.records import Taken
+
+    return _judge_taken(suite, claim, Taken(samples, 0, False, (), 0))
+
+
 def _runnable(suite: Any, claim: Any) -> bool:
     exp = suite.experiments.get(claim.experiment or "")
     return not claim.not_runnable and exp is not None and not exp.pending
@@ -194,7 +202,7 @@ def simulate_savings(
     min_seeds: int = DEFAULT_MIN_SEEDS,
     replicates: int = 40,
     seed: int = 0,
-    judge: Callable[..., Any] | None = None,
+    judge_claim: Callable[[Any, Any, list[Any]], Any] | None = None,
     judge_comparison: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """Hours sequential seeds save on simulated outcomes, averaged over `replicates`.
@@ -204,14 +212,15 @@ def simulate_savings(
     the claimed value with the claimed std (claims without one: the median std the suite
     prints for that metric, else 1 point): the papers' numbers taken at face value. Each
     replicate runs the experiments in waves as the runner does (the minimum first, then one
-    seed per undecided experiment) and judges with `judge` / `judge_comparison` (default: the
-    report's, nasrepro/report/verdict.py)."""
+    seed per undecided experiment) and judges with `judge_claim(suite, claim, samples)` and
+    `judge_comparison` (default: the report's own, nasrepro/report/analysis.py and
+    verdict.py)."""
     import random
 
     from nasrepro.report import verdict as v
     from nasrepro.suite import HIGHER_IS_BETTER
 
-    judge = judge or v.judge
+    judge_claim = judge_claim or report_judge
     judge_comparison = judge_comparison or v.judge_comparison
     rng = random.Random(seed)
     by_suite = {s.suite: s for s in suites}
@@ -262,17 +271,7 @@ def simulate_savings(
                 for c in claims:
                     values = draws[key][c.id][: done[key]]
                     samples = [v.Sample(i, x, x) for i, x in enumerate(values)]
-                    j = judge(
-                        c.judged_value,
-                        samples,
-                        metric=c.metric,
-                        protocol=c.protocol,
-                        claim_std=c.std,
-                        claim_n=c.n_seeds,
-                        claim_text=c.judged_text,
-                        settings=suite.verdict,
-                        tolerance=c.tolerance,
-                    )
+                    j = judge_claim(suite, c, samples)
                     stats[(key[0], c.id)] = j.reproduced
                     verdicts[(key[0], c.id)] = j.verdict
             moved = False

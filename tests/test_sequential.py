@@ -115,3 +115,32 @@ def test_runner_stops_an_experiment_once_its_verdicts_are_decided(tmp_path, monk
     assert "after 3 of 5" in summary.stopped_early["e1"]
     row = next(r for r in analyse(suite, registry).rows if r.claim.id == "c1")
     assert any(n.startswith("seeds stopped early: stopped after 3 of 5") for n in row.notes)
+
+
+def test_simulated_saving_with_injected_verdicts():
+    """One experiment of n = 5 seeds at 2 h each, minimum 3; the injected judge decides a
+    claim from 4 samples on: every replicate runs 4 seeds, saving 1 seed = 2 h. A second
+    experiment whose conclusion with the first stays inconclusive runs all 6 of its seeds."""
+    from types import SimpleNamespace as NS
+
+    from nasrepro.sequential import simulate_savings
+
+    claim = lambda i, e: NS(id=i, experiment=e, not_runnable=None, protocol="mean",  # noqa: E731
+                            metric="test_acc", judged_value=90.0, std=0.5)  # fmt: skip
+    suite = NS(suite="s", claims=[claim("a", "e1"), claim("b", "e2")], comparisons=[],
+               experiments={"e1": NS(pending=None), "e2": NS(pending=None)},
+               verdict=NS(z=2.0))  # fmt: skip
+
+    def judge_claim(suite, claim, samples):
+        decided = len(samples) >= 4 or claim.id == "b" and len(samples) >= 3
+        return NS(verdict="reproduced" if decided else "inconclusive", reproduced=len(samples))
+
+    out = simulate_savings([suite], {("s", "e1"): (5, 2.0)}, 3, replicates=3,
+                           judge_claim=judge_claim)  # fmt: skip
+    assert out["hours_all_seeds"] == 10.0 and out["hours_sequential"] == 8.0
+    assert out["hours_saved"] == 2.0 and out["seeds_sequential"] == 4.0
+    suite.comparisons = [NS(id="k", better="a", worse="b", margin=0.0)]
+    out = simulate_savings([suite], {("s", "e1"): (5, 2.0), ("s", "e2"): (6, 1.0)}, 3,
+                           replicates=2, judge_claim=judge_claim,
+                           judge_comparison=lambda a, b, **kw: NS(verdict="inconclusive"))
+    assert out["hours_saved"] == 0.0 and out["seeds_sequential"] == 11.0  # fmt: skip
