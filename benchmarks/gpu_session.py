@@ -21,7 +21,8 @@ failure costs one row and a session cut short keeps what it got:
 - `nb201_2nd/<switch>`: the second-order step; `lambda_overhead`: Λ-DARTS over DARTS-1st.
 - `darts_1st/<switch>`: the DARTS-space step (8 cells, C=16, batch 64).
 - `packed/step`: 4 NB201 seeds in one vmapped step (fused optimizers; one CUDA graph), its
-  eval-mode forward and capture time; `packed/graph_vs_eager`: graphed equals eager.
+  eval-mode forward and capture time; `packed/graph_vs_eager`: graphed equals eager;
+  `packed/pays`: the per-trial measurement that turns `run`'s packing on by default.
 - `data/device_loader`, `data/cpu_loader`: milliseconds per step to produce the 4 seeds'
   batches with the images on the device (datasets/device_data.py), and one seed's with the
   CPU loader the trials used before, on a generated CIFAR-format dataset (random images).
@@ -154,6 +155,18 @@ def _packed_graph_check(args: dict[str, Any], dev: torch.device, steps: int = 3)
         runs.append([t.detach().cpu() for t in multi.params.values()])
     diffs = relative_diffs(runs[0], runs[1])
     return {"steps": steps, "max_rel_diff": max(diffs), "tensors": len(diffs)}
+
+
+def _pays(args: dict[str, Any], dev: torch.device, steps: int, warmup: int) -> dict[str, Any]:
+    """What `nasrepro run` measures per trial to turn packing on by default (4 seeds packed
+    against 4 single steps, both graphed on a GPU): packed_trials.measure_packing."""
+    from nasrepro.packed_trials import measure_packing
+    from nasrepro.search.multiseed import nb201_darts_settings
+
+    settings = nb201_darts_settings().model_copy(update={"batch_size": args["batch"]})
+    space_args = {k: v for k, v in args["space_args"].items() if k != "fused"}
+    config = {"space": "nb201", "space_args": space_args, "search": settings.model_dump()}
+    return measure_packing(config, args["image_size"], 10, 3, dev, SEEDS, steps, warmup)
 
 
 def time_data(
@@ -341,6 +354,7 @@ def main(out: Path, tiny: bool, reference: bool = True) -> dict[str, Any]:
     )
     if cuda:
         part("packed/graph_vs_eager", lambda: _packed_graph_check(pk, dev))
+    part("packed/pays", lambda: _pays(pk, dev, rounds, warmup))
     # the generated CIFAR files are not the published ones: declared as a fixture
     os.environ["NASREPRO_FIXTURE_DATA"] = "1"
     with tempfile.TemporaryDirectory(prefix="nasrepro-gpu-session-") as tmp:
@@ -429,6 +443,10 @@ def summarize(parts: dict[str, Any]) -> dict[str, Any]:
     cpu = parts.get("data/cpu_loader")
     if isinstance(cpu, dict) and "step_ms" in cpu:
         s["cpu_loader_step_ms_one_seed"] = cpu["step_ms"]
+    pays = parts.get("packed/pays")
+    if isinstance(pays, dict) and "pays" in pays:
+        s["packing_on_by_default"] = pays["pays"]
+        s["packing_speedup_measured"] = pays["speedup"]
     e2e = parts.get("e2e/run_4_seeds")
     if isinstance(e2e, dict) and "projected_50_epochs_min" in e2e:
         s["e2e_4_seeds_50_epochs_min"] = e2e["projected_50_epochs_min"]

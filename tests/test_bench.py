@@ -153,7 +153,8 @@ def test_gpu_session_script_dry_run(tmp_path, capsys):
     errors = {k: v for k, v in saved["parts"].items() if isinstance(v, dict) and "error" in v}
     assert not errors, errors
     assert {"nb201_1st/plain", "nb201_1st/fused", "nb201_2nd/plain", "lambda_overhead",
-            "darts_1st/plain", "packed/step", "data/device_loader", "data/cpu_loader",
+            "darts_1st/plain", "packed/step", "packed/pays", "data/device_loader",
+            "data/cpu_loader",
             "e2e/run_4_seeds"} <= set(saved["parts"])  # fmt: skip
     assert "nb201_1st/reference" not in saved["parts"]
     e2e = saved["parts"]["e2e/run_4_seeds"]
