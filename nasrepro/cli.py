@@ -49,10 +49,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _artifact_experiments(path: str, given: list[str] | None) -> list[str]:
-    """`--artifacts`: the suite's published-cell experiments (within --experiment if given)."""
+    """`--artifacts`: the suite's published-cell experiments (within --experiment if given;
+    an --experiment the suite lacks is an error, as without --artifacts)."""
+    from nasrepro.plan import expand
     from nasrepro.suite import load_suite
 
     suite = load_suite(path)
+    if given:
+        expand(suite, path, experiments=given, seeds=1)  # unknown or pending ids: SuiteError
     return [
         e
         for e, exp in suite.experiments.items()
@@ -61,6 +65,16 @@ def _artifact_experiments(path: str, given: list[str] | None) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from nasrepro.preflight import PreflightError
+
+    if args.ray_address and args.executor != "ray":
+        return _fail("--ray-address: goes with --executor ray")
+    try:  # seconds, not MLflow's or Ray's minutes of retries; before torch is even imported
+        executor = _run_preflight(args)
+    except PreflightError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except ValueError as exc:  # e.g. --gpus-per-trial beyond the visible GPUs
+        return _fail(str(exc))
     from nasrepro._compat import ensure_torchvision
 
     ensure_torchvision()
@@ -70,12 +84,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
-    from nasrepro.tracking import TrackingUnavailable, check_tracking_uri, resolve_uri
-
-    try:  # seconds, not MLflow's minutes of retries, and before anything runs
-        check_tracking_uri(resolve_uri(args.tracking_uri))
-    except TrackingUnavailable as exc:
-        return _fail(str(exc))
     try:
         runs = _run_targets(args)
     except ValueError as exc:
@@ -105,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 rerun=args.rerun,
                 search_processes=args.search_processes,
                 fast=args.fast,
-                executor=_executor(args),
+                executor=executor,
                 datasets=args.datasets,
                 only=only,
                 sequential=None if args.all_seeds else args.min_seeds,
@@ -191,6 +199,24 @@ def _run_targets(args: argparse.Namespace) -> list[tuple[str, list[str] | None]]
     return [(p, keys) for p, keys in check_plan_file(Path(args.plan), plan).items() if keys]
 
 
+def _run_preflight(args: argparse.Namespace) -> object | None:
+    """What `run` needs, checked before any suite is run (nasrepro/preflight.py): the
+    tracking store, the folders it writes, the executor (Ray installed, its cluster up);
+    returns the executor. PreflightError (one line) for the first that cannot be used."""
+    from nasrepro.preflight import check_output_dir, check_tracking_uri
+    from nasrepro.tracking import resolve_uri
+
+    check_tracking_uri(resolve_uri(args.tracking_uri))
+    for option in ("registry", "checkpoint_dir", "out"):
+        if getattr(args, option):
+            check_output_dir(getattr(args, option), "--" + option.replace("_", "-"))
+    executor = _executor(args)
+    preflight = getattr(executor, "preflight", None)  # an executor with a cluster checks it
+    if preflight is not None:
+        preflight()
+    return executor
+
+
 def _executor(args: argparse.Namespace) -> object | None:
     """None = the runner's default local executor (one worker per visible GPU)."""
     if args.executor == "ray":
@@ -214,6 +240,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    if not (args.json or args.check):
+        from nasrepro.preflight import PreflightError, check_output_dir
+
+        try:
+            check_output_dir(args.out, "--out")
+        except PreflightError as exc:
+            return _fail(str(exc), exc.exit_code)
     try:
         if args.json:
             sys.stdout.write(dumps(report_json(paths, Path(args.registry))))
@@ -406,6 +439,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = [s for s in switches if s not in SWITCHES]
     if unknown:
         return _fail(f"--switch: unknown {unknown[0]!r} (known: {', '.join(SWITCHES)})")
+    from nasrepro.preflight import PreflightError, check_output_dir
+
+    try:  # before minutes of timing, not after
+        check_output_dir(args.out, "--out")
+    except PreflightError as exc:
+        return _fail(str(exc), exc.exit_code)
     progress = None if args.json else (lambda line: print(line, file=sys.stderr))
     command = ("nasrepro bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])).strip()
     path = results_path(Path(args.out), device_label(torch.device(device)))
@@ -500,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-run the claims of DARTS performance-collapse papers.",
         epilog="`nasrepro COMMAND --help` documents each command. Environment: "
         "MLFLOW_TRACKING_URI, NASREPRO_REGISTRY, NASREPRO_DATA_ROOT, NASREPRO_NB201_FILE, "
-        "NASREPRO_PROGRESS_INTERVAL (seconds between progress lines in logs, default 5).",
+        "NASREPRO_PROGRESS_INTERVAL (seconds between progress lines in logs, default 5), "
+        "NASREPRO_INCLUDE_DIRS (folders outside a suite's repository its include: may read).",
     )
     p.add_argument("--version", action="version", version=f"nasrepro {__version__}")
     _verbosity_flags(p, 0)
@@ -820,12 +860,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(_no_space(exc), 1)
     except Exception as exc:
-        if "database or disk is full" not in str(exc):  # SQLite's ENOSPC, via MLflow
-            raise
+        from nasrepro.preflight import shown_url
         from nasrepro.tracking import resolve_uri
 
-        uri = resolve_uri(getattr(args, "tracking_uri", None))
-        return _fail(f"no space left on device for the MLflow store {uri}", 1)
+        uri = shown_url(resolve_uri(getattr(args, "tracking_uri", None)))
+        if "database or disk is full" in str(exc):  # SQLite's ENOSPC, via MLflow
+            return _fail(f"no space left on device for the MLflow store {uri}", 1)
+        if type(exc).__name__ != "MlflowException":
+            raise
+        # a store the preflight could not judge (e.g. a database of a newer MLflow)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return _fail(f"MLflow store {uri}: {first}", 1)
 
 
 def _no_space(exc: OSError) -> str:

@@ -34,6 +34,9 @@ DATEFMT = "%Y-%m-%d %H:%M:%S"
 # Libraries whose INFO lines are not ours to print (MLflow's "Creating initial MLflow
 # database tables...", alembic migrations, Optuna's per-trial lines).
 QUIET_LOGGERS = ("mlflow", "alembic", "optuna", "urllib3", "git")
+# Loggers whose errors reach the CLI as exceptions it reports in one line: MLflow's database
+# layer logs a traceback for each SQLAlchemy error it raises again (a full disk: ~60 lines).
+SILENT_LOGGERS = ("mlflow.store.db.utils",)
 
 T = TypeVar("T")
 Sink = Callable[[str, dict[str, Any]], None]
@@ -99,6 +102,8 @@ def quiet_libraries() -> None:
     mlflow, which sets its own logger to INFO on import)."""
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in SILENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _ensure_configured() -> None:

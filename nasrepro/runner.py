@@ -183,7 +183,15 @@ def run_suite(
     (None: on a GPU, for CIFAR/SVHN-sized sets).
     """
     from nasrepro.dataset_selection import select_by_datasets
-    from nasrepro.tracking import Tracker, claim_metrics, finish_parent, flatten, parent_run_name
+    from nasrepro.preflight import check_tracking_uri
+    from nasrepro.tracking import (
+        Tracker,
+        claim_metrics,
+        finish_parent,
+        flatten,
+        parent_run_name,
+        resolve_uri,
+    )
 
     suite = load_suite(suite_path)
     expanded = expand(suite, suite_path, budget, experiments, seeds)
@@ -209,6 +217,7 @@ def run_suite(
                 "new records)"
             )
     trials = _skip_locked(trials, Path(checkpoint_dir), progress)
+    check_tracking_uri(resolve_uri(tracking_uri))  # API callers too: seconds, one line
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
     exp_id = tracker.experiment_id(suite.suite)

@@ -14,8 +14,12 @@ import _compat_pickle
 import bz2
 import codecs
 import collections
+import functools
 import io
+import math
+import os
 import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -42,10 +46,57 @@ def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -
     return codecs.encode(text, encoding, errors)
 
 
-def _reconstruct(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
-    if subtype is not np.ndarray:
+# Bytes of arrays a file may create without filling them from its own bytes, per load:
+# at most the file's size, and 1 MiB for a small one. numpy's reducers build an empty
+# array and fill it from the pickled bytes, so an honest file needs none of this; a 63-byte
+# file naming `numpy.ndarray((106250000,))` allocated 850 MB. (In fixture mode a dataset
+# file's MD5 is not checked: this unpickler is then the only guard.)
+MIN_UNFILLED_BYTES = 1 << 20
+
+
+class _Allocations:
+    """What one load has allocated for unfilled arrays, against its budget."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.used = budget, 0
+
+    def charge(self, shape: Any, dtype: np.dtype) -> None:
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not all(type(d) is int and d >= 0 for d in dims):
+            raise UnsafePickleError(f"array shape {shape!r} is not a tuple of sizes")
+        nbytes = math.prod(dims) * dtype.itemsize
+        self.used += nbytes
+        if self.used > self.budget:
+            raise UnsafePickleError(
+                f"an array of shape {dims} and dtype {dtype} would allocate {nbytes:,} bytes "
+                f"the file does not hold (at most {self.budget:,} here): not a data file"
+            )
+
+
+class _ArrayType:
+    """`numpy.ndarray` as a data file sees it: the class `_reconstruct` names, and a
+    constructor whose unfilled memory is charged to the load."""
+
+    def __init__(self, allocations: _Allocations) -> None:
+        self.allocations = allocations
+
+    def __call__(self, shape: Any, dtype: Any = float, buffer: Any = None, *args: Any) -> Any:
+        dtype = _numeric_dtype(dtype)
+        if buffer is None:
+            self.allocations.charge(shape, dtype)
+        elif not isinstance(buffer, bytes | bytearray):
+            raise UnsafePickleError("an array's buffer in a data file must be its bytes")
+        return np.ndarray(shape, dtype, buffer, *args)
+
+
+def _reconstruct(
+    allocations: _Allocations, subtype: Any, shape: Any, dtype: Any
+) -> np.ndarray:
+    if subtype is not np.ndarray and not isinstance(subtype, _ArrayType):
         raise UnsafePickleError(f"array subclass {subtype!r} is not allowed in a data file")
-    return np.ndarray.__new__(np.ndarray, shape, _numeric_dtype(dtype))
+    dtype = _numeric_dtype(dtype)
+    allocations.charge(shape, dtype)
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
 
 
 def _scalar(dtype: np.dtype, *args: Any) -> Any:
@@ -55,7 +106,13 @@ def _scalar(dtype: np.dtype, *args: Any) -> Any:
 
 
 def _frombuffer(buf: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
-    # numpy's protocol-5 reducer: an array over the pickled bytes (copied: they are ours)
+    # numpy's protocol-5 reducer: an array over the pickled bytes (copied: they are ours);
+    # anything but bytes would be a size (`bytes(10**9)` allocates a gigabyte)
+    if not isinstance(buf, bytes | bytearray | memoryview | pickle.PickleBuffer):
+        raise UnsafePickleError(
+            f"_frombuffer needs the pickled bytes, not {type(buf).__name__} (a size would "
+            "allocate that many bytes the file does not hold)"
+        )
     array = np.frombuffer(bytes(buf), dtype=_numeric_dtype(dtype))
     return array.reshape(shape, order=order).copy(order=order)  # type: ignore[arg-type]
 
@@ -83,9 +140,9 @@ ALLOWED: dict[tuple[str, str], Callable[..., Any] | type] = {
     ("builtins", "bytearray"): _sized(bytearray),
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("_codecs", "encode"): _latin1_encode,
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): np.ndarray,  # as _ArrayType, charged to the load
     ("numpy", "dtype"): _numeric_dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # charged to the load
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy.core.multiarray", "scalar"): _scalar,
     ("numpy._core.multiarray", "scalar"): _scalar,
@@ -95,7 +152,15 @@ ALLOWED: dict[tuple[str, str], Callable[..., Any] | type] = {
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """`pickle.Unpickler` whose `find_class` resolves only `ALLOWED` globals."""
+    """`pickle.Unpickler` whose `find_class` resolves only `ALLOWED` globals, and whose
+    arrays allocate at most `unfilled_budget` bytes beyond what the file holds."""
+
+    def __init__(
+        self, fh: IO[bytes], *, encoding: str, unfilled_budget: int = MIN_UNFILLED_BYTES
+    ) -> None:
+        super().__init__(fh, encoding=encoding)
+        self.allocations = _Allocations(unfilled_budget)
+        self.array_type = _ArrayType(self.allocations)
 
     def find_class(self, module: str, name: str) -> Any:
         # Python 2 names (__builtin__.set) mapped as pickle's own fix_imports does; no
@@ -105,18 +170,27 @@ class RestrictedUnpickler(pickle.Unpickler):
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         found = ALLOWED.get((module, name))
         if found is None:
-            raise UnsafePickleError(
-                f"refuses to load global {module}.{name}: a data file holds only plain "
-                "containers and numeric arrays (it may be forged)"
-            )
+            raise UnsafePickleError(_refused_global(f"{module}.{name}"))
+        if found is np.ndarray:
+            return self.array_type
+        if found is _reconstruct:
+            return functools.partial(_reconstruct, self.allocations)
         return found
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError("persistent references are not allowed in a data file")
 
 
-def _load(fh: IO[bytes], encoding: str) -> Any:
-    return RestrictedUnpickler(fh, encoding=encoding).load()
+def _refused_global(name: str) -> str:
+    return (
+        f"refuses to load global {name}: a data file holds only plain containers and "
+        "numeric arrays (it may be forged)"
+    )
+
+
+def _load(fh: IO[bytes], encoding: str, size: int) -> Any:
+    budget = max(MIN_UNFILLED_BYTES, size)
+    return RestrictedUnpickler(fh, encoding=encoding, unfilled_budget=budget).load()
 
 
 def load_pickle(path: str | Path, *, encoding: str = "latin1", bz2_compressed: bool = False) -> Any:
@@ -130,7 +204,7 @@ def load_pickle(path: str | Path, *, encoding: str = "latin1", bz2_compressed: b
     try:
         with open(path, "rb") as raw:
             fh: IO[bytes] = bz2.BZ2File(raw) if bz2_compressed else raw  # type: ignore[assignment]
-            return _load(fh, encoding)
+            return _load(fh, encoding, os.fstat(raw.fileno()).st_size)
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{path}: {exc}") from None
     except OSError as exc:
@@ -143,7 +217,7 @@ def load_pickle(path: str | Path, *, encoding: str = "latin1", bz2_compressed: b
 
 def loads(data: bytes, *, encoding: str = "latin1") -> Any:
     """`load_pickle` for bytes in memory (tests, archives read elsewhere)."""
-    return _load(io.BytesIO(data), encoding)
+    return _load(io.BytesIO(data), encoding, len(data))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -151,34 +225,67 @@ def _first_line(exc: BaseException) -> str:
     return (text[0][:200] if text else type(exc).__name__) or type(exc).__name__
 
 
-# numpy globals torch's weights_only unpickler needs for NAS-Bench-201's numpy scalars
-def _torch_numpy_globals() -> list[Any]:
-    from numpy._core.multiarray import _reconstruct as np_reconstruct  # type: ignore[attr-defined]
+# numpy globals torch's weights_only unpickler needs for NAS-Bench-201's arrays and numpy
+# scalars, under numpy 1's module names (the released files) and numpy 2's; the array
+# reconstructors charged to the load as in RestrictedUnpickler
+def _torch_numpy_globals(allocations: _Allocations) -> list[Any]:
     from numpy._core.multiarray import scalar as np_scalar  # type: ignore[attr-defined]
 
+    capped = functools.partial(_reconstruct, allocations)
     dtype_classes = [
         type(np.dtype(code)) for code in ("b", "B", "h", "H", "i", "I", "l", "L", "q", "Q",
                                           "e", "f", "d", "g", "?")
     ]  # fmt: skip
-    return [np_reconstruct, np_scalar, np.ndarray, np.dtype, *dtype_classes]
+    modules = ("numpy.core.multiarray", "numpy._core.multiarray")
+    named = [(capped, f"{m}._reconstruct") for m in modules]
+    named += [(np_scalar, f"{m}.scalar") for m in modules]
+    return [
+        *named,
+        (_ArrayType(allocations), "numpy.ndarray"),
+        (np.ndarray, "nasrepro.safe_pickle.ndarray"),  # torch fills (BUILDs) allowed types only
+        np.dtype,
+        *dtype_classes,
+    ]
 
 
 def torch_load_safe(path: str | Path) -> Any:
     """`torch.load(weights_only=True)` with numpy's numeric reconstructors allowed
-    explicitly; UnsafePickleError (one line, naming the file) for anything else."""
+    explicitly (arrays capped like load_pickle's); UnsafePickleError (one line, naming the
+    file) for anything else."""
     import torch
 
     path = Path(path)
     try:
-        with torch.serialization.safe_globals(_torch_numpy_globals()):
+        allocations = _Allocations(max(MIN_UNFILLED_BYTES, path.stat().st_size))
+        with torch.serialization.safe_globals(_torch_numpy_globals(allocations)):
             return torch.load(path, map_location="cpu", weights_only=True)
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
+    except UnsafePickleError as exc:  # our reconstructors' refusals pass through torch
+        raise UnsafePickleError(f"{path}: {exc}") from None
     except pickle.UnpicklingError as exc:
-        # torch explains at length; its first line names the refused global
-        raise UnsafePickleError(
-            f"{path}: refused by torch's weights_only loader ({_first_line(exc)}); a data "
-            "file holds only plain containers and numeric arrays (it may be forged)"
-        ) from None
+        raise UnsafePickleError(f"{path}: {_torch_refusal(str(exc))}") from None
     except Exception as exc:  # noqa: BLE001  (truncated/garbage bytes raise many kinds)
         raise UnsafePickleError(f"{path}: not a torch data file ({_first_line(exc)})") from None
+
+
+# torch's weights_only refusal opens with paragraphs about its defaults; the global the
+# file asked for comes after them ("Unsupported global: GLOBAL posix.system ...", "Trying
+# to load unsupported GLOBAL posix.system whose module ...").
+_TORCH_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
+_TORCH_BOILERPLATE = ("Weights only load failed", "Check the documentation", "Please file")
+
+
+def _torch_refusal(text: str) -> str:
+    """One line for torch's weights_only refusal: the refused global when it names one,
+    else its first line that is not boilerplate."""
+    found = _TORCH_GLOBAL.search(text)
+    if found:
+        return _refused_global(f"{found.group(1)} (torch's weights_only loader)")
+    lines = [s.strip() for s in text.splitlines() if s.strip()]
+    specific = [s for s in lines if not s.startswith(_TORCH_BOILERPLATE)]
+    reason = (specific or lines or ["no reason given"])[0][:200]
+    return (
+        f"refused by torch's weights_only loader ({reason}); a data file holds only plain "
+        "containers and numeric arrays (it may be forged)"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import types
 from pathlib import Path
@@ -59,11 +60,30 @@ def metric_kind(metric: str) -> str:
     return "accuracy"
 
 
-Id = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", min_length=1, max_length=80)
+# Ids name files and folders (registry records, report pages, MLflow experiments): a file
+# name holds 255 bytes, and a path several ids, so ids are short and plain.
+MAX_ID_CHARS = 80
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+Id = Field(pattern=ID_PATTERN, min_length=1, max_length=MAX_ID_CHARS)
+
+
+def experiment_id_problem(key: str) -> str | None:
+    """Why `key` cannot be an experiment id (None when it can): it names the registry
+    folder of the experiment's records."""
+    if len(key) > MAX_ID_CHARS:
+        return (
+            f"experiment id {key[:20]}... is {len(key):,} characters; an id names a registry "
+            f"folder: at most {MAX_ID_CHARS}"
+        )
+    if not re.match(ID_PATTERN, key):
+        return f"experiment id {key!r} must be letters, digits, - _ . (not starting with - _ .)"
+    return None
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every number finite: `.nan`, `.inf` and 1e400 (read as inf) are typos, and a claim
+    # of inf crashes the verdict
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Paper(_Model):
@@ -278,8 +298,9 @@ class Suite(_Model):
     @classmethod
     def _experiment_ids(cls, v: dict[str, Experiment]) -> dict[str, Experiment]:
         for key in v:
-            if not key or not key.replace("-", "").replace("_", "").replace(".", "").isalnum():
-                raise ValueError(f"experiment id {key!r} must be letters, digits, - _ .")
+            problem = experiment_id_problem(key)
+            if problem:
+                raise ValueError(problem)
         return v
 
 
@@ -287,9 +308,18 @@ class SuiteError(ValueError):
     """An invalid suite; `str()` is the one-line `file:line: field: problem`."""
 
     def __init__(self, path: str, line: int | None, field: str, problem: str) -> None:
+        field, problem = _clip(field, 120), _clip(problem, MAX_PROBLEM_CHARS)
         self.path, self.line, self.field, self.problem = path, line, field, problem
         where = f"{path}:{line}" if line else path
         super().__init__(f"{where}: {field or '<root>'}: {problem}")
+
+
+# A problem quotes what the suite says; a megabyte string must not become a megabyte line.
+MAX_PROBLEM_CHARS = 400
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text):,} characters)"
 
 
 # libyaml's parser where PyYAML has it: suites are thousands of lines (`nasrepro plan` reads
@@ -301,23 +331,73 @@ class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
 
 
+def json_key(key: Any) -> str | None:
+    """The key `key` becomes in the suite's JSON form (how the schema sees it): `1` and
+    `'1'` are both "1", `true` is "true"; None for a key JSON cannot hold (a date, a list)."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)
+    return None
+
+
+_KIND = {"date": "a date", "datetime": "a date and time", "bytes": "binary"}
+
+
 def _construct_mapping(
     loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
 ) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
+    seen: dict[str, Any] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue  # `<<: *anchor` may be overridden by explicit keys; that is intended
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
+        if isinstance(key_node, yaml.ScalarNode):
+            key = loader.construct_object(key_node, deep=deep)
+            name = json_key(key)
+        else:  # a list or mapping as a key (`? [a, b]`)
+            key, name = None, None
+        if name is None:
+            kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+            if isinstance(key_node, yaml.ScalarNode):
+                kind = _KIND.get(type(key).__name__, f"a {type(key).__name__}")
+            shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "(a collection)"
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+                None, None, f"key {shown} is {kind}, not text: quote it", key_node.start_mark
             )
-        seen[key] = key_node.start_mark.line
+        if name in seen:
+            first = seen[name]
+            also = "" if first == key else f" ({first!r} and {key!r} are the same key once read)"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {name!r}{also}", key_node.start_mark
+            )
+        seen[name] = key
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
+# Integers past 64 bits are typos or attacks: Python refuses to read one of more than
+# 4,300 digits (a traceback), and a 400-digit claim became an infinite float.
+MAX_INT_CHARS = 24
+
+
+def _construct_int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+    digits = sum(c.isalnum() for c in node.value)
+    if len(node.value) > MAX_INT_CHARS or digits > 19:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"an integer of {digits:,} digits is out of range (at most 64 bits)",
+            node.start_mark,
+        )
+    value = int(yaml.SafeLoader.construct_yaml_int(loader, node))
+    if not -(2**63) <= value < 2**63:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"integer {value} is out of range (at most 64 bits)", node.start_mark
+        )
+    return value
+
+
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 # YAML 1.1 reads `3e-4` (no dot) as a string; suites mean the number, as YAML 1.2 does.
 _UniqueKeyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -585,8 +665,18 @@ def _check_references(suite: Suite) -> list[tuple[tuple[Any, ...], str]]:
     return problems
 
 
+# Published DARTS genotypes print in about 450 characters (NB201 arch strings in 120):
+# a longer string is refused before it is parsed.
+MAX_GENOTYPE_CHARS = 2_000
+
+
 def _genotype_problem(space: str, genotype: str) -> str | None:
     """Why `genotype` is not a cell of `space` (None when it is)."""
+    if len(genotype) > MAX_GENOTYPE_CHARS:
+        return (
+            f"genotype string is {len(genotype):,} characters; at most {MAX_GENOTYPE_CHARS:,} "
+            "(a published cell prints in a few hundred)"
+        )
     if space == "nb201":
         from nasrepro.spaces.nb201 import Nb201Genotype
 
@@ -639,6 +729,71 @@ def _read_yaml(path: Path, shown: str) -> tuple[Any, yaml.Node | None]:
 _Sources = dict[str, tuple[str, "yaml.Node | None"]]
 
 
+# What `include:` may read: at most this many files, this many bytes in all (2,000
+# includes of a 1 MB file took 29.5 s), from the suite's repository or the folders of
+# NASREPRO_INCLUDE_DIRS.
+MAX_INCLUDES = 64
+MAX_INCLUDED_BYTES = 4 * MAX_SUITE_BYTES
+INCLUDE_DIRS_ENV = "NASREPRO_INCLUDE_DIRS"
+
+
+def suite_repository(path: Path) -> Path:
+    """The repository a suite belongs to: the nearest folder above it holding `.git`, or
+    the suite's own folder outside a repository."""
+    folder = path.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return folder
+
+
+def _include_paths(
+    path: Path, shown: str, includes: list[str], root: yaml.Node | None
+) -> list[Path]:
+    """The files `include:` names, each checked before any is read: inside the suite's
+    repository or an allowed folder (symlinks resolved), a file, listed once, and all of
+    them together at most MAX_INCLUDED_BYTES."""
+    repo = suite_repository(path)
+    allowed = [repo] + [
+        Path(d).resolve() for d in os.environ.get(INCLUDE_DIRS_ENV, "").split(os.pathsep) if d
+    ]
+    if len(includes) > MAX_INCLUDES:
+        line = _line_of(root, ("include",))
+        problem = f"{len(includes):,} files; a suite includes at most {MAX_INCLUDES}"
+        raise SuiteError(shown, line, "include", problem)
+    seen: set[Path] = set()
+    total = 0
+    out = []
+    for i, name in enumerate(includes):
+        line = _line_of(root, ("include", i))
+        inc = path.parent / name
+        real = inc.resolve()
+        if not any(real.is_relative_to(folder) for folder in allowed):
+            raise SuiteError(
+                shown,
+                line,
+                f"include[{i}]",
+                f"{real} is outside the suite's repository {repo} (an included file must be "
+                f"in it, or in a folder listed in {INCLUDE_DIRS_ENV})",
+            )
+        if not inc.is_file():
+            raise SuiteError(shown, line, f"include[{i}]", f"file not found: {inc}")
+        if real in seen:
+            raise SuiteError(shown, line, f"include[{i}]", f"includes {name} twice")
+        seen.add(real)
+        total += real.stat().st_size
+        if total > MAX_INCLUDED_BYTES:
+            raise SuiteError(
+                shown,
+                line,
+                f"include[{i}]",
+                f"included files exceed {MAX_INCLUDED_BYTES:,} bytes in all ({total:,} with "
+                f"{name})",
+            )
+        out.append(inc)
+    return out
+
+
 def _apply_includes(
     path: Path, shown: str, data: dict[str, Any], root: yaml.Node | None
 ) -> _Sources:
@@ -653,12 +808,8 @@ def _apply_includes(
         raise SuiteError(shown, _line_of(root, ("include",)), "include", "must be a list of paths")
     merged: dict[str, Any] = {}
     where: dict[str, str] = {}
-    for i, name in enumerate(includes):
-        inc = path.parent / name
+    for inc in _include_paths(path, shown, includes, root):
         inc_shown = str(inc)
-        if not inc.is_file():
-            line = _line_of(root, ("include", i))
-            raise SuiteError(shown, line, f"include[{i}]", f"file not found: {inc_shown}")
         inc_data, inc_root = _read_yaml(inc, inc_shown)
         if not isinstance(inc_data, dict) or not isinstance(inc_data.get("experiments"), dict):
             raise SuiteError(
@@ -675,7 +826,8 @@ def _apply_includes(
                 extra[0],
                 "unknown key (an included file holds only `experiments`)",
             )
-        for exp_id, body in inc_data["experiments"].items():
+        for key, body in inc_data["experiments"].items():
+            exp_id = json_key(key) or str(key)  # as the schema reads it: 1 and '1' are one id
             line = _line_of(inc_root, ("experiments", exp_id))
             if exp_id in merged:
                 raise SuiteError(
@@ -686,13 +838,14 @@ def _apply_includes(
             sources[exp_id] = (inc_shown, inc_root)
     own = data.get("experiments")
     if isinstance(own, dict):
-        for exp_id in own:
+        for key, body in own.items():
+            exp_id = json_key(key) or str(key)
             if exp_id in merged:
                 line = _line_of(root, ("experiments", exp_id))
                 raise SuiteError(
                     shown, line, f"experiments.{exp_id}", f"also defined in {where[exp_id]}"
                 )
-        merged.update(own)
+            merged[exp_id] = body
     elif own is not None:
         return sources  # not a mapping: the schema check reports it at the suite's line
     data["experiments"] = merged
@@ -717,6 +870,7 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(data, dict):
         raise SuiteError(shown, 1, "", "a suite must be a YAML mapping")
     sources = _apply_includes(path, shown, data, root)
+    _check_experiment_ids(data, shown, root, sources)
     try:
         # strict: no silent coercion (`epochs: true` is not 1, "5" is not 5); validated as
         # JSON so that YAML lists still fill tuple fields
@@ -749,6 +903,22 @@ def load_suite(path: str | Path) -> Suite:
         file, line = _locate(shown, root, sources, loc)
         raise SuiteError(file, line, _dotted(loc), problem)
     return suite
+
+
+def _check_experiment_ids(
+    data: dict[str, Any], shown: str, root: yaml.Node | None, sources: _Sources
+) -> None:
+    """Each experiment id can name a folder, before anything is validated or run (a
+    300-character id used to pass validate and fail when its record was written)."""
+    experiments = data.get("experiments")
+    if not isinstance(experiments, dict):
+        return  # the schema check reports it
+    for key in experiments:
+        name = json_key(key) or str(key)
+        problem = experiment_id_problem(name)
+        if problem:
+            file, line = _locate(shown, root, sources, ("experiments", name))
+            raise SuiteError(file, line, f"experiments.{name}", problem)
 
 
 def _keep_value_texts(suite: Suite, root: yaml.Node | None) -> None:

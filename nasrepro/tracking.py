@@ -21,54 +21,16 @@ import contextlib
 import json
 import math
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 # Runs this process opened and has not ended, and those it marked KILLED: what an
 # interrupt really did, for its message (cli.py).
 _OPEN_RUNS: dict[str, Tracker] = {}
 _KILLED: set[str] = set()
-
-
-class TrackingUnavailable(RuntimeError):
-    """The tracking URI cannot be used (server unreachable, store directory missing)."""
-
-
-def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, with one line, if `uri` cannot be tracked to: an HTTP server that
-    accepts no connection, a SQLite or file store whose directory is missing or read-only.
-    (MLflow itself retries an unreachable server for minutes.)"""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("http", "https"):
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            with socket.create_connection((parsed.hostname or "localhost", port), timeout):
-                pass
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise TrackingUnavailable(
-                f"tracking server {uri} is unreachable ({reason}); start it or pass another "
-                "--tracking-uri / MLFLOW_TRACKING_URI"
-            ) from None
-        return
-    db = sqlite_path(uri)
-    if db is not None:
-        folder = db.parent
-    elif parsed.scheme in ("", "file"):
-        folder = Path(parsed.path or uri)
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent  # a file store creates its directory: its parent counts
-    else:
-        return  # other stores (databricks, postgresql ...) are MLflow's to check
-    if not folder.is_dir():
-        raise TrackingUnavailable(f"tracking store {uri}: directory {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise TrackingUnavailable(f"tracking store {uri}: directory {folder} is not writable")
 
 
 @contextlib.contextmanager

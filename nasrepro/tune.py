@@ -514,6 +514,18 @@ def _count(trials: list[Any]) -> tuple[int, int, int]:
     )
 
 
+def tune_preflight(tracking_uri: str | None, storage: str | None, out: str | Path) -> None:
+    """The tracking store, the study's storage and the suggestion's folder, checked in
+    seconds before anything is imported, loaded or created (MLflow retries an unreachable
+    server for minutes); PreflightError (one line) for the first that cannot be used."""
+    from nasrepro.preflight import check_database_url, check_output_dir, check_tracking_uri
+    from nasrepro.tracking import resolve_uri
+
+    check_tracking_uri(resolve_uri(tracking_uri))
+    check_database_url(storage or default_storage(), "--storage")
+    check_output_dir(out, "--out")
+
+
 def tune_experiment(
     suite_path: str | Path,
     experiment: str,
@@ -568,6 +580,7 @@ def tune_experiment(
     `tune.objective`), `best_value` and `best.<param>` on the parent. No registry record is
     written. The suggestion goes to `<out>/<suite>.<experiment>.<budget>.yaml`.
     """
+    tune_preflight(tracking_uri, storage, out)
     from nasrepro._compat import ensure_torchvision
 
     ensure_torchvision()
@@ -595,9 +608,9 @@ def tune_experiment(
     tuned = resolve_params(suite, suite_path, experiment, budget, specs)
     dev = resolve_device(device)
     preflight([base], data_root)
+    storage_url = storage or default_storage()
 
     direction = OBJECTIVES[objective]
-    storage_url = storage or default_storage()
     shown_storage = _shown_storage(storage_url)
     study_name = study or f"{suite.suite}-{experiment}-{budget}"
     owner = {
@@ -969,6 +982,14 @@ def _fail(message: str, code: int = 2) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """`nasrepro tune`: 0 done, 1 a trial failed while running, 2 invalid input."""
+    from nasrepro.preflight import PreflightError
+
+    if args.trials < 1:
+        return _fail(f"--trials: must be at least 1, got {args.trials}")
+    try:  # before torch is imported: seconds
+        tune_preflight(args.tracking_uri, args.storage, args.out)
+    except PreflightError as exc:
+        return _fail(str(exc), exc.exit_code)
     from nasrepro._compat import ensure_torchvision
 
     ensure_torchvision()
@@ -976,8 +997,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from nasrepro.evaluate.nb201 import Nb201FileError
     from nasrepro.suite import SuiteError
 
-    if args.trials < 1:
-        return _fail(f"--trials: must be at least 1, got {args.trials}")
     try:
         result = tune_experiment(
             args.suite,
@@ -998,6 +1017,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except PreflightError as exc:  # a store, server or folder: named in the line itself
+        return _fail(str(exc), exc.exit_code)
     except (DatasetNotFound, Nb201FileError, ValueError) as exc:
         return _fail(f"{args.suite}: {exc}")
     except TuneFailed as exc:

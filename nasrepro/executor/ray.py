@@ -24,7 +24,16 @@ class RayExecutor:
     address: str | None = None  # None: start a local Ray instance
     num_cpus: int | None = None  # for a local instance only
 
+    def preflight(self) -> None:
+        """Ray is installed and the cluster at `address` (or RAY_ADDRESS) accepts
+        connections, in seconds; PreflightError (one line) otherwise. `nasrepro run` calls
+        it before any trial: ray.init would wait minutes for a cluster that is not there."""
+        from nasrepro.preflight import check_ray
+
+        check_ray(self.address)
+
     def run(self, jobs: list[TrialJob], progress: Progress) -> list[JobOutcome]:
+        self.preflight()  # again for API callers; a cached import and one connection
         import ray
 
         if not ray.is_initialized():

@@ -335,6 +335,10 @@ def _parse_gene(node: ast.expr, what: str) -> tuple[tuple[str, int], ...]:
     return tuple(gene)
 
 
+# States of a cell (2 inputs + its nodes) a genotype string may name: DARTS cells have 6.
+MAX_CELL_STATES = 64
+
+
 def _parse_concat(node: ast.expr, what: str) -> tuple[int, ...]:
     if isinstance(node, ast.Call):
         # `range(a, b)` as genotypes print after a search; arguments must be int literals.
@@ -343,6 +347,12 @@ def _parse_concat(node: ast.expr, what: str) -> tuple[int, ...]:
         args = [_literal(a, what) for a in node.args]
         if not (1 <= len(args) <= 2 and all(type(a) is int for a in args)):
             raise ValueError(f"{what}: range needs one or two int literals")
+        states = len(range(*args))  # counted, not built: range(0, 10**8) is 6.9 GB as a tuple
+        if states > MAX_CELL_STATES:
+            raise ValueError(
+                f"{what}: {ast.unparse(node)} names {states:,} states; a cell has at most "
+                f"{MAX_CELL_STATES}"
+            )
         return tuple(range(*args))
     value = _literal(node, what)
     if not isinstance(value, list | tuple) or not all(type(v) is int for v in value):
