@@ -1,4 +1,4 @@
-"""Command line: `nasrepro run | plan | validate | report | list | info`.
+"""Command line: `nasrepro run | plan | validate | report | judge | list | info`.
 
 Heavy packages (torch, mlflow) are imported inside the commands so `--help` stays fast.
 Exit codes: 0 success, 1 a trial failed while running, 2 invalid input (suite, options,
@@ -157,6 +157,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"  {line}")
         for experiment, why in summary.stopped_early.items():
             print(f"Stopped early:     {experiment}: {why}")
+    try:  # the registry this run writes: created here when no trial has written it yet
+        Path(args.registry).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"--registry {args.registry}: {exc.strerror or exc}")
     rows = summary_table(paths, Path(args.registry))
     if args.out:
         # Only when asked: committed pages under reports/ stay as `nasrepro report` made them.
@@ -231,6 +235,17 @@ def _executor(args: argparse.Namespace) -> object | None:
     return None
 
 
+def _registry_dir(path: str, option: str = "--registry") -> str | None:
+    """Why `path` cannot be read as a registry, or None: a registry that does not exist is
+    an error, never an empty registry (a typo'd --registry would judge nothing)."""
+    p = Path(path)
+    if not p.exists():
+        return f"{option} {path}: the registry directory does not exist"
+    if not p.is_dir():
+        return f"{option} {path}: not a directory"
+    return None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from nasrepro.registry import RegistryError
     from nasrepro.report import build_report, check_report, format_summary, summary_table
@@ -240,6 +255,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    for path, option in ((args.registry, "--registry"), (args.verify_against, "--verify-against")):
+        problem = _registry_dir(path, option) if path is not None else None
+        if problem:
+            return _fail(problem)
     if not (args.json or args.check):
         from nasrepro.preflight import PreflightError, check_output_dir
 
@@ -247,6 +266,22 @@ def cmd_report(args: argparse.Namespace) -> int:
             check_output_dir(args.out, "--out")
         except PreflightError as exc:
             return _fail(str(exc), exc.exit_code)
+    if args.verify_against is not None:
+        from nasrepro.report.verify import verify_against
+
+        try:
+            problems = verify_against(args.registry, args.verify_against)
+        except RegistryError as exc:
+            return _fail(str(exc))
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            return _fail(
+                f"{len(problems)} record(s) under {args.registry}/ not what the code computes "
+                f"({args.verify_against}/ re-derived them)",
+                1,
+            )
+        print(f"{args.registry}/: every record re-derived under {args.verify_against}/")
     try:
         if args.json:
             sys.stdout.write(dumps(report_json(paths, Path(args.registry))))
@@ -278,11 +313,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from nasrepro.budget import budget_plan, format_budget, write_plan_file
     from nasrepro.dataset_selection import parse_datasets
     from nasrepro.plan import build_plan, format_plan
+    from nasrepro.registry import RegistryError
     from nasrepro.suite import SuiteError, load_suite
 
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    # the default registry may not exist yet (nothing run); one named must
+    explicit = args.registry is not None or "NASREPRO_REGISTRY" in os.environ
+    args.registry = args.registry or str(default_registry())
+    problem = _registry_dir(args.registry) if explicit else None
+    if problem:
+        return _fail(problem)
     try:
         datasets = None if args.datasets is None else parse_datasets(args.datasets)
         plan = build_plan(
@@ -297,9 +339,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except (ValueError, RegistryError) as exc:
         return _fail(str(exc))
-    for line in plan["registry_problems"]:
+    from nasrepro.registry import unreported
+
+    for line in unreported(plan["registry_problems"]):
         print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
     if budgeted is not None:
         if args.json:
@@ -313,6 +357,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print(format_plan(plan))
     return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    """`nasrepro judge`: numbers from anywhere against one claim, by the reports' rule."""
+    from nasrepro.report.judging import format_judgement, judge_numbers, parse_values
+    from nasrepro.suite import SuiteError
+
+    try:
+        values = parse_values(args.values, "--values")
+        select = parse_values(args.select_by, "--select-by") if args.select_by else None
+        fields = judge_numbers(args.suite, args.claim_id, values, select)
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(fields, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False))
+    else:
+        print(format_judgement(fields))
+    return 0  # whatever the verdict: the verdict is the output, not a failure
 
 
 LIST_TITLES = {
@@ -695,7 +760,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 if the pages under --out differ from regenerated ones (CI)",
     )
+    rep.add_argument(
+        "--verify-against",
+        metavar="DIR",
+        help="first exit 1 unless every record under --registry has a record of the same "
+        "trial under DIR with the same measured content (CI: DIR re-derived from scratch)",
+    )
     rep.set_defaults(func=cmd_report)
+
+    jd = sub.add_parser(
+        "judge",
+        help="judge numbers produced anywhere against one claim (its protocol, margin and "
+        "FLOP convention); exits 0 whatever the verdict",
+    )
+    jd.add_argument("suite", metavar="SUITE", help="the suite file, e.g. suites/darts_minus.yaml")
+    jd.add_argument("claim_id", metavar="CLAIM_ID", help="the claim's id in that suite")
+    jd.add_argument(
+        "--values",
+        required=True,
+        help="comma-separated values, one per seed (seed i = the i-th value); FLOPs under the "
+        "claim's counting convention",
+    )
+    jd.add_argument(
+        "--select-by",
+        help="comma-separated selection values, one per seed (best-of-N claims: the "
+        "validation accuracy that picks the seed)",
+    )
+    jd.add_argument("--json", action="store_true", help="print the judgement as JSON")
+    jd.set_defaults(func=cmd_judge)
 
     pl = sub.add_parser(
         "plan", help="unique trials, cached ones and estimated GPU-hours, without running"
@@ -735,7 +827,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --gpu-hours: the minimum of the sequential seeds whose saving is simulated",
     )
     pl.add_argument(
-        "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
+        "--registry",
+        default=None,
+        help=f"registry directory (NASREPRO_REGISTRY sets it; default {registry}, which may "
+        "not exist yet: nothing recorded)",
     )
     pl.add_argument("--json", action="store_true", help="print JSON")
     pl.set_defaults(func=cmd_plan)
@@ -841,6 +936,9 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, option, None)
         if value is not None and value < 1:
             return _fail(f"--{option.replace('_', '-')}: must be at least 1, got {value}")
+    from nasrepro.registry import unreported
+
+    unreported.reset()  # each command names each bad registry file once
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from nasrepro.executor.base import JobOutcome
 from nasrepro.jobs import TrialJob
 from nasrepro.plan import Trial, expand
 from nasrepro.progress import emit
-from nasrepro.registry import current_trials, scan_registry
+from nasrepro.registry import current_trials, scan_registry, unreported
 from nasrepro.suite import SuiteError, load_suite
 
 __all__ = [
@@ -205,7 +205,7 @@ def run_suite(
     skipped: list[Trial] = []
     if not rerun:
         scan = scan_registry(registry)
-        for problem in scan.problems:
+        for problem in unreported(scan.problems):
             progress(f"nasrepro: warning: {problem}; skipped")
         done = current_trials(scan.records)
         skipped = [t for t in trials if t.config_hash in done]

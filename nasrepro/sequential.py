@@ -183,12 +183,19 @@ def record_decision(
 # --------------------------------------------------------------------- simulated outcomes
 
 
-def report_judge(suite: Any, claim: Any, samples: list[Any]) -> Any:
-    """The report's judgement of `claim` on these samples (its protocol and tolerance)."""
-    from nasrepro.report.analysis import _judge_taken
-    from nasrepro.report.records import Taken
+_MARGINS: dict[tuple[str, str], Any] = {}
 
-    return _judge_taken(suite, claim, Taken(samples, 0, False, (), 0))
+
+def report_judge(suite: Any, claim: Any, samples: list[Any]) -> Any:
+    """The report's judgement of `claim` on these samples (its protocol, margin and
+    convention: report.analysis.judge_values), the claim's margin computed once."""
+    from nasrepro.report.analysis import judge_values
+    from nasrepro.report.margins import claim_margin
+
+    key = (suite.suite, claim.id)
+    if key not in _MARGINS:
+        _MARGINS[key] = claim_margin(suite, claim)
+    return judge_values(suite, claim, samples, _MARGINS[key])
 
 
 def _runnable(suite: Any, claim: Any) -> bool:
@@ -233,7 +240,7 @@ def simulate_savings(
             for c in suite.claims
             if c.experiment == exp
             and not c.not_runnable
-            and c.protocol in ("mean", "retrain_k", "single", "best_by_valid")
+            and c.protocol in ("mean", "retrain_k", "single", "best_by_valid", "best_by_test")
             and c.metric not in ("search_cost_gpu_days",)
         ]
     fallback: dict[tuple[str, str], float] = {}
@@ -270,7 +277,7 @@ def simulate_savings(
                 suite = by_suite[key[0]]
                 for c in claims:
                     values = draws[key][c.id][: done[key]]
-                    samples = [v.Sample(i, x, x) for i, x in enumerate(values)]
+                    samples = [v.Sample(i, x, x, rank=x) for i, x in enumerate(values)]
                     j = judge_claim(suite, c, samples)
                     stats[(key[0], c.id)] = j.reproduced
                     verdicts[(key[0], c.id)] = j.verdict

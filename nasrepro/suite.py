@@ -41,7 +41,10 @@ HIGHER_IS_BETTER = {"test_acc": True, "valid_acc": True}
 
 # How a claim's number was obtained; the verdict computes the same statistic from records
 # (docs/verdicts.md).
-PROTOCOLS = ("mean", "best_by_valid", "retrain_k", "single", "cell_property")
+PROTOCOLS = ("mean", "best_by_valid", "best_by_test", "retrain_k", "single", "cell_property")
+BEST_OF_N = ("best_by_valid", "best_by_test")  # one of the paper's N runs, picked
+# FLOP counting conventions (nasrepro/complexity.py; kept here so validation needs no torch)
+FLOPS_CONVENTIONS = ("conv_fc", "thop", "flops_counter", "fvcore")
 # Record metric that picks the seed for `best_by_valid`: the evaluator's validation accuracy
 # on the claim's dataset (short retraining, NB201 valid split), or the search supernet's
 # validation accuracy after its last epoch.
@@ -216,26 +219,34 @@ class Claim(_Model):
     # A known typo in the paper: judged against corrected_value, both shown with the reason.
     corrected_value: float | None = None
     correction: str | None = Field(default=None, min_length=1)
-    # Per-claim tolerance, in the metric kind's unit (points, M params/FLOPs, cost ratio);
-    # replaces the computed one (docs/verdicts.md).
-    tolerance: float | None = Field(default=None, gt=0)
+    # The claim's own margin, in the metric kind's unit (points, M params/FLOPs, cost ratio);
+    # replaces the one derived from the paper's std and ranked rows (docs/verdicts.md).
+    margin: float | None = Field(default=None, gt=0)
+    # flops_m: the counting convention the number was printed under (default: the suite's
+    # verdict.flops_convention); the note cites the evidence.
+    convention: Literal[FLOPS_CONVENTIONS] | None = None  # type: ignore[valid-type]
     experiment: str | None = None
     not_runnable: str | None = None
     note: str | None = None
     # The YAML text of `value` / `corrected_value` ("3.30" keeps its printed digits).
     _value_text: str | None = PrivateAttr(default=None)
     _corrected_text: str | None = PrivateAttr(default=None)
+    _std_text: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _protocol_fields(self) -> Claim:
-        if self.select_by is not None and self.protocol != "best_by_valid":
-            raise ValueError("`select_by` goes only with protocol best_by_valid")
+        if self.select_by is not None and self.protocol not in BEST_OF_N:
+            raise ValueError("`select_by` goes only with protocols best_by_valid, best_by_test")
+        if self.protocol == "best_by_test" and self.n_seeds is None:
+            raise ValueError("protocol best_by_test is the best of the paper's N: give n_seeds")
+        if self.convention is not None and self.metric != "flops_m":
+            raise ValueError("`convention` is a FLOP counting convention: only for flops_m")
         if (self.corrected_value is None) != (self.correction is None):
             raise ValueError("`corrected_value` and `correction` go together")
         if self.protocol in ("single", "cell_property") and (self.n_seeds or 1) != 1:
             raise ValueError(f"protocol {self.protocol} is one number: n_seeds must be 1")
-        if metric_kind(self.metric) == "cost" and self.tolerance is not None and self.tolerance < 1:
-            raise ValueError("a search-cost tolerance is a ratio: at least 1")
+        if metric_kind(self.metric) == "cost" and self.margin is not None and self.margin < 1:
+            raise ValueError("a search-cost margin is a ratio: at least 1")
         if self.protocol == "cell_property" and self.std is not None:
             raise ValueError("protocol cell_property is one deterministic number: no std")
         return self
@@ -260,6 +271,11 @@ class Claim(_Model):
         return self._value_text if self.corrected_value is None else self._corrected_text
 
     @property
+    def std_text(self) -> str | None:
+        """`std` as the suite prints it ("0.00": half a unit is 0.005)."""
+        return self._std_text
+
+    @property
     def resolved_select_by(self) -> str:
         return self.select_by or "valid_acc"
 
@@ -278,10 +294,15 @@ class Comparison(_Model):
 
 
 class Verdict(_Model):
-    z: float = Field(default=2.0, gt=0)  # multiplier of the standard error
-    accuracy_floor: float = Field(default=0.1, ge=0)  # points, *_acc / *_err
+    z: float = Field(default=2.0, gt=0)  # comparisons: multiplier of the standard error
+    level: float = Field(default=0.90, gt=0.5, lt=1)  # claims: confidence level of Δ's CI
+    margin_floor: float = Field(default=0.05, gt=0)  # points: the smallest accuracy margin
     relative_floor: float = Field(default=0.01, ge=0)  # params_m / flops_m
     cost_ratio: float = Field(default=1.5, ge=1)  # search cost within [1/r, r] x claimed
+    # The FLOP counting convention of the paper's own rows, and the evidence (the authors'
+    # file that counts); claims copied from another paper declare theirs (`convention`).
+    flops_convention: Literal[FLOPS_CONVENTIONS] = "conv_fc"  # type: ignore[valid-type]
+    flops_evidence: str | None = Field(default=None, min_length=1)
 
 
 class Suite(_Model):
@@ -709,9 +730,10 @@ def _protocol_problem(claim: Claim, exp: Experiment) -> str | None:
         )
     if claim.protocol == "retrain_k" and exp.genotype is None:
         return "protocol retrain_k retrains one given cell: its experiment needs a `genotype`"
-    if claim.protocol == "best_by_valid" and exp.genotype is not None:
+    if claim.protocol in BEST_OF_N and exp.genotype is not None:
         return (
-            "protocol best_by_valid chooses among searched cells: its experiment has a `genotype`"
+            f"protocol {claim.protocol} chooses among searched cells: its experiment has a "
+            "`genotype`"
         )
     return None
 
@@ -926,6 +948,7 @@ def _keep_value_texts(suite: Suite, root: yaml.Node | None) -> None:
     for i, claim in enumerate(suite.claims):
         claim._value_text = _scalar_text(root, ("claims", i, "value"))
         claim._corrected_text = _scalar_text(root, ("claims", i, "corrected_value"))
+        claim._std_text = _scalar_text(root, ("claims", i, "std"))
 
 
 def _scalar_text(root: yaml.Node | None, loc: tuple[Any, ...]) -> str | None:

@@ -88,14 +88,14 @@ def test_greedy_cheapest_decision_first_shared_trials_once():
         budget_plan(_plan(TRIALS), [_suite()], -1)
 
 
-def test_docs_plan_figures_are_what_the_code_gives():
+def test_docs_plan_figures_are_what_the_code_gives(tmp_path):
     """docs/plan.md's budget table and the figures around it, recomputed from the suites
     with an empty registry."""
     from nasrepro.plan import build_plan
     from nasrepro.suite import load_suite
 
     paths = sorted((ROOT / "suites").glob("*.yaml"))
-    plan = build_plan(paths, registry=ROOT / "no-registry-here")
+    plan = build_plan(paths, registry=tmp_path)  # an empty registry
     suites = [load_suite(p) for p in paths]
     doc = (ROOT / "docs" / "plan.md").read_text()
     rows = re.findall(
@@ -113,12 +113,17 @@ def test_docs_plan_figures_are_what_the_code_gives():
         assert len(out["trials"]) == int(trials)
         assert f"{out['hours']:,.1f}" == hours
         assert f"{out['sequential']['hours_saved']:,.1f}" == saved
+    decided = " / ".join(str(budget_plan(plan, suites, n)["conclusions"]["decided"])
+                         for n in (24, 100, 1000))  # fmt: skip
+    readme = (ROOT / "README.md").read_text()
+    assert f"GPU-hours decide {decided} of the {rows[0][2]} conclusions" in readme
     everything = budget_plan(plan, suites, 1e9)
     c, k = everything["conclusions"], everything["claims"]
     assert f"{c['decidable']} of the {c['total']} conclusions" in doc
     assert f"{k['decidable']} of the {k['total']:,} claims" in doc
     assert f"the {everything['hours']:,.0f} GPU-hours of those trials" in doc
-    c10 = build_plan(paths, registry=ROOT / "no-registry-here", datasets=["cifar10"])
+    c10 = build_plan(paths, registry=tmp_path, datasets=["cifar10"])
+    assert f"Of the {plan['totals']['unique_trials']} unique full-budget trials" in doc
     assert f"{c10['totals']['unique_trials']} need only" in doc
     assert f"{c10['totals']['gpu_hours_after_dedup']:,.0f} H200 GPU-hours" in doc
 

@@ -171,23 +171,26 @@ def test_a_corrupt_record_is_named_on_one_line_and_skipped(after_one_run, capsys
     assert f"nasrepro: warning: {partial}: incomplete record" in err and "Traceback" not in err
 
 
-def test_legacy_records_stay_readable_and_are_set_aside_by_fidelity(after_one_run):
+def test_legacy_records_are_named_and_set_aside_unverified(after_one_run):
+    # Records written before digests (schema /1, /2) parse, but nothing vouches for their
+    # content: they are set aside with the reason, never used.
     world = after_one_run
     path = world / "a.yaml"
     record = json.loads(_records(world)[0].read_text())
-    legacy = {k: v for k, v in record.items() if k not in ("fidelity_version", "cost")}
+    legacy = {k: v for k, v in record.items() if k not in ("fidelity_version", "cost", "digest")}
     legacy["schema"] = "nasrepro.record/1"
     folder = world / "registry" / "suite_a" / "nb201-darts-1st" / "smoke"
     (folder / "seed0-legacy.json").write_text(json.dumps(legacy))
     scan = scan_registry(world / "registry")
-    assert scan.problems == [] and len(scan.records) == 2
+    assert len(scan.records) == 1 and len(scan.problems) == 1
+    assert [why for _, why in scan.rejected] == [
+        "schema nasrepro.record/1: written before record digests, unverified "
+        "(re-run the trial to record it again)"
+    ]
     backing = experiment_records(
         load_suite(path), "nb201-darts-1st", "smoke", RecordIndex(scan.records)
     )
     assert [r.get("fidelity_version") for r in backing.used] == [FIDELITY_VERSION]
-    assert [s.reason for s in backing.set_aside] == [
-        f"fidelity version 0 (before versioning), current is {FIDELITY_VERSION}"
-    ]
 
 
 def _imports(path: Path) -> set[str]:

@@ -242,6 +242,7 @@ def test_full_disk_in_a_command_is_one_line(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(page))
 
     monkeypatch.setattr(nasrepro.report, "build_report", full)
+    (workdir / "registry").mkdir(exist_ok=True)  # report needs an existing registry
     assert main(["report", str(_suite(workdir / "clitest.yaml"))]) == 1
     err = _one_line(capsys.readouterr().err)
     assert (

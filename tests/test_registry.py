@@ -6,17 +6,21 @@ import os
 
 import pytest
 
+from nasrepro.jobs import FIDELITY_VERSION, trial_key
 from nasrepro.registry import SCHEMA, RegistryError, load_records, write_record
 
 
 def _record(seed: int, writer: int = 0) -> dict:
+    config = {"space": "nb201", "dataset": "cifar10", "writer": writer}
     return {
         "schema": SCHEMA,
         "suite": "demo",
         "experiment": "e1",
         "budget": "smoke",
         "seed": seed,
-        "config_hash": f"{writer:04d}" + "ab" * 30,
+        "config": config,
+        "config_hash": trial_key(config, seed),
+        "fidelity_version": FIDELITY_VERSION,
         "metrics": {"cifar10": {"test_acc": 50.0}},
         "genotype": "g",
         "provenance": {"created_at": f"2026-01-01T00:00:{seed:02d}+00:00"},
@@ -87,6 +91,6 @@ def test_incomplete_or_foreign_records_are_refused(tmp_path):
 def test_non_finite_metrics_are_refused(tmp_path):
     rec = _record(0)
     rec["metrics"]["cifar10"]["test_acc"] = float("nan")
-    with pytest.raises(ValueError):
+    with pytest.raises(RegistryError, match="metrics.cifar10.test_acc: expected a finite number"):
         write_record(tmp_path, rec)
     assert not any(p.is_file() for p in tmp_path.rglob("*"))

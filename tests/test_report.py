@@ -31,7 +31,7 @@ paper:
   file: toy.pdf
   title: A toy paper
 verdict:
-  accuracy_floor: 1.0
+  margin_floor: 1.0
   z: 2.0
 budgets:
   smoke:
@@ -285,7 +285,7 @@ def _rows(md: str) -> dict[str, list[str]]:
     for line in md.split("## Claims", 1)[1].split("## Budgets used", 1)[0].splitlines():
         if line.startswith("| ") and not line.startswith("| claim "):
             cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-            if len(cells) == 11:  # a claims table row (not the reasons table)
+            if len(cells) == 12:  # a claims table row (not the reasons table)
                 rows[cells[0]] = cells
     return rows
 
@@ -303,13 +303,13 @@ def test_report_verdicts(world: tuple[Path, Path], tmp_path: Path) -> None:
     written = build_report([suite_file], reg, out)
     md = (out / "toy_suite.md").read_text(encoding="utf-8")
     rows = _rows(md)
-    verdict = {cid: cells[9] for cid, cells in rows.items()}
+    verdict = {cid: cells[10] for cid, cells in rows.items()}
     assert verdict == {
         "c10-mean": "reproduced",
         "c100-miss": "not reproduced",
         "c10-valid": "not run",
-        "c10-err": "reproduced",
-        "c10-best": "reproduced",
+        "c10-err": "inconclusive",  # no claimed spread: 3 seeds give ±1.19 against ±1
+        "c10-best": "inconclusive",
         "one-seed": "inconclusive",
         "smoke-only": "other budget",
         "no-records": "not run",
@@ -319,11 +319,12 @@ def test_report_verdicts(world: tuple[Path, Path], tmp_path: Path) -> None:
     }
     assert rows["c10-mean"][5] == "93.6 ± 0.3 (n=4)"
     assert rows["c10-mean"][6] == "93.50 ± 0.50 (n=3)"
-    assert rows["c10-mean"][7] == "-0.10" and rows["c10-mean"][8] == "1.00"  # the floor
+    assert rows["c10-mean"][7] == "-0.10" and rows["c10-mean"][9] == "1.00"  # the floor
+    assert rows["c10-mean"][8] == "[-0.86, +0.66]"  # 90% CI of Δ, inside ±1
     # best by the supernet's validation accuracy: seed 1 (93.5), not the best test seed 2
     assert rows["c10-best"][6] == "93.50 (seed 1 of 3 by search_valid_acc)"
     assert rows["c10-best"][4] == "best by valid"
-    assert "test_err derived as 100 − test_acc" in rows["c10-err"][10]
+    assert "test_err derived as 100 − test_acc" in rows["c10-err"][11]
     assert rows["c10-err"][6] == "6.50 ± 0.50 (n=3)"
     # one-seed: the record of another configuration (50.0) is set aside, leaving 54.30 alone
     assert rows["one-seed"][6] == "54.30 (n=1)"
@@ -381,7 +382,11 @@ def test_json_fields_and_classes(world: tuple[Path, Path]) -> None:
     }
     assert c["reproduced"]["value"] == pytest.approx(93.5)
     assert c["reproduced"]["std"] == pytest.approx(0.5) and c["reproduced"]["n"] == 3
-    assert c["tolerance"] == pytest.approx(1.0) and c["verdict"] == "reproduced"
+    assert c["margin"] == pytest.approx(1.0) and c["verdict"] == "reproduced"
+    assert c["margin_basis"] == "floor 1 (above half the gap 0.77 to opt-c10)"
+    assert c["ci_low"] < 0 < c["ci_high"] and c["label"] == "reproduced"
+    assert c["reason"].startswith("90% CI of Δ [-0.858, +0.658] inside ±1")
+    assert claims["c10-err"]["seeds_to_decide"] == 1
     assert claims["c10-best"]["reproduced"]["chosen_seed"] == 1
     assert claims["opt-c100"]["claimed"]["judged_value"] == 73.51
     assert claims["smoke-only"]["budget"] == "smoke" and claims["smoke-only"]["reproduced"] is None
@@ -398,13 +403,13 @@ def test_index_and_summary(world: tuple[Path, Path], tmp_path: Path) -> None:
     index = (out / "index.md").read_text(encoding="utf-8")
     line = next(x for x in index.splitlines() if x.startswith("| [toy_suite]"))
     cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-    assert cells[2:] == ["11", "5 / 1 / 1", "1 / 0 / 1 / 0", "2 / 8 / 1", "3 / 1", "full, smoke"]
+    assert cells[2:] == ["11", "3 / 1 / 3", "1 / 0 / 1 / 0", "2 / 8 / 1", "3 / 1", "full, smoke"]
     (r,) = summary_table([suite_file], reg)
     assert r.claims == 11
     assert r.verdicts == {
-        "reproduced": 5,
+        "reproduced": 3,
         "not reproduced": 1,
-        "inconclusive": 1,
+        "inconclusive": 3,
         "not run": 3,
         "other budget": 1,
     }
@@ -455,14 +460,12 @@ def test_output_is_deterministic_and_check_finds_stale_pages(
     ]
 
 
-def test_rerun_seed_keeps_newest_and_fixture_is_flagged(tmp_path: Path) -> None:
+def test_records_of_one_trial_count_once_or_conflict_never_by_time(tmp_path: Path) -> None:
     suite_file = tmp_path / "toy_suite.yaml"
     suite_file.write_text(SUITE_YAML, encoding="utf-8")
     reg = tmp_path / "registry"
-    for value, created, fixture in (
-        (40.0, "2026-11-26T01:00:00+00:00", False),
-        (50.05, "2026-11-27T01:00:00+00:00", True),
-    ):
+
+    def write(value: float, created: str, fixture: bool = False) -> None:
         write_record(
             reg,
             _record(
@@ -475,12 +478,23 @@ def test_rerun_seed_keeps_newest_and_fixture_is_flagged(tmp_path: Path) -> None:
                 fixture=fixture,
             ),
         )
+
+    # identical results (a re-run on a deterministic CPU): counted once
+    write(50.05, "2026-11-26T01:00:00+00:00", fixture=True)
+    write(50.05, "2026-11-27T01:00:00+00:00", fixture=True)
     build_report([suite_file], reg, tmp_path / "out")
     md = (tmp_path / "out" / "toy_suite.md").read_text(encoding="utf-8")
     row = _rows(md)["one-seed"]
-    assert row[6] == "50.05 (n=1) (fixture)" and row[9] == "reproduced"
-    assert "FIXTURE" in md
-    assert "1 older record(s) of a re-run seed superseded" in md
+    assert row[6] == "50.05 (n=1) (fixture)" and row[10] == "inconclusive"
+    assert "FIXTURE" in md and "1 further record(s) with identical results counted once" in md
+    # a forged record with a future created_at does not win: the seed is a conflict
+    write(99.0, "2099-01-01T00:00:00+00:00")
+    claims = {c["claim_id"]: c for c in report_json([suite_file], reg)["claims"]}
+    assert claims["one-seed"]["verdict"] == "not run" and claims["one-seed"]["reproduced"] is None
+    assert any("have records that disagree" in n for n in claims["one-seed"]["notes"])
+    build_report([suite_file], reg, tmp_path / "out")
+    md = (tmp_path / "out" / "toy_suite.md").read_text(encoding="utf-8")
+    assert "## Conflicting records" in md and "| single | full | 0 |" in md
 
 
 def test_cli_report_json_and_check(world: tuple[Path, Path], tmp_path: Path, capsys) -> None:

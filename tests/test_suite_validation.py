@@ -366,7 +366,7 @@ SCHEMA_CASES = [
             "    protocol: cell_property\n    select_by: valid_acc\n",
         ),
         "claims[1]",
-        "`select_by` goes only with protocol best_by_valid",
+        "`select_by` goes only with protocols best_by_valid, best_by_test",
     ),
     (
         "corrected_value without correction",

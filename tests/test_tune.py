@@ -340,6 +340,7 @@ def test_report_shows_tuned_next_to_paper_values(tmp_path):
         "trials: {complete: 2, total: 3}\n"
         "params:\n  lambda.lambda_: {paper: 0.125, tuned: 0.3}\n"
     )
+    (tmp_path / "registry").mkdir()  # an empty registry: one that does not exist is an error
     build_report([tmp_path / "lambda_darts.yaml"], tmp_path / "registry", tmp_path / "out")
     page = (tmp_path / "out" / "lambda_darts.md").read_text()
     assert "Tuned hyper-parameters (suggestions, not applied)" in page

@@ -4,7 +4,10 @@ The counts papers print beside a cell, computed from the cell alone (no data, no
 
 - ``params_m``: parameters in millions of the evaluation network, auxiliary tower excluded,
   as quark0/darts cnn/utils.py ``count_parameters_in_MB`` counts them (1e6 parameters = 1 M);
-- ``flops_m``: multiply-adds in millions for one image (``complexity.count_flops``).
+- ``flops_m``: multiply-adds in millions for one image under the default convention
+  (``conv_fc``, NB201's get_model_infos), and ``flops_m.<convention>`` under each other
+  convention of ``complexity.CONVENTIONS`` (thop, flops_counter, fvcore): papers counted
+  with different tools, and the verdict reads the count of the claim's convention.
 
 CIFAR-10/100 and SVHN use the CIFAR network (20 cells, 36 channels, 32x32); ImageNet the
 mobile-setting network (14 cells, 48 channels, 224x224), as the DARTS papers report them.
@@ -20,7 +23,7 @@ from typing import Any
 from nasrepro.catalog import Map, register_evaluator
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "imagenet": 1000}
-METRICS = ("params_m", "flops_m")
+METRICS = ("params_m", "flops_m")  # plus flops_m.<convention>, see score()
 _NETS = ("cifar", "imagenet")
 
 
@@ -78,10 +81,11 @@ class ComplexityEvaluator:
     ) -> ComplexityResult:
         """Count the network of `arch_str` (a genotype name or Genotype(...) string) for each
         dataset; `metrics` requested beyond params_m / flops_m are listed as unavailable."""
+        from nasrepro.complexity import CONVENTIONS, flops_metric
         from nasrepro.nets.darts_eval import (
             NetworkCIFAR,
             NetworkImageNet,
-            count_eval_flops,
+            count_eval_flops_by_convention,
             count_eval_params,
         )
         from nasrepro.nets.genotypes import get_genotype
@@ -104,15 +108,18 @@ class ComplexityEvaluator:
                 init_channels=size["init_channels"],
                 auxiliary=True,  # built as trained; count_eval_params leaves the tower out
             )
+            flops = count_eval_flops_by_convention(model, size["image_size"])
             out[ds] = {
                 "params_m": count_eval_params(model) / 1e6,
-                "flops_m": count_eval_flops(model, size["image_size"]) / 1e6,
+                **{flops_metric(c): flops[c] / 1e6 for c in CONVENTIONS},
             }
         source: dict[str, object] = {
             "backend": "complexity",
             "networks": {ds: {"net": _net_of(ds), **self.sizes[_net_of(ds)]} for ds in datasets},
             "convention": "params without the auxiliary tower (quark0 count_parameters_in_MB); "
-            "FLOPs = multiply-adds of conv/linear/pool for one image",
+            "FLOPs = multiply-adds for one image, flops_m under conv_fc, flops_m.<name> under "
+            "each other convention: "
+            + "; ".join(f"{name}: {text}" for name, text in CONVENTIONS.items()),
             "unavailable": sorted({m for m in metrics if m not in METRICS}),
             "fixture": False,
         }

@@ -847,7 +847,7 @@ class RetrainEvaluator:
             "count_parameters_in_MB: names containing 'auxiliary' excluded)",
             "flops": flops,
             "flops_convention": "multiply-adds per image, eval mode (no auxiliary tower), "
-            "convolutions + linear + pooling (nasrepro.complexity.count_flops)",
+            "convolutions + linear layers with bias (conv_fc, nasrepro.complexity)",
             "weights_evaluated": "ema" if ema is not None else "final",
             "final_epoch_test_acc": last_test["acc"],
             "final_epoch_top5": last_test["top5"],

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasrepro._compat import ensure_torchvision
-from nasrepro.complexity import count_flops
+from nasrepro.complexity import count_flops, count_flops_by_convention
 from nasrepro.nets.genotypes import get_genotype
 from nasrepro.spaces.darts import DartsGenotype, DiscreteCell
 from nasrepro.spaces.darts_ops import Identity
@@ -45,6 +45,7 @@ __all__ = [  # timm's register_model appends the two model functions
     "NetworkCIFAR",
     "NetworkImageNet",
     "count_eval_flops",
+    "count_eval_flops_by_convention",
     "count_eval_params",
     "eval_net_info",
 ]
@@ -382,8 +383,16 @@ def count_eval_params(model: nn.Module) -> int:
 
 
 def count_eval_flops(model: nn.Module, image_size: int, in_chans: int = 3) -> int:
-    """Multiply-adds for one image (`complexity.count_flops`, eval mode: the tower is not run)."""
+    """Multiply-adds for one image under the default convention (`complexity.count_flops`,
+    eval mode: the tower is not run)."""
     return count_flops(model, (in_chans, image_size, image_size))
+
+
+def count_eval_flops_by_convention(
+    model: nn.Module, image_size: int, in_chans: int = 3
+) -> dict[str, int]:
+    """Multiply-adds for one image under every convention of `complexity.CONVENTIONS`."""
+    return count_flops_by_convention(model, (in_chans, image_size, image_size))
 
 
 def eval_net_info(

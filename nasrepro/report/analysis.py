@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from nasrepro.registry import RecordIndex
+from nasrepro.report.margins import Margin, claim_margin
 from nasrepro.report.records import Backing, Taken, backing_records, take
 from nasrepro.report.verdict import (
     ComparisonJudgement,
     Judgement,
+    Sample,
     Statistic,
     judge,
     judge_comparison,
@@ -42,7 +44,10 @@ def claim_class(suite: Suite, claim: Claim) -> str:
 
 @dataclass(frozen=True)
 class ClaimRow:
-    """One claim and its verdict; `other_budgets` are reduced/smoke statistics (not judged)."""
+    """One claim and its verdict; `other_budgets` are reduced/smoke statistics (not judged).
+
+    `judgement` (verdict.Judgement) holds the margin, the CI of Δ, the reason, the FLOP
+    convention and per-convention counts; `margin` says how the claim's margin was derived."""
 
     claim: Claim
     klass: str
@@ -52,6 +57,20 @@ class ClaimRow:
     other_budgets: tuple[tuple[str, Statistic, bool], ...] = ()  # (budget, stat, fixture)
     devices: tuple[str, ...] = ()
     fixture: bool = False
+    margin: Margin | None = None
+
+    @property
+    def label(self) -> str:
+        """The verdict as a page shows it: "reproduced (convention thop)", "not reproduced
+        (unstable)"; the verdict class otherwise."""
+        return self.judgement.label if self.judgement and self.judgement.label else self.verdict
+
+    @property
+    def reason(self) -> str:
+        """One line: why this verdict."""
+        if self.judgement is not None and self.judgement.reason:
+            return self.judgement.reason
+        return self.notes[0] if self.notes else ""
 
 
 @dataclass(frozen=True)
@@ -105,27 +124,53 @@ def _unavailable_reason(claim: Claim, recs: list[dict[str, Any]]) -> str:
     )
 
 
-def _judge_taken(suite: Suite, claim: Claim, taken: Taken) -> Judgement:
+def claim_convention(suite: Suite, claim: Claim) -> str | None:
+    """The FLOP counting convention a flops_m claim was printed under: its own, else the
+    suite's (the paper's own rows)."""
+    if claim.metric != "flops_m":
+        return None
+    return claim.convention or suite.verdict.flops_convention
+
+
+def judge_values(
+    suite: Suite, claim: Claim, samples: list[Sample], margin: Margin | None = None
+) -> Judgement:
+    """The claim judged on `samples` with its protocol, margin and convention: what the
+    report and `nasrepro judge` both call."""
+    margin = margin or claim_margin(suite, claim)
     return judge(
         claim.judged_value,
-        taken.samples,
+        samples,
         metric=claim.metric,
         protocol=claim.protocol,
         claim_std=claim.std,
+        claim_std_text=claim.std_text,
         claim_n=claim.n_seeds,
         claim_text=claim.judged_text,
         settings=suite.verdict,
-        tolerance=claim.tolerance,
+        margin=margin.value,
+        convention=claim_convention(suite, claim),
     )
 
 
+def _judge_taken(suite: Suite, claim: Claim, taken: Taken, margin: Margin) -> Judgement:
+    return judge_values(suite, claim, taken.samples, margin)
+
+
 def judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int) -> ClaimRow:
-    """The claim's verdict from the full-budget records of its experiment."""
+    """The claim's verdict from the full-budget records of its experiment; every row carries
+    the claim's margin, judged or not."""
+    row = _judge_claim(suite, claim, backing, stale_count)
+    return row if row.margin is not None else replace(row, margin=claim_margin(suite, claim))
+
+
+def _judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int) -> ClaimRow:
     from nasrepro.report.records import is_fixture
     from nasrepro.report.verdict import reproduced_statistic
 
     klass = claim_class(suite, claim)
     notes: list[str] = []
+    margin = claim_margin(suite, claim)
     if claim.not_runnable:
         return ClaimRow(claim, klass, "not run", None, (f"not runnable: {claim.not_runnable}",))
     exp = suite.experiments.get(claim.experiment or "")
@@ -134,6 +179,14 @@ def judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int) 
     by_budget = backing.groups.get(claim.experiment or "", {})
     if stale_count:
         notes.append(f"{stale_count} record(s) set aside (see 'Records set aside')")
+    for budget in ("full", "reduced", "smoke"):
+        clash = backing.conflicting_seeds(claim.experiment or "", budget)
+        if clash:
+            seeds = ", ".join(str(x) for x in clash)
+            notes.append(
+                f"{budget}: seed(s) {seeds} have records that disagree (a conflict, see "
+                "'Conflicting records'): not judged"
+            )
     if not by_budget:
         notes.insert(0, f"no records of experiment {claim.experiment} at its current configuration")
         return ClaimRow(claim, klass, "not run", None, tuple(notes))
@@ -156,33 +209,50 @@ def judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int) 
     for b in sorted(taken, key=budget_key):
         if b != FULL and taken[b].samples:
             try:
-                others.append(
-                    (b, reproduced_statistic(claim.protocol, taken[b].samples), fixture[b])
+                stat = reproduced_statistic(
+                    claim.protocol,
+                    taken[b].samples,
+                    claim.n_seeds if claim.protocol in ("best_by_valid", "best_by_test") else None,
+                    HIGHER_IS_BETTER.get(claim.metric, False),
                 )
+                others.append((b, stat, fixture[b]))
             except ValueError as exc:
                 notes.append(f"{b}: {exc}")
     full = taken.get(FULL)
     if full is not None and full.samples:
         try:
-            j = _judge_taken(suite, claim, full)
+            j = _judge_taken(suite, claim, full, margin)
         except ValueError as exc:
             notes.insert(0, str(exc))
-            return ClaimRow(claim, klass, "not run", None, tuple(notes), tuple(others))
+            return ClaimRow(
+                claim, klass, "not run", None, tuple(notes), tuple(others), margin=margin
+            )
         if fixture.get(FULL):
             notes.append("full-budget numbers come from a FIXTURE benchmark: made up")
         stops = [r.get("sequential") or {} for r in by_budget[FULL]]
         stop = next((x for x in stops if x.get("stopped_early")), None)
         if stop is not None:  # sequential seeds (nasrepro/sequential.py)
             notes.append(f"seeds stopped early: {stop.get('why')}")
-        if j.verdict == "inconclusive":
-            notes.append("one seed cannot separate a miss from seed variance")
+        if not margin.separates:
+            notes.append(
+                f"the margin floor is not below half the gap {margin.gap:.3g} to "
+                f"{margin.nearest}: the paper's own numbers are closer than the floor"
+            )
         if j.verdict == "not reproduced" and claim.protocol == "cell_property":
             notes.append(
                 "the published cell gives another number than the paper prints: a finding about "
-                "the paper (or its counting convention), not a seed effect"
+                "the paper, not a seed effect"
             )
         return ClaimRow(
-            claim, klass, j.verdict, j, tuple(notes), tuple(others), full.devices, fixture[FULL]
+            claim,
+            klass,
+            j.verdict,
+            j,
+            tuple(notes),
+            tuple(others),
+            full.devices,
+            fixture[FULL],
+            margin,
         )
     if FULL in by_budget:
         if full is not None and full.cpu_only:
@@ -216,18 +286,17 @@ def judge_comparisons(suite: Suite, rows: list[ClaimRow]) -> list[ComparisonRow]
     return out
 
 
-_WARNED: set[str] = set()
-
-
 def record_index(registry: Path) -> RecordIndex:
-    """Every readable record; each unreadable file is named once on stderr and skipped."""
+    """Every verified record; each unreadable or unverified file is named once on stderr and
+    skipped. A registry directory that does not exist is a RegistryError: a typo'd
+    --registry must not turn every verdict into "not run"."""
     import sys
 
-    index, problems = RecordIndex.load(registry)
-    for line in problems:
-        if line not in _WARNED:
-            _WARNED.add(line)
-            print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
+    from nasrepro.registry import unreported
+
+    index, problems = RecordIndex.load(registry, missing_ok=False)
+    for line in unreported(problems):
+        print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
     return index
 
 

@@ -3,37 +3,78 @@ numbers a claim takes from each record."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nasrepro.registry import RecordIndex
 from nasrepro.report.verdict import Sample
-from nasrepro.suite import Claim, Suite
+from nasrepro.suite import BEST_OF_N, Claim, Suite
 
 Groups = dict[str, dict[str, list[dict[str, Any]]]]  # experiment -> budget -> records
 
 
 @dataclass(frozen=True)
 class Backing:
-    """The records behind a suite's experiments (newest record per seed), the count of
-    re-run records they superseded, and records set aside with the reason."""
+    """The records behind a suite's experiments (one per seed), records set aside with the
+    reason, and the trials whose records disagree.
+
+    Several records of one trial (a `--rerun`, a copied file) are never resolved by time:
+    records with identical results count once (`duplicates` counts the extra ones), and
+    records that disagree are a conflict, shown on the page and not judged."""
 
     groups: Groups
-    superseded: dict[tuple[str, str], int]
+    duplicates: dict[tuple[str, str], int]
     stale: list[tuple[dict[str, Any], str]]
+    conflicts: dict[tuple[str, str], list[tuple[int, list[dict[str, Any]]]]] = field(
+        default_factory=dict
+    )
+
+    def conflicting_seeds(self, experiment: str, budget: str) -> list[int]:
+        return [seed for seed, _ in self.conflicts.get((experiment, budget), [])]
+
+
+# What a record measured: two records of one trial agree when these are equal.
+MEASURED = ("metrics", "genotype", "arch_index")
+
+
+def measured_content(rec: dict[str, Any]) -> str:
+    """The record's measured results as canonical JSON (for agreement and CI checks)."""
+    return json.dumps({k: rec.get(k) for k in MEASURED}, sort_keys=True, allow_nan=False)
+
+
+def _one_per_seed(
+    recs: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], int, list[tuple[int, list[dict[str, Any]]]]]:
+    """(one record per agreeing seed, extra identical records, conflicting seeds)."""
+    by_seed: dict[int, list[dict[str, Any]]] = {}
+    for rec in recs:
+        by_seed.setdefault(int(rec["seed"]), []).append(rec)
+    used, extra, conflicts = [], 0, []
+    for seed in sorted(by_seed):
+        same = sorted(by_seed[seed], key=lambda r: str(r.get("_path", "")))
+        if len({measured_content(r) for r in same}) == 1:
+            used.append(same[0])
+            extra += len(same) - 1
+        else:
+            conflicts.append((seed, same))
+    return used, extra, conflicts
 
 
 def backing_records(suite: Suite, suite_path: Path, index: RecordIndex) -> Backing:
     """THE rule for which records back an experiment: plan.experiment_records, i.e. the
     records of the experiment's resolved configuration at the current fidelity version,
-    whichever suite wrote them, newest per seed. Every report number goes through here."""
+    whichever suite wrote them; then one per seed by content (Backing). Records of this
+    suite's experiments that failed the registry's integrity checks are set aside with the
+    reason. Every report number goes through here."""
     from nasrepro.plan import experiment_records
 
     groups: Groups = {}
-    superseded: Counter[tuple[str, str]] = Counter()
+    duplicates: Counter[tuple[str, str]] = Counter()
+    conflicts: dict[tuple[str, str], list[tuple[int, list[dict[str, Any]]]]] = {}
     stale: list[tuple[dict[str, Any], str]] = []
     for exp_id, exp in suite.experiments.items():
         # a published cell under a deterministic evaluator is the same trial at every budget,
@@ -41,19 +82,31 @@ def backing_records(suite: Suite, suite_path: Path, index: RecordIndex) -> Backi
         budgets = ("full",) if exp.is_artifact else ("full", *sorted(suite.budgets))
         for budget in budgets:
             backing = experiment_records(suite, exp_id, budget, index, str(suite_path))
-            if backing.used:
-                groups.setdefault(exp_id, {})[budget] = backing.used
+            same_trial = list(backing.used)
             for aside in backing.set_aside:
                 if aside.reason.startswith(f"seed {aside.record['seed']} re-run"):
-                    superseded[(exp_id, budget)] += 1
+                    same_trial.append(aside.record)  # plan's newest-wins: decided here instead
                 else:
                     stale.append((aside.record, aside.reason))
-    return Backing(groups, dict(superseded), stale)
+            used, extra, clash = _one_per_seed(same_trial)
+            if used:
+                groups.setdefault(exp_id, {})[budget] = used
+            if extra:
+                duplicates[(exp_id, budget)] += extra
+            if clash:
+                conflicts[(exp_id, budget)] = clash
+    for rec, reason in index.rejected:
+        if rec["suite"] == suite.suite and rec["experiment"] in suite.experiments:
+            stale.append((rec, reason))
+    return Backing(groups, dict(duplicates), stale, conflicts)
 
 
 def metric_value(rec: dict[str, Any], dataset: str, metric: str) -> tuple[float, bool] | None:
-    """(value, derived) of `metric` on `dataset`, derived = computed as 100 − accuracy."""
+    """(value, derived) of `metric` on `dataset`, derived = computed as 100 − accuracy.
+    The registry has checked that metrics are finite numbers."""
     on = (rec.get("metrics") or {}).get(dataset) or {}
+    if not isinstance(on, dict):
+        return None
     if on.get(metric) is not None:
         return float(on[metric]), False
     if metric.endswith("_err"):
@@ -125,9 +178,31 @@ def take(claim: Claim, recs: list[dict[str, Any]]) -> Taken:
             missing += 1
             continue
         derived = derived or value[1]
-        select = select_value(rec, claim) if claim.protocol == "best_by_valid" else None
-        samples.append(Sample(int(rec["seed"]), value[0], select))
+        select = select_value(rec, claim) if claim.protocol in BEST_OF_N else None
+        rank = None
+        if claim.protocol == "best_by_test" and claim.metric not in ("test_acc", "test_err"):
+            test = metric_value(rec, claim.dataset, "test_err")
+            rank = None if test is None else 100.0 - test[0]
+        samples.append(
+            Sample(int(rec["seed"]), value[0], select, flops_counts(rec, claim), rank)
+        )
     return Taken(samples, missing, derived, tuple(sorted(set(devices))), cpu)
+
+
+def flops_counts(rec: dict[str, Any], claim: Claim) -> tuple[tuple[str, float], ...]:
+    """A flops_m claim: the record's count under each convention it holds (`flops_m` is
+    the default convention, `flops_m.<name>` the others); empty for other metrics."""
+    from nasrepro.suite import FLOPS_CONVENTIONS
+
+    if claim.metric != "flops_m":
+        return ()
+    on = (rec.get("metrics") or {}).get(claim.dataset) or {}
+    out = []
+    for name in FLOPS_CONVENTIONS:
+        key = "flops_m" if name == FLOPS_CONVENTIONS[0] else f"flops_m.{name}"
+        if isinstance(on, dict) and on.get(key) is not None:
+            out.append((name, float(on[key])))
+    return tuple(out)
 
 
 def evaluation(rec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 from nasrepro.report.analysis import (
@@ -28,6 +29,7 @@ SHORT_ROW = 40  # row labels longer than this are cut, in full in a footnote
 PROTOCOL_TEXT = {
     "mean": "mean",
     "best_by_valid": "best by valid",
+    "best_by_test": "best by test",
     "retrain_k": "1 cell retrained",
     "single": "single run",
     "cell_property": "cell property",
@@ -107,6 +109,8 @@ def stat_text(metric: str, s: Statistic, protocol: str, select_by: str = "") -> 
         return fmt(metric, s.value)
     if protocol == "best_by_valid":
         return f"{fmt(metric, s.value)} (seed {s.chosen_seed} of {s.n} by {select_by})"
+    if protocol == "best_by_test":
+        return f"{fmt(metric, s.value)} (seed {s.chosen_seed}, best test of {s.n})"
     sd = f" ± {fmt(metric, s.std)}" if s.std is not None else ""
     return f"{fmt(metric, s.value)}{sd} (n={s.n})"
 
@@ -134,13 +138,33 @@ def delta_text(row: ClaimRow) -> tuple[str, str]:
     if j is None:
         return "—", "—"
     if j.kind == "cost":
-        return f"×{j.ratio:.2f}", f"×{j.tolerance:g}"
+        return f"×{j.ratio:.2f}", f"×{j.margin:g}"
     digits = 3 if row.claim.metric == "params_m" else 2
-    return f"{j.delta:+.{digits}f}", f"{j.tolerance:.{digits}f}"
+    return f"{j.delta:+.{digits}f}", f"{j.margin:.{digits}f}"
+
+
+def interval_text(row: ClaimRow) -> str:
+    """The confidence interval of Δ ("—" for exact counts and cost)."""
+    j = row.judgement
+    if j is None or j.ci_low is None or j.ci_high is None or j.ci_low == j.ci_high:
+        return "—"
+    digits = 3 if row.claim.metric == "params_m" else 2
+    return f"[{j.ci_low:+.{digits}f}, {j.ci_high:+.{digits}f}]"
 
 
 def notes_text(row: ClaimRow, notes: Footnotes) -> str:
     parts = []
+    j = row.judgement
+    if j is not None and j.reason:
+        parts.append(notes.ref(f"{row.claim.id}: {j.reason}"))
+    if j is not None and j.conventions:
+        counts = ", ".join(f"{c} {v:.2f}" for c, v in j.conventions.items())
+        parts.append(notes.ref(f"{row.claim.id}: FLOPs by convention: {counts}"))
+    if j is not None and j.best_by_test is not None and row.claim.protocol == "best_by_test":
+        if j.best_by_valid is not None:
+            parts.append(f"by valid {fmt(row.claim.metric, j.best_by_valid)}")
+    if j is not None and j.best_by_test is not None and row.claim.protocol == "best_by_valid":
+        parts.append(f"best test {fmt(row.claim.metric, j.best_by_test)}")
     if row.claim.note:
         parts.append(notes.ref(f"{row.claim.id}: {row.claim.note}"))
     for text in row.notes:
@@ -227,7 +251,8 @@ def _claims_tables(a: Analysis, figures: dict[str, str], notes: Footnotes) -> li
         "claimed",
         "reproduced ± sd (n)",
         "Δ",
-        "tol",
+        "CI of Δ",
+        "margin",
         "verdict",
         "notes",
     ]
@@ -248,8 +273,9 @@ def _claims_tables(a: Analysis, figures: dict[str, str], notes: Footnotes) -> li
                     claimed_text(r.claim, notes),
                     reproduced_text(r),
                     delta,
+                    interval_text(r),
                     tol,
-                    r.verdict,
+                    r.label,
                     notes_text(r, notes),
                 ]
             )
@@ -430,9 +456,9 @@ def _experiment_records(a: Analysis, exp_id: str, figures: dict[tuple[str, str],
         )
         if others:  # records are matched by configuration, so another suite's run counts
             lines += wrap("same configuration, recorded for " + ", ".join(others), "- ")
-        dropped = a.backing.superseded.get((exp_id, budget), 0)
+        dropped = a.backing.duplicates.get((exp_id, budget), 0)
         if dropped:
-            lines.append(f"- {dropped} older record(s) of a re-run seed superseded (newest kept)")
+            lines.append(f"- {dropped} further record(s) with identical results counted once")
         lines.append("- cells:")
         for geno, count in sorted(
             Counter(str(r.get("genotype")) for r in recs).items(), key=lambda kv: (-kv[1], kv[0])
@@ -494,8 +520,15 @@ def render_page(
         *wrap(COMPARISON_RULE, "> "),
         "",
         *wrap(
-            f"Here z = {v.z:g}, accuracy_floor = {v.accuracy_floor:g} points, relative_floor = "
-            f"{v.relative_floor:g}, cost_ratio = {v.cost_ratio:g}. Claims are judged only against "
+            f"Here level = {v.level:.0%}, margin_floor = {v.margin_floor:g} points, relative_floor "
+            f"= {v.relative_floor:g}, cost_ratio = {v.cost_ratio:g}, comparisons' z = {v.z:g}; "
+            + (
+                f"the paper's own FLOPs are counted under convention {v.flops_convention} "
+                f"({v.flops_evidence})"
+                if v.flops_evidence
+                else f"the paper does not say how it counted FLOPs ({v.flops_convention} assumed)"
+            )
+            + ". Claims are judged only against "
             "full-budget records of their experiment's resolved configuration at the current "
             "fidelity version, whichever suite ran it; reduced and smoke numbers are shown, "
             "labelled, and never judged."
@@ -552,6 +585,20 @@ def render_page(
             )
         )
         out.append("")
+    if a.backing.conflicts:
+        out += [
+            "## Conflicting records",
+            "",
+            "Several records of one trial whose results disagree: never resolved by time, so "
+            "the seed is not judged until the wrong record is removed.",
+            "",
+        ]
+        clashes: list[list[object]] = [
+            [exp, budget, seed, ", ".join(Path(str(r.get("_path", "?"))).name for r in recs)]
+            for (exp, budget), clash in sorted(a.backing.conflicts.items())
+            for seed, recs in clash
+        ]
+        out += [md_table(["experiment", "budget", "seed", "records"], clashes), ""]
     out += tuned
     if notes.texts:
         out += ["## Notes", "", *notes.render(), ""]
