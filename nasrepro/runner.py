@@ -298,7 +298,8 @@ def run_suite(
         # a trial another process locked meanwhile is that process's, not a failure here
         errors = [o.error for o in mine if o.error is not None and not _locked(o.error)]
         summary.records.extend(o.path for o in mine if o.path is not None)
-        incomplete = errors or len(mine) < len(jobs)
+        # (seeds the sequential rule left out are not missing)
+        incomplete = errors or (len(mine) < len(jobs) and experiment not in summary.stopped_early)
         finish_parent(tracker, parent, jobs[0].siblings, "FAILED" if incomplete else "FINISHED")
         n_failed += len(errors)
         if errors:

@@ -155,11 +155,12 @@ def registry_verdicts(
     """The report's analysis of one suite over the registry (plus `extra` records not yet
     written: the worker judges its own record before writing it)."""
     from nasrepro.registry import RecordIndex
-    from nasrepro.report.analysis import analyse, record_index
+    from nasrepro.report.analysis import analyse
 
-    index = record_index(Path(registry))
+    # (the runner has warned about unreadable files; a first record has no registry yet)
+    index, _ = RecordIndex.load(registry, missing_ok=True)
     if extra:
-        index = RecordIndex([*index.records, *extra])
+        index = RecordIndex([*index.records, *extra], index.rejected)
     return analyse(Path(suite_path), Path(registry), index)
 
 

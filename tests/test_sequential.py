@@ -113,6 +113,11 @@ def test_runner_stops_an_experiment_once_its_verdicts_are_decided(tmp_path, monk
     assert last["seeds"] == 3 and last["paper_n"] == 5 and last["min_seeds"] == 2
     assert "after 3 of 5 seeds" in last["why"] and "claim c1 reproduced" in last["why"]
     assert "after 3 of 5" in summary.stopped_early["e1"]
+    from mlflow.tracking import MlflowClient
+
+    parent = MlflowClient(tracking_uri=mlflow_uri).get_run(summary.run_ids[0])
+    assert parent.info.status == "FINISHED"  # the seeds left out are not a failure
+    assert "after 3 of 5" in parent.data.tags["nasrepro.sequential"]
     row = next(r for r in analyse(suite, registry).rows if r.claim.id == "c1")
     assert any(n.startswith("seeds stopped early: stopped after 3 of 5") for n in row.notes)
 
