@@ -157,6 +157,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"  {line}")
         for experiment, why in summary.stopped_early.items():
             print(f"Stopped early:     {experiment}: {why}")
+    if not summaries and not Path(args.registry).exists():
+        # Nothing ran and nothing was ever recorded there: nothing to summarise or create.
+        if args.json:
+            print(json.dumps(run_summary([], []), indent=2))
+        return 0
     try:  # the registry this run writes: created here when no trial has written it yet
         Path(args.registry).mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -21,7 +21,9 @@ from nasrepro.suite import SearchSettings
 # their trials run again. Records written before versioning existed count as version 0.
 # 2: DARTS-type spaces search on training-set halves (CIFAR-100 no longer steers α with
 # test images), the PC-DARTS ImageNet stem, DARTS-PT genotypes from kept edges only.
-FIDELITY_VERSION = 2
+# 3: Λ-DARTS' extra passes move the BN running statistics and run at λ_t = 0 too (forward
+# only; with `noise: fresh` they draw as the reference's do), as the authors' code.
+FIDELITY_VERSION = 3
 
 
 def stable_hash(obj: Any) -> str:

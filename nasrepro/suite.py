@@ -110,14 +110,16 @@ class SearchSettings(_Model):
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(ge=0)
     grad_clip: float | None = Field(default=5.0, gt=0)
-    # AutoDL's DARTS-V1/V2 loops clip over network.parameters(): α's gradient from the
-    # weight loss counts in the norm. Off: the norm over the weights alone (quark0/darts).
+    # AutoDL's DARTS-V1/V2 loops (and the NB201 loops built on them) clip over
+    # network.parameters(): α's gradient counts in the norm, what the last α step left plus
+    # the weight loss' α gradient. Off: the norm over the weights alone (quark0/darts).
     clip_includes_alpha: bool = False
     # Gradient-norm clip of α (and β) before the α step; PC-DARTS' ImageNet search: 5.
     arch_grad_clip: float | None = Field(default=None, gt=0)
-    # Weight lr per epoch: cosine (DARTS) or linear decay (Λ-DARTS ImageNet), after a linear
-    # warm-up of lr_warmup_epochs epochs (PC-DARTS ImageNet: 5).
-    lr_schedule: Literal["cosine", "linear"] = "cosine"
+    # Weight lr per epoch: cosine (DARTS), cosine one epoch ahead (SmoothDARTS' code as it ran,
+    # search/schedule.py) or linear decay (Λ-DARTS ImageNet), after a linear warm-up of
+    # lr_warmup_epochs epochs (PC-DARTS ImageNet: 5).
+    lr_schedule: Literal["cosine", "cosine_shifted", "linear"] = "cosine"
     lr_warmup_epochs: int = Field(default=0, ge=0)
     # AutoDL DARTS-V1 steps weights then α; V2 (unrolled) and quark0/darts step α first.
     alpha_step: Literal["after_weights", "before_weights"] | None = None

@@ -23,6 +23,14 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return enter_workdir(tmp_path, monkeypatch)
 
 
+def _empty_registry(workdir: Path) -> str:
+    """An existing, empty registry beside the working folder (`report` refuses a registry
+    that does not exist before it looks at --out)."""
+    path = workdir.parent / "empty-registry"
+    path.mkdir(exist_ok=True)
+    return str(path)
+
+
 def _refused(argv: list[str], capsys: pytest.CaptureFixture[str], code: int = 2) -> str:
     assert main(argv) == code
     err = one_line(capsys.readouterr().err)
@@ -48,7 +56,8 @@ def test_report_tune_and_bench_output_that_is_a_file(
 ) -> None:
     suite = tiny_suite(workdir / "s.yaml")
     (workdir / "afile").write_text("not a folder")
-    err = _refused(["report", str(suite), "--registry", "registry", "--out", "afile"], capsys)
+    registry = _empty_registry(workdir)
+    err = _refused(["report", str(suite), "--registry", registry, "--out", "afile"], capsys)
     assert err == "nasrepro: error: --out afile: is a file, not a directory"
     tune = ["tune", str(suite), "--experiment", "d1", "--param", "search.lr=uniform(0.01,0.1)"]
     err = _refused([*tune, "--trials", "1", "--device", "cpu", "--out", "afile"], capsys)
@@ -73,7 +82,8 @@ def test_read_only_output_folder(
             assert err == (
                 f"nasrepro: error: --out {locked / 'pages'}: directory {locked} is not writable"
             )
-            err = _refused(["report", str(suite), "--out", str(locked)], capsys)
+            registry = _empty_registry(workdir)
+            err = _refused(["report", str(suite), "--registry", registry, "--out", str(locked)], capsys)
             assert err == f"nasrepro: error: --out {locked}: directory {locked} is not writable"
         finally:
             locked.chmod(0o755)
@@ -85,7 +95,8 @@ def test_read_only_output_folder(
         f"mount -t tmpfs -o ro,size=64k tmpfs {locked} || exit 99; cd {workdir}; "
         f"{cli} run s.yaml {' '.join(RUN)} --out {locked}/pages 2> {tmp_path}/run.err; "
         f"echo $? > {tmp_path}/run.rc; "
-        f"{cli} report s.yaml --out {locked} 2> {tmp_path}/report.err; "
+        f"{cli} report s.yaml --registry {_empty_registry(workdir)} --out {locked} "
+        f"2> {tmp_path}/report.err; "
         f"echo $? > {tmp_path}/report.rc"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}

@@ -67,12 +67,11 @@ def _added(net, x, y, batched: bool, eps0: float, noise: bool = False):
     weights = hook.weight_step_cell_weights(ctx, net.cell_weights())
     CE(net(x, cell_weights=weights), y).backward()
     before = [p.grad.clone() for p in params]
-    stats = {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "tracked" in k}
     rng = torch.get_rng_state()
     hook.after_weight_backward(ctx, x, y)
     added = torch.cat([(p.grad - b).reshape(-1) for p, b in zip(params, before, strict=True)])
-    stats_kept = all(torch.equal(net.state_dict()[k], v) for k, v in stats.items())
-    return added, stats_kept, torch.equal(torch.get_rng_state(), rng)
+    stats = {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "tracked" in k}
+    return added, stats, torch.equal(torch.get_rng_state(), rng)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -85,10 +84,15 @@ def test_batched_equals_two_passes(kind):
     for batched in (False, True):
         net, x, y = _net(kind, torch.float64)
         results[batched] = _added(net, x, y, batched, eps0=1e-4)
-    (plain, kept_p, rng_p), (fast, kept_b, rng_b) = results[False], results[True]
+    (plain, stats_p, rng_p), (fast, stats_b, rng_b) = results[False], results[True]
     assert plain.norm() > 0
     assert _rel(fast, plain) < 1e-5, _rel(fast, plain)
-    assert kept_p and kept_b and rng_p and rng_b  # BN running stats and global RNG unmoved
+    assert rng_p and rng_b  # the global RNG unmoved
+    # BN running statistics: the two vmapped passes leave what two passes in a row leave
+    # (recomposed from per-pass copies: rounding only).
+    assert stats_p.keys() == stats_b.keys() and stats_p
+    for k, v in stats_p.items():
+        torch.testing.assert_close(stats_b[k], v, rtol=1e-12, atol=1e-15, msg=k)
 
 
 def test_batched_replays_random_ops():

@@ -274,9 +274,12 @@ def test_outer_objective_adds_minus_lambda_grad_alpha_to_the_alpha_step(differen
     torch.testing.assert_close(net.arch_alpha.grad, 1.0 + reg)
 
 
-def test_extra_passes_replay_randomness_and_keep_bn_stats():
-    """A random op is the same function in all passes (the RNG is replayed), and neither
-    the BN running statistics nor the global RNG move because of the extra passes."""
+def test_extra_passes_replay_randomness_and_move_bn_stats_as_the_reference():
+    """A random op is the same function in all passes (the RNG is replayed), the global RNG
+    does not move, and the BN running statistics move as the reference's extra passes move
+    them: two more train-mode forwards, at P − εΔ then P + εΔ, after the main pass."""
+    import copy
+
     net, x, y = _tiny()
     net.body.stem.register_forward_hook(lambda m, i, out: out + 0.1 * torch.randn_like(out))
     hook = LambdaDarts(eps0=EPS0)
@@ -291,9 +294,14 @@ def test_extra_passes_replay_randomness_and_keep_bn_stats():
     torch.manual_seed(5)
     weights = hook.weight_step_cell_weights(ctx, net.cell_weights())
     CE(net(x, cell_weights=weights), y).backward()
-    stats = {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "tracked" in k}
-    assert stats
+    after_main = copy.deepcopy(net)
+    counts = {k: int(v) for k, v in net.state_dict().items() if "tracked" in k}
     rng = torch.get_rng_state()
+    passes: list[list[torch.Tensor]] = []
+    grads = hook._grads
+    hook._grads = lambda c, xx, yy, w, wrt: passes.append([t.detach() for t in w]) or grads(
+        c, xx, yy, w, wrt
+    )
     before = [p.grad.clone() for p in _params(ctx)]
     hook.after_weight_backward(ctx, x, y)
     added = torch.cat(
@@ -304,9 +312,92 @@ def test_extra_passes_replay_randomness_and_keep_bn_stats():
     )
     assert _rel(added, minus_grad) < 1e-6
     assert torch.equal(torch.get_rng_state(), rng)
-    for k, v in net.state_dict().items():
-        if k in stats:
-            assert torch.equal(v, stats[k]), k
+    # The same two passes on the copy taken after the main pass, in the same order.
+    assert len(passes) == 2
+    with torch.no_grad():
+        for w in passes:
+            torch.manual_seed(5)
+            after_main(x, cell_weights=w)
+    stats = [k for k in net.state_dict() if "running" in k or "tracked" in k]
+    assert stats
+    for k in stats:
+        assert torch.equal(net.state_dict()[k], after_main.state_dict()[k]), k
+        if "tracked" in k:
+            assert int(net.state_dict()[k]) == counts[k] + 2
+
+
+def test_extra_passes_run_forward_only_when_lambda_is_zero():
+    """Epoch 0 (λ_t = 0): nothing is added to the weights' gradients, but the two passes run
+    without gradients and move the BN statistics, as the reference's passes (added × 0) do."""
+    net, x, y = _tiny()
+    hook = LambdaDarts(eps0=EPS0)
+    ctx = _ctx(net, [hook])
+    ctx.epoch = 0
+    hook.on_epoch_start(ctx)
+    assert hook.lambda_t == 0.0
+    ctx.w_optimizer.zero_grad(set_to_none=True)
+    weights = hook.weight_step_cell_weights(ctx, net.cell_weights())
+    CE(net(x, cell_weights=weights), y).backward()
+    before = [p.grad.clone() for p in _params(ctx)]
+    hook.after_weight_backward(ctx, x, y)
+    assert all(torch.equal(p.grad, b) for p, b in zip(_params(ctx), before, strict=True))
+    counts = [v for k, v in net.state_dict().items() if "tracked" in k]
+    assert counts and all(int(c) == 3 for c in counts)
+
+
+@pytest.mark.parametrize("clip_includes_alpha", [False, True])
+def test_weight_loss_alpha_gradient_reaches_the_clip_norm_only(clip_includes_alpha):
+    """AutoDL's NB201 loops clip with α in the norm, and the reference Λ cells mix with
+    `alphas.clone()`: the weight loss' α gradient is in α.grad at the clip. The hook's leaf
+    copies would stop it, so with `clip_includes_alpha` it sends their gradients back to α;
+    the engine drops α's gradient after the weight step, so the α step is unchanged."""
+    net, x, y = _tiny()
+    hook = LambdaDarts(eps0=1e-4)
+    ctx = _ctx(net, [hook], clip_includes_alpha=clip_includes_alpha)
+    ctx.epoch = 2
+    hook.on_epoch_start(ctx)
+    (want,) = torch.autograd.grad(CE(net(x), y), net.arch_alpha)
+    seen = []
+    saved = nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *a, **k):
+        params = list(params)
+        seen.append(None if net.arch_alpha.grad is None else net.arch_alpha.grad.clone())
+        assert any(p is net.arch_alpha for p in params) == clip_includes_alpha
+        return saved(params, max_norm, *a, **k)
+
+    nn.utils.clip_grad_norm_ = spy
+    try:
+        weight_step(ctx, x, y)
+    finally:
+        nn.utils.clip_grad_norm_ = saved
+    if clip_includes_alpha:
+        torch.testing.assert_close(seen[0], want, rtol=1e-12, atol=1e-15)
+    else:
+        assert seen == [None]
+    assert net.arch_alpha.grad is None  # dropped before the α step
+
+
+def test_alpha_step_is_the_same_with_alpha_in_the_clip_norm():
+    """Same weights, α and batches, clip too large to act: α and the weights end up equal
+    whether or not the norm counts α (it only changes the clip factor)."""
+    g = torch.Generator().manual_seed(3)
+    loader = [
+        (torch.randn(6, 3, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 3, (6,), generator=g),
+         torch.randn(6, 3, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 3, (6,), generator=g))
+        for _ in range(2)
+    ]  # fmt: skip
+    results = []
+    for flag in (False, True):
+        net, _, _ = _tiny()
+        ctx = _ctx(
+            net, [LambdaDarts(eps0=1e-4)], grad_clip=1e6, clip_includes_alpha=flag,
+            steps_per_epoch=2,
+        )  # fmt: skip
+        run_search(ctx, loader, steps_per_epoch=2)
+        results.append([t.detach().clone() for t in net.state_dict().values()])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
 
 
 def test_regularizer_step_increases_alignment():

@@ -3,7 +3,9 @@ clipping, the clip norm over weights and α, and the α warm-up hook."""
 
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 
 import pytest
 import torch
@@ -129,3 +131,61 @@ def test_alpha_warmup_hook_freezes_alpha_for_its_epochs():
     assert [h.diagnostics["alpha_warmup.alpha_frozen"] for h in history] == [1.0, 1.0, 0.0]
     with pytest.raises(ValueError, match="no α update"):
         build_hooks(["alpha_warmup"], {"alpha_warmup": {"epochs": 3}})[0].on_build(ctx)
+
+
+def test_smoothdarts_schedule_is_cosine_one_epoch_ahead():
+    """`cosine_shifted`: SmoothDARTS' `scheduler.step()` at the start of each epoch under
+    torch >= 1.1 (the scheduler already stepped once when built): epoch e at cosine(e + 1),
+    the last epoch at lr_min. Checked against torch's scheduler driven that way."""
+    epochs, base, eta_min = 7, 0.025, 0.001
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=base)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, float(epochs), eta_min=eta_min)
+    for e in range(epochs):
+        with warnings.catch_warnings():  # torch flags this call order (the script's)
+            warnings.simplefilter("ignore", UserWarning)
+            sched.step()
+        lr = epoch_lr("cosine_shifted", base, eta_min, e, epochs)
+        assert lr == cosine_lr(base, eta_min, e + 1, epochs)
+        assert lr == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        opt.step()
+    assert epoch_lr("cosine_shifted", base, eta_min, epochs - 1, epochs) == pytest.approx(eta_min)
+    # 50 epochs (the suites' SDARTS-RS searches): at most 7.5e-4 from the unshifted schedule
+    gap = max(
+        abs(epoch_lr("cosine_shifted", base, eta_min, e, 50) - epoch_lr("cosine", base, eta_min, e, 50))
+        for e in range(50)
+    )
+    assert 7.4e-4 < gap < 7.6e-4
+    assert SearchSettings(**BASE, lr_schedule="cosine_shifted").lr_schedule == "cosine_shifted"
+
+
+def test_resume_keeps_the_alpha_gradient_the_clip_norm_counts():
+    """With `clip_includes_alpha` the first weight step of an epoch counts the gradient the
+    last α step left: a resumed search restores it and continues exactly (clip acting)."""
+    x_gen = torch.Generator().manual_seed(7)
+    batches = [
+        (torch.randn(4, 3, 8, 8, generator=x_gen, dtype=torch.float64),
+         torch.randint(0, 3, (4,), generator=x_gen),
+         torch.randn(4, 3, 8, 8, generator=x_gen, dtype=torch.float64),
+         torch.randint(0, 3, (4,), generator=x_gen))
+        for _ in range(2)
+    ]  # fmt: skip
+    settings = {**BASE, "epochs": 3, "lr": 0.05, "grad_clip": 0.05, "clip_includes_alpha": True}
+
+    def search(resume=None):
+        net, _, _ = _net_and_batch()
+        ctx = SearchContext(
+            net, SearchSettings(**settings), [], torch.device("cpu"), nn.CrossEntropyLoss()
+        )
+        states = []  # what a checkpoint file holds: a copy, not the live tensors
+        run_search(ctx, batches, 2, checkpoint=lambda st: states.append(copy.deepcopy(st)),
+                   resume=resume)  # fmt: skip
+        return net, states
+
+    whole, states = search()
+    assert states[1]["alpha_grad"][0] is not None
+    resumed, _ = search(resume=states[1])
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    lost = {**states[1], "alpha_grad": [None]}  # the state without it: another trajectory
+    other, _ = search(resume=lost)
+    assert not torch.equal(other.arch_alpha, whole.arch_alpha)

@@ -17,6 +17,13 @@ The inner problem becomes min_ω L_train(ω, α) − λ_t·Λ_train(ω, α) (Eq.
    [∇L(P) − ∇L(P−εΔ)]/ε on odd steps, ∇L(P) being the main pass' gradient (.grad as the
    hook finds it: list `lambda` before any method that adds to .grad itself).
    The engine clips afterwards (the reference clips at 5 after adding).
+3. Clip norm: the reference's NB201 loop (Lambda-DARTS exps/algos/DARTS-V1.py, AutoDL's)
+   clips `network.parameters()`, α included, and its cells mix with `alphas.clone()`, so the
+   weight loss' α gradient reaches α before the clip. The leaf copies here stop it there;
+   under `clip_includes_alpha` the leaves' gradients are sent back through the cells' mixing
+   weights to α, so the norm counts them as the reference's does. The engine drops α's
+   gradient after the weight step, so the α update is unchanged. On the DARTS space the
+   reference's α are not model parameters and the clip is over the weights alone.
 
 Cells (Appendix A.9.2): on spaces with a reduction α only the normal cells are
 regularized (cells whose `cell_alpha_index()` is 0; 6 of 8 on DARTS, w = 1/15); on
@@ -32,10 +39,13 @@ validation batch, so Λ is that of the weight step's training batch, and −λ_t
 added to α.grad by a pre-step hook of the α optimizer at the next α step (same step when
 weights go first, one step later when α goes first).
 
+BN running statistics: the extra passes run in train mode and move them, as the
+reference's do (main pass, then P − εΔ, then P + εΔ: three updates per weight step). The
+search itself never reads them (train-mode BN uses batch statistics, and nasrepro runs no
+eval-mode pass of the supernet); they are the supernet's state all the same, and the
+trajectory oracles compare them (tests/oracle/test_trajectories.py).
+
 Deviations from the reference, on purpose:
-- BN running statistics: the reference's extra passes update them twice more per step
-  (its effective momentum is 1 − 0.9³); here they are saved and restored around the extra
-  passes, so they move exactly as in DARTS. Train-mode outputs are unaffected either way.
 - Randomness (`noise="replay"`, the default): the extra passes replay the RNG state of the
   main pass (and leave the global RNG where the main pass left it), so a random op
   (RobustDARTS S4 `noise`, drop-path) is the same function of (ω, P) in all passes: the
@@ -45,7 +55,8 @@ Deviations from the reference, on purpose:
 - λ schedule: λ_t = λ·epoch/(epochs − 1) as both reference scripts do
   (`args.lambda_ * epoch / (args.epochs - 1)`); the paper writes λ·t/T (Section 4.1), which
   never reaches λ. One-epoch searches use λ (the reference divides by zero).
-- Epoch 0 has λ_t = 0: the extra passes are skipped (the reference runs them and adds 0).
+- Epoch 0 has λ_t = 0: the extra passes run forward only (the reference runs them in full
+  and adds 0; only their BN statistics and random draws remain).
 - A step whose per-cell gradients include a zero row (Λ undefined) or whose Δ is zero adds
   nothing and is left out of the logged means.
 
@@ -55,9 +66,10 @@ backward of ½L(P−εΔ) − ½L(P+εΔ), which is the same ∇ difference by l
 concatenation would not keep the math: BN in train mode would normalise both passes with
 the statistics of the 2B images together (and the mixing weights are per pass, not per
 image). Under vmap BN keeps per-pass batch statistics, as two separate passes. The BN
-running statistics of the passes go to per-pass copies that are dropped (the unbatched path
-saves and restores them); random ops draw the same values in both passes
-(`randomness="same"`, replayed from the main pass' RNG state), as the unbatched replay.
+running statistics of the passes go to per-pass copies from which the two sequential updates
+are recomposed (`_sequential_bn_update`), as the unbatched passes leave them; random ops draw
+the same values in both passes (`randomness="same"`, replayed from the main pass' RNG
+state), as the unbatched replay.
 Only the floating-point rounding differs (the difference is formed inside one backward
 instead of by subtracting two gradients); tests/test_lambda_batched.py checks it.
 Measured, it does not pay: on CPU it is slower than two passes (NB201 C=8 N=1, batch 16,
@@ -114,26 +126,48 @@ def _weights_of(ctx: SearchContext) -> list[nn.Parameter]:
     return [p for p in ctx.supernet.weight_parameters() if p.requires_grad]
 
 
-@contextmanager
-def frozen_bn_stats(net: nn.Module) -> Iterator[None]:
-    """Restore every BN's running statistics on exit (extra passes must not move them)."""
-    bns = [
+def _bn_modules(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [
         m
         for m in net.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
     ]
-    saved = [
-        [b.detach().clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)]
-        for m in bns
+
+
+@torch.no_grad()
+def _sequential_bn_update(
+    net: nn.Module, copies: dict[str, torch.Tensor], prefix: dict[nn.Module, str]
+) -> None:
+    """Set each BN's running statistics to what two train-mode passes in a row leave (pass 0,
+    then pass 1), from `copies`: per-pass (2, ...) buffers that both started at the module's
+    current statistics. With factor f (momentum, or 1/n for a cumulative average) a pass
+    leaves c_k = (1 − f)·s + f·b_k; in a row: (1 − f₂)·c_0 + f₂·b_1."""
+    for m in _bn_modules(net):
+        name = prefix[m]
+        count = m.num_batches_tracked
+        f1 = m.momentum if m.momentum is not None else 1.0 / float(count + 1)
+        f2 = m.momentum if m.momentum is not None else 1.0 / float(count + 2)
+        for key in ("running_mean", "running_var"):
+            start, c = getattr(m, key), copies[f"{name}{key}"]
+            if m.momentum is not None:  # (1 − f)·c_0 + c_1 − (1 − f)·s
+                new = c[1] + (1.0 - f2) * (c[0] - start)
+            else:
+                batch = (c[1] - (1.0 - f1) * start) / f1
+                new = (1.0 - f2) * c[0] + f2 * batch
+            start.copy_(new)
+        count.add_(2)
+
+
+def _alpha_grad_for_clip(sources: list[torch.Tensor], leaves: list[torch.Tensor]) -> None:
+    """Accumulate the weight loss' α gradient into α.grad: the leaves' gradients sent back
+    through the mixing weights they copy (softmax(α), or what an earlier hook made of it)."""
+    roots = [
+        (s, p.grad)
+        for s, p in zip(sources, leaves, strict=True)
+        if s.requires_grad and p.grad is not None
     ]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, (mean, var, count) in zip(bns, saved, strict=True):
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
+    if roots:
+        torch.autograd.backward([s for s, _ in roots], [g for _, g in roots])
 
 
 class _RngState:
@@ -226,6 +260,7 @@ class LambdaDarts(MethodHook):
         self.groups: list[list[int]] = []  # per regularized α tensor: its cells' positions
         self._group_names: list[str] = []
         self._leaves: list[torch.Tensor] | None = None
+        self._sources: list[torch.Tensor] = []  # the mixing weights the leaves copy
         self._rng: _RngState | None = None
         self._steps = 0  # weight steps seen (parity of the forward/backward scheme)
         self._alpha_reg: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -275,15 +310,19 @@ class LambdaDarts(MethodHook):
     def weight_step_cell_weights(
         self, ctx: SearchContext, weights: list[torch.Tensor]
     ) -> list[torch.Tensor]:
+        self._sources = list(weights)
         self._leaves = [w.detach().clone().requires_grad_(True) for w in weights]
         self._rng = _RngState(weights[0].device)
         return list(self._leaves)
 
     def after_weight_backward(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         leaves, self._leaves = self._leaves, None
+        sources, self._sources = self._sources, []
         self._alpha_reg = None  # an outer-objective term no α step used is stale now
         if leaves is None:
             return
+        if ctx.settings.clip_includes_alpha:
+            _alpha_grad_for_clip(sources, leaves)
         step = self._steps
         self._steps += 1
         if any(p.grad is None for p in leaves):
@@ -313,6 +352,10 @@ class LambdaDarts(MethodHook):
         self.eps = eps
         self._record(values, values_pm, eps)
         if self.lambda_t == 0.0:
+            # The references run their extra passes at λ_t = 0 too and add 0: what remains of
+            # them is their effect on the BN running statistics (and, with fresh noise, the
+            # random draws). Forward passes without gradients leave exactly that.
+            self._forward_only(ctx, x, leaves, delta, eps, step)
             return
         if self.objective == "inner":
             self._inner(ctx, x, y, leaves, delta, eps, step)
@@ -348,6 +391,22 @@ class LambdaDarts(MethodHook):
             pairs = zip(at[-1.0], base, strict=True)
         return [None if a is None or b is None else a - b for a, b in pairs]
 
+    def _forward_only(
+        self,
+        ctx: SearchContext,
+        x: torch.Tensor,
+        leaves: list[torch.Tensor],
+        delta: list[torch.Tensor],
+        eps: float,
+        step: int,
+    ) -> None:
+        assert self._rng is not None
+        for sign in self._signs(step):
+            weights = [p.detach() + (sign * eps) * d for p, d in zip(leaves, delta, strict=True)]
+            replay = self._rng.replay() if self.noise == "replay" else nullcontext()
+            with replay, torch.no_grad():
+                ctx.supernet(x, cell_weights=weights)
+
     def _inner(
         self,
         ctx: SearchContext,
@@ -364,12 +423,11 @@ class LambdaDarts(MethodHook):
         else:
             base = [None if p.grad is None else p.grad.detach().clone() for p in params]
             at: dict[float, Sequence[torch.Tensor | None]] = {}
-            with frozen_bn_stats(ctx.supernet):
-                for sign in self._signs(step):
-                    weights = [
-                        p.detach() + (sign * eps) * d for p, d in zip(leaves, delta, strict=True)
-                    ]
-                    at[sign] = self._grads(ctx, x, y, weights, params)
+            for sign in self._signs(step):
+                weights = [
+                    p.detach() + (sign * eps) * d for p, d in zip(leaves, delta, strict=True)
+                ]
+                at[sign] = self._grads(ctx, x, y, weights, params)
             reg = self._combine(at, base)
         scale = self.lambda_t / eps
         with torch.no_grad():
@@ -408,15 +466,14 @@ class LambdaDarts(MethodHook):
             )
             base = [None if g is None else g.detach() for g in got]
         at: dict[float, Sequence[torch.Tensor | None]] = {}
-        with frozen_bn_stats(net):
-            for sign in self._signs(step):
-                probs = [torch.softmax(a, dim=-1) for a in alphas]
-                # Value of the main pass' weights (plus ±εΔ), gradient path through softmax(α).
-                weights = [
-                    probs[slot[k]] + (p.detach() - probs[slot[k]].detach()) + (sign * eps) * d
-                    for p, d, k in zip(leaves, delta, index, strict=True)
-                ]
-                at[sign] = self._grads(ctx, x, y, weights, alphas)
+        for sign in self._signs(step):
+            probs = [torch.softmax(a, dim=-1) for a in alphas]
+            # Value of the main pass' weights (plus ±εΔ), gradient path through softmax(α).
+            weights = [
+                probs[slot[k]] + (p.detach() - probs[slot[k]].detach()) + (sign * eps) * d
+                for p, d, k in zip(leaves, delta, index, strict=True)
+            ]
+            at[sign] = self._grads(ctx, x, y, weights, alphas)
         scale = self.lambda_t / eps
         self._alpha_reg = [
             (a, torch.zeros_like(a) if r is None else scale * r)
@@ -459,10 +516,12 @@ class LambdaDarts(MethodHook):
             for p, d in zip(leaves, delta, strict=True)
         ]
         # Per-pass copies of the BN buffers: train-mode BN writes its running statistics
-        # in place, and under vmap that needs a tensor with the pass axis.
+        # in place, and under vmap that needs a tensor with the pass axis. The two updates
+        # are then applied in a row, as two passes leave them.
         buffers = {
             n: b.detach().unsqueeze(0).repeat(2, *([1] * b.dim())) for n, b in net.named_buffers()
         }
+        prefix = {m: f"{n}." if n else "" for n, m in net.named_modules()}
 
         def loss(weights: list[torch.Tensor], bufs: dict[str, torch.Tensor]) -> torch.Tensor:
             logits = functional_call(net, bufs, (x,), {"cell_weights": weights}, strict=False)
@@ -471,7 +530,9 @@ class LambdaDarts(MethodHook):
         with self._rng.replay(), torch.enable_grad():
             losses = vmap(loss, randomness="same")(stacked, buffers)
             half = torch.tensor([0.5, -0.5], dtype=losses.dtype, device=losses.device)
-            return torch.autograd.grad(losses, list(params), grad_outputs=half, allow_unused=True)
+            grads = torch.autograd.grad(losses, list(params), grad_outputs=half, allow_unused=True)
+        _sequential_bn_update(net, buffers, prefix)
+        return grads
 
     def _add_alpha_reg(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """α-optimizer pre-step hook (outer objective): α.grad += −λ_t·∇_α Λ."""

@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 _SEED_OFFSET = 0x5DA125
 
 
+def noise_generator(seed: int) -> torch.Generator:
+    """The hook's noise generator for a run seeded with `seed` (its own stream, not the
+    global one: the order of hooks then changes neither)."""
+    return torch.Generator().manual_seed((seed + _SEED_OFFSET) % 2**63)
+
+
 def epsilon_schedule(epsilon_min: float, epsilon_max: float, epoch: int, epochs: int) -> float:
     """ε_t = ε_min + (ε_max − ε_min)·epoch/epochs (SmoothDARTS train_search.py:
     `0.03 + (args.epsilon_alpha - 0.03) * epoch / args.epochs`)."""
@@ -93,9 +99,7 @@ class SdartsRS(MethodHook):
         self._generator: torch.Generator | None = None
 
     def on_build(self, ctx: SearchContext) -> None:
-        self._generator = torch.Generator().manual_seed(
-            (torch.initial_seed() + _SEED_OFFSET) % 2**63
-        )
+        self._generator = noise_generator(torch.initial_seed())
 
     def state_dict(self) -> dict[str, Any]:
         return {} if self._generator is None else {"generator": self._generator.get_state()}

@@ -158,10 +158,13 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     params = [p for g in opt.param_groups for p in g["params"]]
     average_gradients(ctx, params)
     if ctx.settings.grad_clip is not None:
+        # With α in the norm (AutoDL's loops), α.grad holds what the last α step left plus
+        # the weight loss' α gradient, as in `clip_grad_norm_(network.parameters(), 5)`.
         clipped = params + (net.arch_parameters() if ctx.settings.clip_includes_alpha else [])
         nn.utils.clip_grad_norm_(clipped, ctx.settings.grad_clip)
     opt.step()
-    # α gets gradients from the weight loss too; they must not leak into the α step.
+    # α gets gradients from the weight loss too; they must not leak into the α step (the
+    # references zero α's gradient before it).
     for a in net.arch_parameters():
         a.grad = None
     return loss.item(), _accuracy(logits.detach(), y)
@@ -232,6 +235,11 @@ def engine_state(ctx: SearchContext, history: list[EpochLog], loader: Any) -> di
         "history": [asdict(h) for h in history],
         "ctx_state": dict(ctx.state),
         "hooks": {h.name: h.state_dict() for h in ctx.hooks},
+        # The last α step's gradient: the next clip norm counts it (clip_includes_alpha).
+        "alpha_grad": [
+            None if a.grad is None else a.grad.detach().clone()
+            for a in ctx.supernet.arch_parameters()
+        ],
     }
 
 
@@ -244,6 +252,8 @@ def restore_engine_state(ctx: SearchContext, state: dict[str, Any], loader: Any)
     if state.get("loader_epoch") is not None and hasattr(loader, "set_epoch"):
         loader.set_epoch(state["loader_epoch"])
     ctx.state.update(state["ctx_state"])
+    for a, g in zip(ctx.supernet.arch_parameters(), state.get("alpha_grad") or [], strict=False):
+        a.grad = None if g is None else g.to(a.device).clone()
     for hook in ctx.hooks:
         hook.load_state_dict(state["hooks"].get(hook.name, {}))
     return [EpochLog(**h) for h in state["history"]]

@@ -59,6 +59,7 @@ def nb201_darts_settings() -> SearchSettings:
         arch_betas=(0.5, 0.999),
         arch_weight_decay=1e-3,
         grad_clip=5.0,
+        clip_includes_alpha=True,
     )
 
 
@@ -79,8 +80,8 @@ class MultiSeedSearch:
             raise ValueError(f"optimizer_impl: {optimizer_impl!r} (default, foreach, fused)")
         if settings.order != 1:
             raise ValueError("multi-seed search implements the first-order step only")
-        if settings.clip_includes_alpha or settings.arch_grad_clip is not None:
-            raise ValueError("multi-seed search clips the weight gradients alone (no α clipping)")
+        if settings.arch_grad_clip is not None:
+            raise ValueError("multi-seed search does not clip α's own step (arch_grad_clip)")
         self.settings = settings
         self.criterion = criterion or nn.CrossEntropyLoss()
         self.seeds = len(nets)
@@ -94,6 +95,14 @@ class MultiSeedSearch:
         self.template = copy.deepcopy(nets[0]).to("meta")
         self.alpha_names = names
         self.weight_names = [n for n in self.params if n not in set(names)]
+        # clip_includes_alpha (AutoDL's loops): the clip norm counts the gradient the last α
+        # step left. Kept in static buffers (zero before the first α step, as no gradient),
+        # so a captured step reads and writes them in place.
+        self.alpha_left = (
+            {n: torch.zeros_like(self.params[n]) for n in names}
+            if settings.clip_includes_alpha
+            else {}
+        )
         s = settings
         impl = {} if optimizer_impl == "default" else {optimizer_impl: True}
         self.w_optimizer = torch.optim.SGD(
@@ -134,8 +143,12 @@ class MultiSeedSearch:
         if check:
             _check_finite(losses, "validation")
         alphas = [self.params[n] for n in self.alpha_names]
-        for a, g in zip(alphas, torch.autograd.grad(losses.sum(), alphas), strict=True):
+        for n, a, g in zip(
+            self.alpha_names, alphas, torch.autograd.grad(losses.sum(), alphas), strict=True
+        ):
             a.grad = g.contiguous()  # fused optimizers misread strided grads (CPU, torch 2.13)
+            if n in self.alpha_left:
+                self.alpha_left[n].copy_(a.grad)
         self.a_optimizer.step()
         return losses.detach(), _accuracy(logits, y)
 
@@ -147,12 +160,17 @@ class MultiSeedSearch:
         if check:
             _check_finite(losses, "training")
         weights = [p for g in self.w_optimizer.param_groups for p in g["params"]]
-        # Only the weights: α's gradient of the training loss is never used (the engine
-        # computes and then drops it).
-        for p, g in zip(weights, torch.autograd.grad(losses.sum(), weights), strict=True):
+        # α's gradient of the training loss only counts in the clip norm (clip_includes_alpha;
+        # the engine computes and then drops it): not computed otherwise.
+        alphas = [self.params[n] for n in self.alpha_left]
+        grads = torch.autograd.grad(losses.sum(), weights + alphas)
+        for p, g in zip(weights, grads[: len(weights)], strict=True):
             p.grad = g.contiguous()  # (a linear layer's vmapped weight grad is strided)
+        # What the last α step left plus the weight loss' α gradient, per seed in the norm.
+        lefts = self.alpha_left.values()
+        alpha_grads = [left + g for left, g in zip(lefts, grads[len(weights) :], strict=True)]
         if self.settings.grad_clip is not None:
-            _clip_per_seed(weights, self.settings.grad_clip)
+            _clip_grads_per_seed([p.grad for p in weights] + alpha_grads, self.settings.grad_clip)
         self.w_optimizer.step()
         return losses.detach(), _accuracy(logits, y)
 
@@ -204,6 +222,7 @@ class MultiSeedSearch:
         stably (optimizer state by optimizer, parameter position and state key)."""
         out = {("param", n): p.data for n, p in self.params.items()}
         out.update({("buffer", n): b for n, b in self.buffers.items()})
+        out.update({("alpha_left", n): t for n, t in self.alpha_left.items()})
         for name, opt in (("w", self.w_optimizer), ("a", self.a_optimizer)):
             params = [p for g in opt.param_groups for p in g["params"]]
             for i, p in enumerate(params):
@@ -231,7 +250,12 @@ def _check_finite(losses: torch.Tensor, what: str) -> None:
 @torch.no_grad()
 def _clip_per_seed(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """`clip_grad_norm_` per seed: the total 2-norm over seed s's gradients scales only s."""
-    grads = [p.grad for p in params if p.grad is not None]
+    return _clip_grads_per_seed([p.grad for p in params if p.grad is not None], max_norm)
+
+
+@torch.no_grad()
+def _clip_grads_per_seed(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """The per-seed clip of `_clip_per_seed` on gradient tensors (S, ...) themselves."""
     per_tensor = torch.stack([g.flatten(1).norm(dim=1) for g in grads])  # (tensors, S)
     total = per_tensor.norm(dim=0)  # (S,)
     coef = (max_norm / (total + 1e-6)).clamp(max=1.0)  # as torch.nn.utils.clip_grad_norm_

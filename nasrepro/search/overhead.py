@@ -47,7 +47,7 @@ def _step_fn(
     for hook in hooks:
         hook.on_build(ctx)
     build_optimizers(ctx)
-    # Mid-search epoch: λ_t > 0, so the extra passes run (epoch 0 skips them).
+    # Mid-search epoch: λ_t > 0, so the extra passes run with gradients (epoch 0: forward only).
     ctx.epoch = settings.epochs // 2
     for hook in hooks:
         hook.on_epoch_start(ctx)

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import math
 
+# `cosine_shifted`: epoch e trains at cosine(e + 1). SmoothDARTS' train_search.py calls
+# `scheduler.step()` at the start of each epoch, before the epoch's first optimizer step, and
+# its `torch.utils.tensorboard` import needs torch >= 1.1. From torch 1.1 on a scheduler steps
+# once when it is built, so that call moves epoch e to cosine(e + 1) and the last epoch to
+# eta_min. Under torch <= 1.0 the same call gave cosine(e) (quark0/darts' and PC-DARTS' codes
+# ran there): `cosine`.
+SCHEDULES = ("cosine", "cosine_shifted", "linear")
+
 
 def cosine_lr(base_lr: float, eta_min: float, epoch: int, epochs: int) -> float:
     """Cosine annealing evaluated once per epoch, T_max = epochs.
@@ -28,11 +36,14 @@ def epoch_lr(
 ) -> float:
     """The weight lr of `epoch`: the first `warmup` epochs ramp as base_lr·(epoch + 1)/warmup
     (PC-DARTS train_search_imagenet.py, which overrides its cosine schedule so for
-    epoch < 5), then `schedule` (`cosine` or `linear`) at that epoch."""
+    epoch < 5), then `schedule` at that epoch: `cosine`, `cosine_shifted` (cosine one epoch
+    ahead, SmoothDARTS' code as it ran; see SCHEDULES) or `linear`."""
     if epoch < warmup:
         return base_lr * (epoch + 1) / warmup
     if schedule == "linear":
         return linear_lr(base_lr, eta_min, epoch, epochs)
+    if schedule == "cosine_shifted":
+        return cosine_lr(base_lr, eta_min, epoch + 1, epochs)
     if schedule != "cosine":
-        raise ValueError(f"unknown lr schedule {schedule!r} (known: cosine, linear)")
+        raise ValueError(f"unknown lr schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
     return cosine_lr(base_lr, eta_min, epoch, epochs)

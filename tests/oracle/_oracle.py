@@ -28,6 +28,7 @@ CHECKOUT_VARS = {
     "yuhuixu1993/PC-DARTS": "NASREPRO_REF_PC_DARTS",
     "Meituan-AutoML/DARTS-": "NASREPRO_REF_DARTS_MINUS",
     "dr-faustus/Lambda-DARTS": "NASREPRO_REF_LAMBDA_DARTS",
+    "xiangning-chen/SmoothDARTS": "NASREPRO_REF_SMOOTHDARTS",
 }
 
 
