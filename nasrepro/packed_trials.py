@@ -49,10 +49,17 @@ def measure_packing(
     warmup: int = 2,
 ) -> dict[str, Any]:
     """Median ms of one packed step of k seeds against k single steps of the same supernet
-    and batch on `device` (CUDA: both as CUDA graphs, fused NB201 ops where the space has
-    them); `pays` when k single steps take PAYS times the packed one. The timing builds
+    and batch on `device` (CUDA: the packed step as one CUDA graph, the single step too
+    where it can be graphed; fused NB201 ops); `pays` when k single steps take PAYS times
+    the packed one. The timing builds
     seeded supernets under `fork_rng`: the trial's random stream does not move."""
-    from nasrepro.search.engine import SearchContext, build_optimizers
+    from nasrepro.search.engine import SearchContext, arch_step, build_optimizers, weight_step
+    from nasrepro.search.graphed import (
+        GraphedMultiSeedStep,
+        GraphedStepError,
+        check_graphable,
+        graph_first_order_step,
+    )
     from nasrepro.search.multiseed import MultiSeedSearch
     from nasrepro.spaces import build_space
     from nasrepro.suite import SearchSettings
@@ -78,8 +85,6 @@ def measure_packing(
         multi = MultiSeedSearch(nets, settings, optimizer_impl="fused" if cuda else "default")
         packed_step: Any
         if cuda:
-            from nasrepro.search.graphed import GraphedMultiSeedStep, graph_first_order_step
-
             packed_step = GraphedMultiSeedStep(multi, xw, yw, xa, ya, accuracy=True)
         else:
             packed_step = lambda *b: multi.step(*b, check=False, accuracy=True)  # noqa: E731
@@ -87,10 +92,12 @@ def measure_packing(
         net = space.build_supernet(num_classes, in_channels=in_channels, **space_args)
         ctx = SearchContext(net.to(device).train(), settings, [], device, nn.CrossEntropyLoss())
         build_optimizers(ctx)
-        if cuda:
+        single_graphed = True
+        try:  # the single seed's fastest path: graphed where it can be (a GPU, no α clip)
+            check_graphable(ctx)
             single: Any = graph_first_order_step(ctx, xw[0], yw[0], xa[0], ya[0])
-        else:
-            from nasrepro.search.engine import arch_step, weight_step
+        except GraphedStepError:
+            single_graphed = False
 
             def single(x_w: Any, y_w: Any, x_a: Any, y_a: Any) -> None:
                 if settings.resolved_alpha_step() == "before_weights":
@@ -110,6 +117,7 @@ def measure_packing(
         "speedup": round(speedup, 3),
         "pays": speedup >= PAYS,
         "graph": cuda,
+        "single_graphed": single_graphed,
         "fused": bool(space_args.get("fused", False)),
         "device": str(device),
     }

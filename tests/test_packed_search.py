@@ -47,11 +47,11 @@ def _data(seed):
     return data, Double(data.loader)
 
 
-def _settings(alpha_step):
-    # clipping active and different per seed; 3 steps per epoch (12 weight images / 4)
-    return nb201_darts_settings().model_copy(
-        update={"epochs": EPOCHS, "grad_clip": 0.5, "alpha_step": alpha_step}
-    )
+def _settings(alpha_step, with_alpha=True):
+    # clipping active and different per seed; 3 steps per epoch (12 weight images / 4);
+    # `with_alpha`: α's gradient in the clip norm (AutoDL's loops) or the weights' alone
+    update = {"epochs": EPOCHS, "grad_clip": 0.5, "alpha_step": alpha_step}
+    return nb201_darts_settings().model_copy(update={**update, "clip_includes_alpha": with_alpha})
 
 
 def _ctx(net, settings):
@@ -62,8 +62,10 @@ def _ctx(net, settings):
 
 
 def _flat(state):
-    """Every tensor of an engine state (supernet, optimizer states), in a fixed order."""
+    """Every tensor of an engine state (supernet, optimizer states, α's last gradient), in a
+    fixed order."""
     out = [v.double() for v in state["supernet"].values()]
+    out += [g.double() for g in state["alpha_grad"] if g is not None]
     for opt in ("w_optimizer", "a_optimizer"):
         for _, st in sorted(state[opt]["state"].items()):
             out += [v.double().reshape(-1) for k, v in sorted(st.items()) if k != "step"]
@@ -71,15 +73,16 @@ def _flat(state):
 
 
 @pytest.mark.parametrize(
-    "alpha_step,space",
+    "alpha_step,space,with_alpha",
     [
-        ("after_weights", {**SPACE, "track_running_stats": True}),  # darts_pt / Λ-DARTS NB201
-        ("before_weights", {**SPACE, "track_running_stats": False}),
-        ("after_weights", {**SPACE, "track_running_stats": True, "fused": True}),
+        ("after_weights", {**SPACE, "track_running_stats": True}, True),  # darts_pt, Λ NB201
+        ("before_weights", {**SPACE, "track_running_stats": False}, False),
+        ("after_weights", {**SPACE, "track_running_stats": True, "fused": True}, False),
+        ("before_weights", {**SPACE, "track_running_stats": False}, True),
     ],
 )
-def test_each_packed_seed_is_its_own_search(alpha_step, space):
-    settings = _settings(alpha_step)
+def test_each_packed_seed_is_its_own_search(alpha_step, space, with_alpha):
+    settings = _settings(alpha_step, with_alpha)
     nets = [n.double() for n in build_nets("nb201", space, SEEDS, num_classes=4)]
     starts = [copy.deepcopy(n) for n in nets]
     packed_states = {}
@@ -118,6 +121,9 @@ def test_each_packed_seed_is_its_own_search(alpha_step, space):
         assert got["finished"] and got["epoch"] == alone_state["epoch"] == EPOCHS
         assert got["loader_epoch"] == alone_state["loader_epoch"]
         assert list(got["supernet"]) == list(alone_state["supernet"])
+        assert [g is None for g in got["alpha_grad"]] == [
+            g is None for g in alone_state["alpha_grad"]
+        ]
         diffs = rounding.relative_diffs(want, _flat(got))
         bad = [(i, d, t) for i, (d, t) in enumerate(zip(diffs, tols, strict=True)) if d > t]
         assert not bad, (seed, bad)
@@ -175,7 +181,9 @@ def test_not_packable_reasons():
     assert not_packable(base) is None
     assert "second order" in not_packable({**base, "search": {"order": 2}})
     assert "lambda" in not_packable({**base, "methods": ["lambda"]})
-    assert "α gradient" in not_packable({**base, "search": {"order": 1, "arch_grad_clip": 5}})
+    assert "arch_grad_clip" in not_packable({**base, "search": {"order": 1, "arch_grad_clip": 5}})
+    # AutoDL's clip norm with α in it packs (the packed step carries α's last gradient)
+    assert not_packable({**base, "search": {"order": 1, "clip_includes_alpha": True}}) is None
     assert "published cell" in not_packable({"genotype": "x"})
     assert "data-parallel" in not_packable(base, processes=2)
 

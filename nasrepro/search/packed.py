@@ -12,8 +12,9 @@ alone from it, and after the search the trial goes on (selection, evaluation, re
 single trial would.
 
 What can be packed: plain first-order DARTS (no method hooks; α-step order either way),
-weights clipped alone (`clip_includes_alpha` off, no `arch_grad_clip`), one process, every
-seed with the same configuration, BN running statistics tracked or not.
+the weights clipped alone or with α in the norm (`clip_includes_alpha`, AutoDL's loops; no
+`arch_grad_clip`), one process, every seed with the same configuration, BN running
+statistics tracked or not.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def not_packable(config: dict[str, Any], processes: int = 1) -> str | None:
         return f"method hooks {names} (packing runs plain DARTS only)"
     if search.get("order", 1) != 1:
         return "second order (packing runs the first-order step only)"
-    if search.get("clip_includes_alpha") or search.get("arch_grad_clip") is not None:
-        return "α gradient clipping (the packed step clips the weights alone)"
+    if search.get("arch_grad_clip") is not None:
+        return "α's own gradient clipping (arch_grad_clip: not in the packed step)"
     if processes > 1:
         return "a data-parallel search"
     return None
@@ -84,7 +85,13 @@ def _optimizer_pairs(
 
 
 def _state_to_pack(ctxs: Sequence[SearchContext], multi: Any) -> None:
-    """Load the seeds' optimizer states (after a resume) into the stacked optimizers."""
+    """Load the seeds' optimizer states (after a resume) into the stacked optimizers, and
+    the gradient each seed's last α step left (the next clip norm counts it)."""
+    with torch.no_grad():
+        for name, left in multi.alpha_left.items():
+            for s, ctx in enumerate(ctxs):
+                grad = dict(ctx.supernet.named_parameters())[name].grad
+                left[s].copy_(grad if grad is not None else torch.zeros_like(left[s]))
     for stacked, seeds, names in _optimizer_pairs(ctxs, multi):
         stacked_params = {id(p): n for n, p in multi.params.items()}
         per_seed = []
@@ -116,11 +123,19 @@ def _state_to_pack(ctxs: Sequence[SearchContext], multi: Any) -> None:
 
 def _state_from_pack(ctxs: Sequence[SearchContext], multi: Any, lr: float) -> None:
     """Each seed's slice of the stacked parameters, buffers and optimizer states into the
-    seed's own supernet and optimizers (what its own run would hold now)."""
+    seed's own supernet and optimizers (what its own run would hold now). α's gradient is
+    the engine's after an epoch: the last α step's when α steps last, else none (the
+    weight step clears it)."""
+    alpha_last = ctxs[0].settings.resolved_alpha_step() == "after_weights"
     with torch.no_grad():
         for s, ctx in enumerate(ctxs):
             packed = multi.seed_state(s)  # also holds non-persistent (constant) buffers
             ctx.supernet.load_state_dict({k: packed[k] for k in ctx.supernet.state_dict()})
+            named = dict(ctx.supernet.named_parameters())
+            for name in multi.alpha_names:
+                last = multi.params[name].grad  # the last α step's, (seeds, ...)
+                keep = alpha_last and last is not None
+                named[name].grad = last[s].detach().clone() if keep else None
     for stacked, seeds, names in _optimizer_pairs(ctxs, multi):
         order = {n: i for i, n in enumerate(names)}
         flat = [p for g in stacked.param_groups for p in g["params"]]
