@@ -268,6 +268,7 @@ def test_non_finite_claim_values_are_refused(
     path.write_text(path.read_text().replace("value: 54.30", f"value: {value}"))
     err = refused(path, capsys)
     assert err.startswith(f"{path}:23: claims[0].value: input should be a finite number"), err
+    (workdir / "registry").mkdir()  # report refuses a registry that does not exist first
     assert main(["report", str(path), "--registry", "registry", "--out", "pages"]) == 2
     assert one_line(capsys.readouterr().err) == err
     assert not (workdir / "pages").exists()
