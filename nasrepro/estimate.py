@@ -148,6 +148,10 @@ def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
             k = int(args.get("k", 4))
             total /= k
             basis.append(f"{m}: partial channels 1/{k} of the mixed-op cost (assumed)")
+        elif m == "rdarts":  # R-DARTS: one whole search per grid point
+            runs = len(args.get("weight_decays") or [0]) * len(args.get("drop_path_probs") or [0])
+            total *= runs
+            basis.append(f"{m}: x{runs}, one search per grid point (counted)")
         elif m not in ("darts",):
             basis.append(f"{m}: x1.0 (assumed, not measured)")
     return total
@@ -269,7 +273,12 @@ def estimate(trial: Trial, device: str) -> dict[str, Any]:
             "eval_hours": round(eval_h, 4),
             "hours": round(eval_h, 4),
             "gpu_hours": round(eval_h, 4) if gpu else None,
-            "basis": ["no search: a published cell", *basis],
+            "basis": [
+                "no supernet: NAS-Bench-201 queries (seconds on a CPU)"
+                if "query" in cfg
+                else "no search: a published cell",
+                *basis,
+            ],
         }
     split = search_split(cfg["dataset"], cfg["search"], cfg["space"])
     images = (split["weights"] or {}).get("images") or 0

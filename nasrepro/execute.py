@@ -23,8 +23,8 @@ def search_processes(job: TrialJob, progress: Progress = _stderr) -> int:
     from nasrepro.distributed import device_ids
 
     cfg = job.trial.config
-    if job.trial.given_cell:
-        return 1  # a published cell: nothing is searched
+    if job.trial.given_cell or job.trial.benchmark_query:
+        return 1  # a published cell or benchmark queries: no supernet is searched
     if job.search_processes is not None:
         wanted = job.search_processes
     else:

@@ -74,6 +74,11 @@ class Trial:
         return "genotype" in self.config
 
     @property
+    def benchmark_query(self) -> bool:
+        """The experiment searches by benchmark queries (`query:`): no supernet, no data."""
+        return "query" in self.config
+
+    @property
     def search(self) -> SearchSettings:
         return SearchSettings.model_validate(self.config["search"])
 

@@ -39,7 +39,9 @@ def resolve_experiment(
     exp: Experiment = suite.experiments[exp_id]
     if exp.genotype is not None:
         return _resolve_given_cell(suite, exp, budget, suite_path)
-    assert exp.search is not None  # the Experiment validator: search or genotype
+    if exp.query is not None:
+        return _resolve_query(suite, exp, budget, suite_path)
+    assert exp.search is not None  # the Experiment validator: search, genotype or query
     search = exp.search.model_dump()
     space_args = dict(exp.space_args)
     method_args = {k: dict(v) for k, v in exp.method_args.items()}
@@ -111,6 +113,30 @@ def _resolve_given_cell(
     }
     if exp.is_artifact:
         return config, exp.seeds, ARTIFACT_BUDGET
+    if budget == "full":
+        return config, exp.seeds, "the paper's settings"
+    rule = suite.budgets.get(budget)  # type: ignore[call-overload]
+    if rule is None:
+        raise SuiteError(
+            suite_path, None, f"budgets.{budget}", f"the suite declares no {budget!r} budget"
+        )
+    config["evaluator_args"].update(rule.evaluator_args.get(exp.evaluator, {}))
+    return config, rule.seeds or exp.seeds, rule.description
+
+
+def _resolve_query(
+    suite: Suite, exp: Experiment, budget: str, suite_path: str
+) -> tuple[dict[str, Any], int, str]:
+    """A search by benchmark queries (`query:`): no supernet and no data, so a budget changes
+    only the seeds and the evaluator's settings; the queries are those of the paper."""
+    config: dict[str, Any] = {
+        "space": exp.space,
+        "query": dict(exp.query or {}),
+        "dataset": exp.dataset,
+        "evaluator": exp.evaluator,
+        "evaluator_args": dict(exp.evaluator_args),
+        "eval_datasets": list(exp.eval_datasets),
+    }
     if budget == "full":
         return config, exp.seeds, "the paper's settings"
     rule = suite.budgets.get(budget)  # type: ignore[call-overload]
@@ -337,7 +363,7 @@ def build_plan(
                 "needed_by": [],
                 "config": t.config,
                 "search_data": None
-                if t.config.get("search") is None  # a published cell: nothing searched
+                if t.config.get("search") is None  # a published cell or queries: no supernet
                 else search_split(t.config["dataset"], t.config["search"], t.config["space"]),
                 "estimate": estimates[t.group_hash],
             },

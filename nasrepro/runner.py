@@ -79,8 +79,8 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
             continue
         seen.add(t.group_hash)
         build_evaluator(t.config)
-        if t.given_cell:
-            continue  # a published cell: no search data
+        if t.given_cell or t.benchmark_query:
+            continue  # a published cell or a search by benchmark queries: no search data
         try:
             trial_search_data(t.config, root=data_root, seed=0, download=download)
         except SearchProtocolError as exc:

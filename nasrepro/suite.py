@@ -151,6 +151,9 @@ class Experiment(_Model):
     # from nasrepro/nets/genotypes.py, a Genotype(...) string or an NB201 arch string).
     search: SearchSettings | None = None
     genotype: str | None = Field(default=None, min_length=1)
+    # A search by benchmark queries instead of a supernet (NAS-Bench-201's random search,
+    # REA, REINFORCE, BOHB; nasrepro/search/queries.py): {algorithm: rea, <its arguments>}.
+    query: dict[str, Any] | None = None
     selector: str = "argmax"
     selector_args: dict[str, Any] = {}
     evaluator: str = "nb201-table"
@@ -166,8 +169,29 @@ class Experiment(_Model):
 
     @model_validator(mode="after")
     def _search_or_genotype(self) -> Experiment:
-        if (self.search is None) == (self.genotype is None):
-            raise ValueError("an experiment has exactly one of `search` and `genotype`")
+        given = [k for k in ("search", "genotype", "query") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("an experiment has exactly one of `search`, `genotype` and `query`")
+        if self.query is not None:
+            from nasrepro.search.queries import check_query
+
+            problem = check_query(self.query)
+            if problem is not None:
+                raise ValueError(f"query: {problem}")
+            if self.evaluator != "nb201-api" or self.space != "nb201":
+                raise ValueError(
+                    "a `query` search reads the NAS-Bench-201 file: space nb201, "
+                    "evaluator nb201-api"
+                )
+            searched = [
+                k
+                for k in ("methods", "method_args", "selector", "selector_args", "budget_search")
+                if k in self.model_fields_set
+            ]
+            if searched:
+                raise ValueError(
+                    f"an experiment with a `query` search trains no supernet: drop {searched[0]}"
+                )
         if self.genotype is not None:
             searched = [
                 k

@@ -101,6 +101,16 @@ def execute_trial(
     `data_on_device`: search (and retraining) images held and augmented on the device
     (datasets/device_data.py); None: on a GPU. The record's `search_data.loader` says so.
     """
+    if trial.benchmark_query:
+        return _execute_query(
+            trial,
+            tracker=tracker,
+            experiment_id=experiment_id,
+            parent_run_id=parent_run_id,
+            device=device,
+            progress=progress,
+            run_name=run_name,
+        )
     if trial.given_cell:
         return _execute_given_cell(
             trial,
@@ -171,6 +181,7 @@ def execute_trial(
     ckpt = checkpoint_path(checkpoint_dir, trial) if checkpoint_dir is not None else None
     ctx.checkpoint = ckpt
     ctx.dist = ddp
+    ctx.valid_batches = data.loader.arch_pass
     tags = search_tags(trial)
     resume = None
     if ckpt is not None and ckpt.exists():
@@ -336,6 +347,9 @@ def execute_trial(
                 "stopped_by": ctx.state.get("stopped_by"),
                 "stopped_at_epoch": ctx.state.get("stopped_at_epoch"),
                 "selection": finite_or_none(ctx.state.get("selection")),
+                # the score a best-of-N selection reads when the method sets one
+                # (RobustDARTS' infer() accuracy: search/infer.py)
+                "valid_acc": finite_or_none(ctx.state.get("search_valid_acc")),
             },
             "mlflow": {
                 "tracking_uri": tracker.uri,
@@ -579,6 +593,111 @@ def _execute_given_cell(
         f"{label} {cfg['genotype']} -> "
         + ", ".join(
             f"{ds} {m} {v:.3f}" for ds, vals in result.metrics.items() for m, v in vals.items()
+        )
+        + budget_caveat(trial.budget)
+    )
+    return finite_or_none(record)
+
+
+def _execute_query(
+    trial: Trial,
+    *,
+    tracker: Tracker,
+    experiment_id: str,
+    parent_run_id: str,
+    device: str,
+    progress: Progress,
+    run_name: str | None,
+) -> dict[str, Any]:
+    """A search by NAS-Bench-201 queries (`query:`, nasrepro/search/queries.py): the
+    algorithm reads the benchmark file the `nb201-api` evaluator opened (its validation
+    accuracies and recorded training times), then the chosen cell is scored like any other.
+    Seconds, not hours: it trains nothing."""
+    from nasrepro.search.queries import run_query
+
+    cfg = trial.config
+    label = f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
+    start = time.perf_counter()
+    clock = TrialClock(None)
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    seed_everything(trial.seed, True)  # Python's, numpy's and torch's streams, as prepare_seed
+    evaluator = build_evaluator(cfg)
+    tags = {
+        "suite": trial.suite,
+        "experiment": trial.experiment,
+        "budget": trial.budget,
+        "seed": str(trial.seed),
+        "claim_ids": ",".join(trial.claim_ids),
+        "method": str(cfg["query"]["algorithm"]),
+        "space": cfg["space"],
+        "dataset": cfg["dataset"],
+        "config_hash": trial.config_hash,
+    }
+    run_id = tracker.start_run(
+        experiment_id,
+        run_name or child_run_name(trial.experiment, trial.budget, trial.seed),
+        tags,
+        parent_run_id,
+    )
+    try:
+        tracker.log_params(run_id, flatten(cfg))
+        tracker.log_params(run_id, {"seed": str(trial.seed)})
+        prepare = None
+        if getattr(evaluator, "kind", None) == "nats-dir":  # one file per cell, read on demand
+            from nasrepro.evaluate.nb201 import _load_archive_cell
+
+            def prepare(index: int) -> None:
+                _load_archive_cell(evaluator.api, evaluator.path, index)
+
+        found = run_query(
+            cfg["query"], evaluator.api, cfg["dataset"], str(evaluator.path), prepare
+        )
+        arch = found["genotype"]
+        progress(
+            f"{label} {found['algorithm']}: {found['queries']} queries, "
+            f"{found['simulated_seconds']:.0f} simulated s -> {arch}"
+        )
+        for step, q in enumerate(found["trace"]):
+            tracker.log_metrics(run_id, {"query.valid_acc": q["valid_acc"]}, step)
+        clock.enter("eval")
+        result = evaluator.score(arch, cfg["eval_datasets"], ["test_acc", "valid_acc"])
+        final = {
+            f"final.{ds}.{m}": v for ds, vals in result.metrics.items() for m, v in vals.items()
+        }
+        tracker.log_metrics(run_id, final, 0)
+        tracker.log_json(run_id, found, "query.json")
+        record = {
+            **record_identity(trial),
+            "space": cfg["space"],
+            "search_dataset": cfg["dataset"],
+            "search_data": None,
+            "genotype": arch,
+            "arch_index": result.arch_index,
+            "metrics": result.metrics,
+            "cost": trial_cost(clock, device_name(device), 0, 0),
+            "evaluation": {
+                "evaluator": cfg["evaluator"],
+                "source": result.source,
+                "fixture": bool(result.source.get("fixture", False)),
+            },
+            "search": {"history": [], "query": found},
+            "mlflow": {
+                "tracking_uri": tracker.uri,
+                "experiment_id": experiment_id,
+                "run_id": run_id,
+                "parent_run_id": parent_run_id,
+            },
+            "provenance": provenance(device, True, time.perf_counter() - start, created),
+        }
+    except BaseException as exc:
+        tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
+        tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    tracker.end_run(run_id)
+    progress(
+        f"{label} {arch} -> "
+        + ", ".join(
+            f"{ds} {m} {v:.2f}" for ds, vals in result.metrics.items() for m, v in vals.items()
         )
         + budget_caveat(trial.budget)
     )

@@ -70,7 +70,8 @@ def _suite_configs() -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
         suite = load_suite(path)
         seen: set[str] = set()
         for t in expand(suite, path, "full", seeds=1):
-            if t.experiment in seen or t.given_cell:  # a published cell searches nothing
+            # a published cell or a search by benchmark queries reads no search data
+            if t.experiment in seen or t.given_cell or t.benchmark_query:
                 continue
             seen.add(t.experiment)
             key = (t.config["space"], t.config["dataset"])

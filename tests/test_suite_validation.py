@@ -319,7 +319,7 @@ SCHEMA_CASES = [
         ),
         ART_CLAIM,
         "experiments.optimum",
-        "exactly one of `search` and `genotype`",
+        "exactly one of `search`, `genotype` and `query`",
     ),
     (
         "genotype experiment with methods",

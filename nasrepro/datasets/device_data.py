@@ -182,6 +182,7 @@ class DeviceSearchLoader:
 
     def __init__(self, cpu_loader: Any, r: Recipe, device: torch.device) -> None:
         self.sampler = cpu_loader.sampler
+        self._cpu = cpu_loader  # the validation passes (`arch_pass`) stay its own
         self._loader = cpu_loader._loader  # its dataset and batch size (PT reads them)
         self.batch = cpu_loader._loader.batch_size
         self.recipe = r
@@ -196,6 +197,11 @@ class DeviceSearchLoader:
 
     def __len__(self) -> int:
         return -(-len(self.sampler) // self.batch)
+
+    def arch_pass(self, epoch: int, **kw: Any) -> Any:
+        """The CPU loader's pass over the α split (eval-mode scoring: infer(), sampled_best);
+        the same items and keys, moved to the device by its reader."""
+        return self._cpu.arch_pass(epoch, **kw)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         keys = np.asarray(self.sampler._mine(self.sampler.keys(self.epoch)), dtype=np.int64)

@@ -41,9 +41,11 @@ PAIRING = (
     "weight split once per epoch in shuffled order, each item paired with an α item drawn "
     "uniformly with replacement (AutoDL SearchDataset)"
 )
-# SeedSequence spawn keys keep the streams for trimming and for each epoch apart.
+# SeedSequence spawn keys keep the streams for trimming, each epoch and each pass over the
+# α split apart.
 _LIMIT_STREAM = 0
 _EPOCH_STREAM = 1
+_PASS_STREAM = 2
 
 Key = tuple[int, int, int, int]  # weight index, α index, weight aug seed, α aug seed
 
@@ -77,6 +79,23 @@ class PairedItems(Dataset):
         with _seeded_rngs(a_seed):
             x_a, y_a = self.arch_data[a]
         return x_w, y_w, x_a, y_a
+
+
+class SeededItems(Dataset):
+    """Items (index, augmentation seed) of one dataset, each transformed under its own seed."""
+
+    def __init__(self, data: Dataset, keys: list[tuple[int, int]]) -> None:
+        self.data = data
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        index, seed = self.keys[i]
+        with _seeded_rngs(seed):
+            x, y = self.data[index]
+        return x, y
 
 
 class EpochKeys(Sampler[Key]):
@@ -177,6 +196,34 @@ class SearchLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def arch_pass(
+        self,
+        epoch: int,
+        *,
+        augment: bool = True,
+        shuffle: bool = False,
+        batch_size: int | None = None,
+    ) -> DataLoader:
+        """Every item of the α split once, in batches (the search's batch size unless given),
+        in split order or shuffled, under per-item seeds keyed by (seed, epoch). With the α
+        side's transform it is the references' `infer(valid_queue)` over the validation split
+        (RobustDARTS: its valid_queue carries the training augmentation); `augment=False`
+        drops the transform's random steps, as AutoDL's `valid_loader` (the validation half
+        with the test transform) that SETN and RSPS score their candidates on. Touches
+        neither the search's batches nor the global random streams."""
+        sampler = self.sampler
+        rng = np.random.default_rng(
+            np.random.SeedSequence(sampler.seed, spawn_key=(_PASS_STREAM, epoch))
+        )
+        n = len(sampler.arch_indices)
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        seeds = rng.integers(0, 2**63 - 1, size=n, dtype=np.int64).tolist()
+        keys = list(zip(sampler.arch_indices[order].tolist(), seeds, strict=True))
+        data = self._loader.dataset.arch_data
+        items = SeededItems(data if augment else without_augmentation(data), keys)
+        return DataLoader(items, batch_size=batch_size or self._loader.batch_size, shuffle=False)
+
+
     def __len__(self) -> int:
         return len(self._loader)
 
@@ -184,6 +231,27 @@ class SearchLoader:
         self.sampler.epoch = self.epoch
         self.epoch += 1
         return iter(self._loader)
+
+
+def without_augmentation(data: Dataset) -> Dataset:
+    """A shallow copy of `data` whose (composed) transform keeps only its deterministic steps:
+    the random ones (RandomCrop, RandomHorizontalFlip, ...) are dropped, so CIFAR's
+    [flip, crop, ToTensor, Normalize] becomes the test transform [ToTensor, Normalize]."""
+    import copy
+
+    transform = getattr(data, "transform", None)
+    if transform is None:
+        return data
+    composed = hasattr(transform, "transforms")
+    steps = list(transform.transforms) if composed else [transform]
+    kept = [t for t in steps if not type(t).__name__.startswith("Random")]
+    out = copy.copy(data)
+    if len(kept) < len(steps):
+        out.transform = type(transform)(kept) if composed else None  # type: ignore[attr-defined]
+    return out
+    ensure = type(transform) if hasattr(transform, "transforms") else None
+    out.transform = ensure(kept) if ensure is not None else (kept[0] if kept else None)  # type: ignore[attr-defined]
+    return out
 
 
 @dataclass

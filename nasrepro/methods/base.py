@@ -55,8 +55,41 @@ class MethodHook:
     def after_weight_backward(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         """Weight gradients of the training loss exist; add to them before clipping."""
 
+    def arch_step_cell_weights(
+        self, ctx: SearchContext, weights: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Per-cell mixing weights for the first-order α step's forward (default
+        softmax(α) per cell; DrNAS samples them from a Dirichlet, SNAS from a Gumbel-softmax).
+        Hooks compose in order, as in `weight_step_cell_weights`."""
+        return weights
+
+    def arch_loss(self, ctx: SearchContext, loss: torch.Tensor) -> torch.Tensor:
+        """The first-order α step's objective from the validation loss: a regulariser on α
+        is added here (β-DARTS' Beta-decay term, DrNAS' KL term)."""
+        return loss
+
+    # A hook that sets this takes over the whole α step (`arch_step`): the gradient and the
+    # update (GAEA's exponentiated gradient, iDARTS' implicit hypergradient). At most one.
+    owns_arch_step = False
+
+    def arch_step(
+        self,
+        ctx: SearchContext,
+        x_w: torch.Tensor,
+        y_w: torch.Tensor,
+        x_a: torch.Tensor,
+        y_a: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The α step of a hook with `owns_arch_step`: update α, return (loss, logits)."""
+        raise NotImplementedError(f"method {self.name!r} does not own the α step")
+
     def after_arch_step(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
         """After the α step on validation batch (x, y) (DARTS-ES reads the α Hessian here)."""
+
+    def augment(self, ctx: SearchContext, x: torch.Tensor) -> torch.Tensor:
+        """A batch of images before the step sees it (weight and α batches, and the passes
+        over the validation split): R-DARTS(DP)'s scheduled cutout."""
+        return x
 
     def update_alpha(self, ctx: SearchContext) -> bool:
         """Whether α is updated this step."""
@@ -76,6 +109,18 @@ class MethodHook:
     def should_stop(self, ctx: SearchContext, history: list[Any]) -> bool:
         """Early-stop criteria (DARTS+, DARTS-ES): True ends the search after this epoch."""
         return False
+
+    # Set by a hook whose `restart` may return -1: the engine then keeps the state from
+    # before the first epoch (in memory and in every checkpoint) to restore it.
+    restarts_from_start = False
+
+    def restart(self, ctx: SearchContext, history: list[Any]) -> int | None:
+        """After an epoch ended: None goes on. An epoch e >= 0: the hook has restored the
+        state the search had at the end of e (DARTS-ADA's rollback); the engine drops the
+        later epochs from the history and continues with e + 1. -1: the engine restores its
+        state from before the first epoch (weights, α, optimizers, random streams, data
+        order, every other hook) and starts over (R-DARTS' grid of searches)."""
+        return None
 
 
 def build_hooks(methods: list[str], method_args: dict[str, dict[str, Any]]) -> list[MethodHook]:

@@ -21,6 +21,7 @@ import torch
 
 from nasrepro.catalog import Bool, Choice, Float, Int, register_method
 from nasrepro.methods.base import MethodHook
+from nasrepro.search.infer import infer, selection_score
 from nasrepro.select.pt import alpha_op_names, cell_nodes, derive_cell
 
 if TYPE_CHECKING:
@@ -294,6 +295,12 @@ class DartsEs(MethodHook):
     The Hessian is of the loss on the last α (validation) batch of the epoch, with the
     supernet in train() mode, plus arch_weight_decay·I (analyze.py compute_Hw). The engine
     must hand α batches to `after_arch_step`.
+
+    Selection score: RobustDARTS picks its best of 3 searches by `results_perf`, the
+    `infer()` accuracy (eval mode, the whole validation split) of the epoch it returns: the
+    stop epoch when it stopped (train_search.py: `errors_dict['valid_acc'][stop_epoch]`), the
+    last epoch otherwise. Every eigenvalue epoch is scored that way (a stop can roll back
+    only to one of them) and the returned epoch's score is the record's `search.valid_acc`.
     """
 
     name = "darts_es"
@@ -330,6 +337,7 @@ class DartsEs(MethodHook):
         self._ev_epochs: list[int] = []
         self._ev: list[float] = []
         self._alphas: dict[int, list[torch.Tensor]] = {}
+        self._valid: dict[int, float] = {}  # infer() accuracy at each eigenvalue epoch
         self._stop_epoch: int | None = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -337,6 +345,7 @@ class DartsEs(MethodHook):
             "ev_epochs": list(self._ev_epochs),
             "ev": list(self._ev),
             "alphas": {str(k): v for k, v in self._alphas.items()},
+            "valid": {str(k): v for k, v in self._valid.items()},
             "stop_epoch": self._stop_epoch,
         }
 
@@ -344,6 +353,7 @@ class DartsEs(MethodHook):
         self._ev_epochs = [int(e) for e in state.get("ev_epochs", [])]
         self._ev = [float(v) for v in state.get("ev", [])]
         self._alphas = {int(k): list(v) for k, v in state.get("alphas", {}).items()}
+        self._valid = {int(k): float(v) for k, v in state.get("valid", {}).items()}
         self._stop_epoch = state.get("stop_epoch")
 
     def after_arch_step(self, ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -381,6 +391,12 @@ class DartsEs(MethodHook):
         self._ev.append(ev)
         self._alphas[ctx.epoch] = [a.detach().clone() for a in ctx.supernet.arch_parameters()]
         out = {"darts_es.eigenvalue": ev}
+        scored = infer(ctx)
+        if scored is not None:
+            self._valid[ctx.epoch] = scored[0]
+            out["darts_es.infer_valid_acc"] = scored[0]
+            if last:
+                selection_score(ctx, scored[0], ctx.epoch, _SCORE_HOW)
         la = local_averages(self._ev, self.window)
         if la:
             out["darts_es.local_avg"] = la[-1]
@@ -414,4 +430,13 @@ class DartsEs(MethodHook):
             "triggered_at_epoch": ctx.epoch,
             "rolled_back": self.rollback,
         }
+        returned = self._stop_epoch if self.rollback else ctx.epoch
+        if returned in self._valid:
+            selection_score(ctx, self._valid[returned], returned, _SCORE_HOW)
         return True
+
+
+_SCORE_HOW = (
+    "infer(): eval mode, the whole validation split, at the epoch the search returns "
+    "(RobustDARTS results_perf)"
+)

@@ -107,6 +107,13 @@ def _entry(
     params_m: float | None = None,
 ) -> NamedGenotype:
     return NamedGenotype(name, space, searched_on, source, source_name, genotype, params_m)
+_AUTODL = GenotypeSource(
+    "D-X-Y/AutoDL-Projects",
+    "xautodl/nas_infer_model/DXYs/genotypes.py",
+    "f46486e21b71ae6459a700be720d7648b5429569",
+    "Dong & Yang, GDAS (CVPR 2019), Figure 3: the cells found on CIFAR-10 (GDAS_V1, written "
+    "there as two (op, input) pairs per node)",
+)
 
 
 _ENTRIES: tuple[NamedGenotype, ...] = (
@@ -126,6 +133,15 @@ _ENTRIES: tuple[NamedGenotype, ...] = (
         _QUARK0,
         "DARTS_V2",
         "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=range(2, 6), reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=range(2, 6))",  # noqa: E501
+    ),
+    # --- GDAS (AutoDL-Projects' DXYs genotypes): the CIFAR-10 cells, node by node ---
+    _entry(
+        "GDAS_V1",
+        "darts",
+        "cifar10",
+        _AUTODL,
+        "GDAS_V1",
+        "Genotype(normal=[('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), ('sep_conv_5x5', 2), ('sep_conv_3x3', 3), ('skip_connect', 0), ('sep_conv_5x5', 4), ('sep_conv_3x3', 3)], normal_concat=range(2, 6), reduce=[('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('sep_conv_5x5', 2), ('sep_conv_5x5', 1), ('dil_conv_5x5', 2), ('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_5x5', 1)], reduce_concat=range(2, 6))",  # noqa: E501
     ),
     # --- PC-DARTS: the CIFAR-10 and the ImageNet cells ---
     _entry(

@@ -117,7 +117,13 @@ def metric_value(rec: dict[str, Any], dataset: str, metric: str) -> tuple[float,
 
 
 def search_valid_acc(rec: dict[str, Any]) -> float | None:
-    """The search supernet's validation accuracy after its last epoch that has one."""
+    """The search's selection score where its method records one (`search.valid_acc`:
+    RobustDARTS' eval-mode accuracy on the whole validation split, at the epoch DARTS-ES
+    rolls back to or of the run an R-DARTS grid selects), else the supernet's validation
+    accuracy after its last epoch that has one."""
+    own = ((rec.get("search") or {}).get("valid_acc") or {}).get("value")
+    if own is not None and math.isfinite(float(own)):
+        return float(own)
     for epoch in reversed((rec.get("search") or {}).get("history") or []):
         v = epoch.get("valid_acc")
         if v is not None and math.isfinite(float(v)):

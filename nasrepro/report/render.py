@@ -325,6 +325,11 @@ def _settings_table(a: Analysis, notes: Footnotes) -> list[str]:
             cell_text = exp.genotype if len(exp.genotype) <= 40 else notes.ref(exp.genotype)
             search = "— (published cell)"
             methods = selector = "—"
+        elif exp.query is not None:  # a search by benchmark queries (search/queries.py)
+            cell_text = "queried"
+            q = config["query"]
+            search = ", ".join(f"{k} {v}" for k, v in q.items() if k != "algorithm")
+            methods, selector = str(q["algorithm"]), "best queried"
         else:
             cell_text = "searched"
             s = config["search"]

@@ -69,6 +69,12 @@ class SearchContext:
     # Supernet and batches in channels_last memory format (`nasrepro run --fast` where it
     # wins: oneDNN convolutions on a CPU at full size); same fp32 math.
     channels_last: bool = False
+    # valid_batches(epoch): one pass over the whole α (validation) split as (x, y) batches,
+    # for methods that score the supernet as the references' infer() does (search/infer.py);
+    # None where the search has no such split (hand-built contexts in tests).
+    valid_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]] | None = None
+    # The weight step's batch while its hooks run (SDARTS-ADV attacks α on it).
+    weight_batch: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -142,6 +148,7 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     net, opt = ctx.supernet, ctx.w_optimizer
     assert opt is not None
     opt.zero_grad(set_to_none=True)
+    ctx.weight_batch = (x, y)
     weights = net.cell_weights()
     if not ctx.hooks and not getattr(ctx.settings, "clip_includes_alpha", False):
         # α's gradient of the training loss is dropped below: without hooks that might read
@@ -170,19 +177,51 @@ def weight_step(ctx: SearchContext, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     return loss.item(), _accuracy(logits.detach(), y)
 
 
+def _arch_step_owner(ctx: SearchContext) -> MethodHook | None:
+    owners = [h for h in ctx.hooks if h.owns_arch_step]
+    if len(owners) > 1:
+        raise ValueError(f"methods {[h.name for h in owners]} each take over the α step")
+    return owners[0] if owners else None
+
+
+def _arch_cell_weights(ctx: SearchContext) -> list[torch.Tensor] | None:
+    """The α step's per-cell mixing weights when a hook changes them, else None (the
+    supernet's own softmax(α), the plain DARTS path unchanged)."""
+    changing = [
+        h
+        for h in ctx.hooks
+        if type(h).arch_step_cell_weights is not MethodHook.arch_step_cell_weights
+    ]
+    if not changing:
+        return None
+    weights = ctx.supernet.cell_weights()
+    for hook in changing:
+        weights = hook.arch_step_cell_weights(ctx, weights)
+    return weights
+
+
 def arch_step(
     ctx: SearchContext, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor, y_a: torch.Tensor
 ) -> tuple[float, float]:
     net, opt = ctx.supernet, ctx.a_optimizer
     assert opt is not None and ctx.w_optimizer is not None
     opt.zero_grad(set_to_none=True)
+    owner = _arch_step_owner(ctx)
+    if owner is not None:  # the method computes the gradient and updates α itself (GAEA)
+        loss, logits = owner.arch_step(ctx, x_w, y_w, x_a, y_a)
+        _check_finite(loss, ctx, "validation")
+        for hook in ctx.hooks:
+            hook.after_arch_step(ctx, x_a, y_a)
+        return loss.item(), _accuracy(logits.detach(), y_a)
     if ctx.settings.order == 2:
         loss, logits = unrolled_arch_grad(
             net, ctx.criterion, x_w, y_w, x_a, y_a, ctx.w_optimizer, ctx.settings.unrolled_r
         )
     else:
-        logits = net(x_a)
+        logits = net(x_a, cell_weights=_arch_cell_weights(ctx))
         loss = ctx.criterion(logits, y_a)
+        for hook in ctx.hooks:
+            loss = hook.arch_loss(ctx, loss)
         grads = torch.autograd.grad(loss, net.arch_parameters())
         for a, g in zip(net.arch_parameters(), grads, strict=True):
             a.grad = g
@@ -279,6 +318,20 @@ def run_search(
         hook.on_build(ctx)
     build_optimizers(ctx)
     assert ctx.w_optimizer is not None
+    _arch_step_owner(ctx)  # at most one method takes over the α step
+    if s.order == 2:
+        first_order = [
+            h.name
+            for h in ctx.hooks
+            if h.owns_arch_step
+            or type(h).arch_loss is not MethodHook.arch_loss
+            or type(h).arch_step_cell_weights is not MethodHook.arch_step_cell_weights
+        ]
+        if first_order:
+            raise ValueError(
+                f"methods {first_order} define their own α step or objective; they search "
+                "with search.order: 1"
+            )
     if ctx.dist is not None and ctx.dist.world > 1:
         unsafe = [h.name for h in ctx.hooks if not h.data_parallel]
         if s.order != 1 or unsafe:
@@ -294,6 +347,10 @@ def run_search(
         history = restore_engine_state(ctx, resume, loader)
         if resume.get("finished"):
             return history
+    # The state before the first epoch, kept for a hook that starts the search over.
+    initial: dict[str, Any] | None = None
+    if any(h.restarts_from_start for h in ctx.hooks):
+        initial = (resume or {}).get("initial") or _snapshot(engine_state(ctx, [], loader))
     alpha_first = s.resolved_alpha_step() == "before_weights"
     graphed: Any = None
     if ctx.cuda_graph:
@@ -302,7 +359,9 @@ def run_search(
         check_graphable(ctx)
     steps = min(steps_per_epoch, s.steps_per_epoch or steps_per_epoch)
     bar = Bar("search", (s.epochs - len(history)) * steps)
-    for epoch in range(len(history), s.epochs):
+    augments = [h for h in ctx.hooks if type(h).augment is not MethodHook.augment]
+    epoch = len(history)
+    while epoch < s.epochs:
         ctx.epoch = epoch
         lr = epoch_lr(s.lr_schedule, s.lr, s.lr_min, epoch, s.epochs, s.lr_warmup_epochs)
         for g in ctx.w_optimizer.param_groups:
@@ -318,6 +377,8 @@ def run_search(
                 break
             ctx.step = step
             x_w, y_w, x_a, y_a = (t.to(ctx.device, non_blocking=True) for t in batch)
+            for hook in augments:
+                x_w, x_a = hook.augment(ctx, x_w), hook.augment(ctx, x_a)
             if ctx.channels_last:
                 x_w, x_a = (x.contiguous(memory_format=torch.channels_last) for x in (x_w, x_a))
             update_alpha = all(h.update_alpha(ctx) for h in ctx.hooks)
@@ -367,14 +428,59 @@ def run_search(
         history.append(log)
         if on_epoch_end is not None:
             on_epoch_end(log)
-        stops = [h.name for h in ctx.hooks if h.should_stop(ctx, history)]
+        back = _restart(ctx, history, loader, initial)
+        stops = []
+        if back is None:
+            stops = [h.name for h in ctx.hooks if h.should_stop(ctx, history)]
         if stops:
             ctx.state["stopped_by"] = stops
             ctx.state["stopped_at_epoch"] = epoch
-        finished = bool(stops) or epoch + 1 == s.epochs
+        epoch = epoch + 1 if back is None else back + 1
+        finished = bool(stops) or epoch == s.epochs
         if checkpoint is not None:
-            checkpoint({**engine_state(ctx, history, loader), "finished": finished})
+            extra = {} if initial is None else {"initial": initial}
+            checkpoint({**engine_state(ctx, history, loader), **extra, "finished": finished})
         if finished:
             break
     bar.close()
     return history
+
+
+def _snapshot(state: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of an engine state on the CPU, unaffected by later steps."""
+    import copy
+
+    def cpu(obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return obj.detach().to("cpu", copy=True)
+        if isinstance(obj, dict):
+            return {k: cpu(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return type(obj)(cpu(v) for v in obj)
+        return copy.deepcopy(obj)
+
+    return cpu(state)
+
+
+def _restart(
+    ctx: SearchContext, history: list[EpochLog], loader: Any, initial: dict[str, Any] | None
+) -> int | None:
+    """Ask the hooks whether the search goes back (MethodHook.restart); apply it and return
+    the epoch it continues after, or None."""
+    for hook in ctx.hooks:
+        back = hook.restart(ctx, history)
+        if back is None:
+            continue
+        if back < -1 or back >= len(history):
+            raise ValueError(f"method {hook.name!r} restarted at epoch {back} of {len(history)}")
+        if back == -1:
+            if initial is None:
+                raise ValueError(f"method {hook.name!r} must set restarts_from_start")
+            own = hook.state_dict()
+            start = _snapshot(initial)
+            ctx.state.clear()
+            restore_engine_state(ctx, start, loader)
+            hook.load_state_dict(own)
+        del history[back + 1 :]
+        return back
+    return None

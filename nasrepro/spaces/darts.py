@@ -165,6 +165,7 @@ class SearchCell(nn.Module):
         s1: torch.Tensor,
         weights: torch.Tensor,
         edge_weights: torch.Tensor | None = None,
+        drop_prob: float = 0.0,
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         offset = 0
@@ -172,11 +173,24 @@ class SearchCell(nn.Module):
             terms = []
             for j, h in enumerate(states):
                 out = self.edges[offset + j](h, weights[offset + j])
+                if drop_prob > 0.0 and self.training:
+                    out = search_drop_path(out, drop_prob)
                 # PC-DARTS Cell.forward: weights2[offset + j] * op(h, weights[offset + j])
                 terms.append(out if edge_weights is None else edge_weights[offset + j] * out)
             offset += len(states)
             states.append(sum(terms))
         return torch.cat(states[-MULTIPLIER:], dim=1)
+
+
+def search_drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
+    """Drop each sample's edge output with probability p, scaled by 1/(1 − p), as
+    RobustDARTS' search cells do (src/utils.py drop_path on every mixed-op output in
+    training mode): the per-sample mask is drawn in float32 (`FloatTensor.bernoulli_`) from
+    the device's generator, then x/keep·mask, the reference's order of operations."""
+    keep = 1.0 - drop_prob
+    mask = torch.empty((x.shape[0], 1, 1, 1), dtype=torch.float32, device=x.device)
+    mask.bernoulli_(keep)
+    return x / keep * mask.to(x.dtype)
 
 
 def _cell_layout(layers: int) -> list[bool]:
@@ -247,6 +261,9 @@ class DartsSupernet(Supernet):
             c_prev_prev, c_prev = c_prev, MULTIPLIER * c_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
+        # Search-time drop path on every edge in training mode (R-DARTS(DP)); set per epoch
+        # by the method that uses it, 0 otherwise.
+        self.drop_path_prob = 0.0
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, cell_ops.num_ops))
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, cell_ops.num_ops))
         if edge_normalization:
@@ -301,7 +318,7 @@ class DartsSupernet(Supernet):
             s1 = self.stem1(s0)
         for cell, weights in zip(self.cells, cell_weights, strict=True):
             ew = None if edge_weights is None else edge_weights[int(cell.reduction)]
-            s0, s1 = s1, cell(s0, s1, weights, ew)
+            s0, s1 = s1, cell(s0, s1, weights, ew, self.drop_path_prob)
         out = self.global_pooling(s1)
         return self.classifier(out.flatten(1))
 

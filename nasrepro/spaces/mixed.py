@@ -8,9 +8,37 @@ the supernet is built (`MethodHook.configure_space`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class SampledOps:
+    """A sampled architecture in place of an edge's mixing weights: `index` names the one op
+    each edge computes; `weights`, when given, are GDAS' straight-through hard weights.
+
+    Without weights the edge outputs op_k(x) alone (a discrete path: SETN's and RSPS' weight
+    steps, xautodl search_cells.py `forward_dynamic`). With weights (edges × ops) it outputs
+    Σ_j (w_j·op_j(x) if j = k else w_j), the other ops' weights added as scalars: 0 in value,
+    their gradient the straight-through estimator's (`forward_gdas`). Indexing by edge gives
+    that edge's pair, so cells index it as they index a weight matrix.
+    """
+
+    index: torch.Tensor  # (edges,) or a 0-dim tensor for one edge
+    weights: torch.Tensor | None = None
+
+    def __getitem__(self, edge: int) -> SampledOps:
+        return SampledOps(self.index[edge], None if self.weights is None else self.weights[edge])
+
+    def mix(self, x: torch.Tensor, ops: Iterable[nn.Module]) -> torch.Tensor:
+        k = int(self.index)
+        ops = list(ops)
+        if self.weights is None:
+            return ops[k](x)
+        pairs = enumerate(zip(self.weights, ops, strict=True))
+        return sum(w * op(x) if j == k else w for j, (w, op) in pairs)  # type: ignore[return-value]
 
 
 class MixedOp(nn.Module):
@@ -34,8 +62,11 @@ class MixedOp(nn.Module):
         self.channels = channels
         self.extras = nn.ModuleList()  # terms added to the edge output, e.g. DARTS- β·skip
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        out = sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | SampledOps) -> torch.Tensor:
+        if isinstance(weights, SampledOps):
+            out = weights.mix(x, self.ops)
+        else:
+            out = sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))
         for extra in self.extras:
             out = out + extra(x)
         return out

@@ -29,6 +29,7 @@ CHECKOUT_VARS = {
     "Meituan-AutoML/DARTS-": "NASREPRO_REF_DARTS_MINUS",
     "dr-faustus/Lambda-DARTS": "NASREPRO_REF_LAMBDA_DARTS",
     "xiangning-chen/SmoothDARTS": "NASREPRO_REF_SMOOTHDARTS",
+    "D-X-Y/AutoDL-Projects": "NASREPRO_REF_AUTODL",
 }
 
 

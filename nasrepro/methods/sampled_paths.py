@@ -1,0 +1,140 @@
+"""Weight-sharing searches that train one sampled path per step: GDAS, SETN and RSPS.
+
+All three follow AutoDL-Projects (D-X-Y; xautodl, the NAS-Bench-201 baselines of Dong & Yang,
+ICLR 2020): exps/NAS-Bench-201-algos/GDAS.py, SETN.py, RANDOM-NAS.py with the supernets of
+xautodl/models/cell_searchs/search_model_{gdas,setn,random}.py and search_cells.py.
+
+- GDAS (Dong & Yang, CVPR 2019, `gdas`): every forward (weight step and α step alike) draws
+  Gumbel noise g = −log(Exp(1)) once for the whole network, h = softmax((log_softmax(α) + g)/τ),
+  takes k = argmax h per edge and mixes with the straight-through hard weights one_hot(k) − h
+  + h (sg = stop-gradient): only op k is computed (`SampledOps`). τ decays linearly from
+  τ_max = 10 to τ_min = 0.1 over the epochs (GDAS.sh). The cell is argmax α.
+- SETN (Dong & Yang, ICCV 2019, `setn`): each weight step trains one architecture drawn
+  uniformly (`random.choice` per edge, `dync_genotype(True)`); the α step is DARTS' first-order
+  step on the softmax-mixed supernet (`joint`). No gradient clipping (SETN.py). The cell is
+  chosen by selector `sampled_best`: the 100 cells most probable under α, each scored on one
+  validation batch.
+- RSPS (random search with parameter sharing, Li & Talwalkar, UAI 2019, `rsps`): the same
+  uniformly drawn paths, no α at all; selector `sampled_best` scores 100 uniformly drawn cells.
+
+Sampling draws from the global random streams the references use (torch's for the Gumbel
+noise, Python's `random` for uniform paths), which the search seeds; only the supernets that
+hold one α per edge (NB201) are supported, as the references' NB201 models.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from nasrepro.catalog import Float, register_method
+from nasrepro.methods.base import MethodHook
+from nasrepro.spaces.mixed import SampledOps
+
+if TYPE_CHECKING:
+    from nasrepro.search.engine import SearchContext
+
+
+def _one_alpha(ctx: SearchContext, method: str) -> torch.nn.Parameter:
+    alphas = ctx.supernet.arch_parameters()
+    if len(alphas) != 1 or set(ctx.supernet.cell_alpha_index()) != {0}:
+        raise ValueError(
+            f"method {method!r} samples one path for the whole network: it needs a supernet "
+            "with one α shared by every cell (space nb201)"
+        )
+    return alphas[0]
+
+
+def gumbel_hard(alpha: torch.Tensor, tau: float) -> SampledOps:
+    """TinyNetworkGDAS.forward: Gumbel noise, softmax((log_softmax(α) + g)/τ), hard one-hot
+    with the straight-through gradient; drawn again while any value is inf or nan."""
+    while True:
+        gumbels = -torch.empty_like(alpha).exponential_().log()
+        logits = (alpha.log_softmax(dim=1) + gumbels) / tau
+        probs = torch.softmax(logits, dim=1)
+        index = probs.max(-1, keepdim=True)[1]
+        one_h = torch.zeros_like(logits).scatter_(-1, index, 1.0)
+        hardwts = one_h - probs.detach() + probs
+        bad = torch.isinf(gumbels).any() or torch.isinf(probs).any() or torch.isnan(probs).any()
+        if not bad:
+            return SampledOps(index.squeeze(-1), hardwts)
+
+
+def uniform_path(num_edges: int, num_ops: int) -> SampledOps:
+    """One op per edge, each `random.choice` over the ops in edge order (TinyNetworkRANDOM
+    `random_genotype`, TinyNetworkSETN `dync_genotype(True)`)."""
+    ops = list(range(num_ops))
+    return SampledOps(torch.tensor([random.choice(ops) for _ in range(num_edges)]))
+
+
+def tau_schedule(tau_max: float, tau_min: float, epoch: int, epochs: int) -> float:
+    """GDAS.py: τ_max − (τ_max − τ_min)·epoch/(epochs − 1)."""
+    if epochs == 1:
+        return tau_max
+    return tau_max - (tau_max - tau_min) * epoch / (epochs - 1)
+
+
+@register_method(
+    "gdas",
+    "GDAS: one Gumbel-softmax sampled path per forward, straight-through hard weights",
+    args={"tau_max": Float(0, lo_open=True), "tau_min": Float(0, lo_open=True)},
+)
+class Gdas(MethodHook):
+    name = "gdas"
+
+    def __init__(
+        self,
+        tau_max: float = 10.0,  # scripts-search/NAS-Bench-201-algos/GDAS.sh --tau_max 10
+        tau_min: float = 0.1,  # --tau_min 0.1
+    ) -> None:
+        super().__init__()
+        if tau_min > tau_max:
+            raise ValueError(f"gdas: tau_min {tau_min} must not exceed tau_max {tau_max}")
+        self.tau_max, self.tau_min = tau_max, tau_min
+        self.tau = tau_max
+
+    def on_epoch_start(self, ctx: SearchContext) -> None:
+        self.tau = tau_schedule(self.tau_max, self.tau_min, ctx.epoch, ctx.settings.epochs)
+
+    def _sample(self, ctx: SearchContext) -> list[Any]:
+        sample = gumbel_hard(_one_alpha(ctx, self.name), self.tau)
+        return [sample] * ctx.supernet.num_search_cells  # type: ignore[attr-defined]
+
+    def weight_step_cell_weights(
+        self, ctx: SearchContext, weights: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        return self._sample(ctx)
+
+    def arch_step_cell_weights(
+        self, ctx: SearchContext, weights: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        return self._sample(ctx)
+
+    def on_epoch_end(self, ctx: SearchContext) -> dict[str, float]:
+        return {"gdas.tau": self.tau}
+
+
+class _UniformPaths(MethodHook):
+    """The weight step trains one uniformly drawn architecture, shared by every cell."""
+
+    def weight_step_cell_weights(
+        self, ctx: SearchContext, weights: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        alpha = _one_alpha(ctx, self.name)
+        path = uniform_path(alpha.shape[0], alpha.shape[1])
+        return [path] * ctx.supernet.num_search_cells  # type: ignore[attr-defined,list-item]
+
+
+@register_method("setn", "SETN: uniform paths for the weights, DARTS' α step", args={})
+class Setn(_UniformPaths):
+    name = "setn"
+
+
+@register_method("rsps", "RSPS: uniform paths for the weights, no α (random search)", args={})
+class Rsps(_UniformPaths):
+    name = "rsps"
+
+    def update_alpha(self, ctx: SearchContext) -> bool:
+        return False  # RANDOM-NAS.py trains the weights only
