@@ -4,17 +4,23 @@ A trial reads the files of its *search* dataset (a searched cell) and of its *ev
 datasets: those the evaluator trains or tests on (the `retrain` evaluator, on the recipe's
 dataset or the run-level substitute). Table lookups (`nb201-table`, `nb201-api`) and
 parameter/FLOP counts (`complexity`) read no dataset: their `eval_datasets` name table
-columns, not files. Datasets shipped with the package or generated (digits, synthetic)
+columns, not files; nor does a search by benchmark queries (`query:`), whose `dataset` is
+the benchmark's column. Datasets shipped with the package or generated (digits, synthetic)
 are always present.
 
-`select_by_datasets` keeps the trials whose datasets are all in the user's list and says,
-per experiment, which it skipped and which datasets they lacked.
+A trial may also read a *benchmark file*: `nb201-api` (query searches and API lookups) the
+full NAS-Bench-201 file, given by the evaluator option `path` or NASREPRO_NB201_FILE.
+
+`select_by_datasets` keeps the trials whose datasets are all in the user's list and whose
+benchmark files are given, and says, per experiment, which it skipped and what they lacked.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nasrepro.jobs import Trial
@@ -22,6 +28,7 @@ from nasrepro.jobs import Trial
 __all__ = [
     "Skipped",
     "always_present",
+    "missing_benchmark_files",
     "eval_data_datasets",
     "parse_datasets",
     "select_by_datasets",
@@ -56,8 +63,24 @@ def eval_data_datasets(config: dict[str, Any]) -> list[str]:
 
 def trial_datasets(config: dict[str, Any]) -> dict[str, list[str]]:
     """{"search": [...], "eval": [...]}: the datasets a trial of `config` reads."""
-    search = [] if "genotype" in config else [str(config["dataset"])]
+    searched = "genotype" not in config and "query" not in config
+    search = [str(config["dataset"])] if searched else []
     return {"search": search, "eval": eval_data_datasets(config)}
+
+
+def missing_benchmark_files(config: dict[str, Any]) -> list[str]:
+    """The benchmark files a trial of `config` reads that are not given (a path that exists):
+    ["NAS-Bench-201 file (NASREPRO_NB201_FILE ...)"] for `nb201-api` without one, else [].
+    Only whether a file is there: the preflight opens it and checks its checksum."""
+    if config.get("evaluator") != "nb201-api":
+        return []
+    from nasrepro.evaluate.nb201 import ENV_FILE
+
+    raw = (config.get("evaluator_args") or {}).get("path") or os.environ.get(ENV_FILE)
+    if raw and Path(raw).expanduser().exists():
+        return []
+    where = f"{raw} not found" if raw else f"set {ENV_FILE} or the evaluator option `path`"
+    return [f"the NAS-Bench-201 file ({where})"]
 
 
 def parse_datasets(text: str | Sequence[str]) -> list[str]:
@@ -87,6 +110,7 @@ class Skipped:
     trials: int
     missing_search: tuple[str, ...]
     missing_eval: tuple[str, ...]
+    missing_files: tuple[str, ...] = ()
 
     @property
     def reason(self) -> str:
@@ -95,7 +119,11 @@ class Skipped:
             parts.append(f"searches on {', '.join(self.missing_search)}")
         if self.missing_eval:
             parts.append(f"evaluates on {', '.join(self.missing_eval)}")
-        return " and ".join(parts) + " (not in --datasets)"
+        text = " and ".join(parts) + " (not in --datasets)" if parts else ""
+        if self.missing_files:
+            files = f"reads {', '.join(self.missing_files)}"
+            text = f"{text}; {files}" if text else files
+        return text
 
     def line(self) -> str:
         return f"{self.suite}/{self.experiment}: {self.trials} trial(s) skipped: {self.reason}"
@@ -104,8 +132,9 @@ class Skipped:
 def select_by_datasets(
     trials: Iterable[Trial], datasets: Iterable[str] | None
 ) -> tuple[list[Trial], list[Skipped]]:
-    """(trials whose search and evaluation datasets are all available, one `Skipped` per
-    experiment left out). `datasets` None: every trial is kept (no selection)."""
+    """(trials whose search and evaluation datasets are all available and whose benchmark
+    files are given, one `Skipped` per experiment left out). `datasets` None: every trial is
+    kept (no selection; the preflight refuses a missing file in one line)."""
     trials = list(trials)
     if datasets is None:
         return trials, []
@@ -116,15 +145,19 @@ def select_by_datasets(
     for t in trials:
         need = needs.get(t.group_hash)
         if need is None:
-            need = needs[t.group_hash] = trial_datasets(t.config)
+            need = needs[t.group_hash] = {
+                **trial_datasets(t.config),
+                "files": missing_benchmark_files(t.config),
+            }
         search = tuple(d for d in need["search"] if d not in have)
         evaluation = tuple(d for d in need["eval"] if d not in have)
-        if not search and not evaluation:
+        files = tuple(need["files"])
+        if not search and not evaluation and not files:
             kept.append(t)
             continue
-        entry = skipped.setdefault((t.suite, t.experiment), [0, search, evaluation])
+        entry = skipped.setdefault((t.suite, t.experiment), [0, search, evaluation, files])
         entry[0] += 1
-    out = [Skipped(s, e, n, ms, me) for (s, e), (n, ms, me) in skipped.items()]
+    out = [Skipped(s, e, n, ms, me, mf) for (s, e), (n, ms, me, mf) in skipped.items()]
     return kept, out
 
 

@@ -46,14 +46,28 @@ experiments:
     evaluator_args: {{recipes: {{cifar100: {{epochs: 1}}, imagenet: {{epochs: 1}}}}}}
     eval_datasets: [cifar100]
     seeds: 1
+  by-queries:
+    space: nb201
+    dataset: cifar10
+    query: {{algorithm: random, time_budget: 12000}}
+    evaluator: nb201-api
+    eval_datasets: [cifar10]
+    seeds: 2
 claims:
   - {{id: c1, paper_file: 003_55655e6ae543df8d.txt, table: Table 1, row: DARTS, method: DARTS,
      space: nb201, dataset: cifar10, metric: test_acc, value: 54.30, experiment: on-c10}}
 """
 
 
+NO_FILE = (
+    "data/by-queries: 2 trial(s) skipped: reads the NAS-Bench-201 file (set "
+    "NASREPRO_NB201_FILE or the evaluator option `path`)"
+)
+
+
 @pytest.fixture
-def suite(tmp_path: Path) -> Path:
+def suite(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.delenv("NASREPRO_NB201_FILE", raising=False)
     path = tmp_path / "data.yaml"
     path.write_text(SUITE)
     return path
@@ -66,6 +80,8 @@ def test_what_each_trial_reads(suite):
     assert trial_datasets(trials["on-c10"].config) == {"search": ["cifar10"], "eval": []}
     # a published cell retrained: no search; only the recipes its eval_datasets name
     assert trial_datasets(trials["retrain-c100"].config) == {"search": [], "eval": ["cifar100"]}
+    # a search by benchmark queries reads the benchmark file, no dataset
+    assert trial_datasets(trials["by-queries"].config) == {"search": [], "eval": []}
 
 
 def test_select_keeps_what_the_data_allow_and_names_the_rest(suite):
@@ -74,13 +90,41 @@ def test_select_keeps_what_the_data_allow_and_names_the_rest(suite):
     # digits is embedded: always present
     assert [t.experiment for t in kept] == ["on-digits", "retrain-c100"]
     assert [s.line() for s in skipped] == [
-        "data/on-c10: 2 trial(s) skipped: searches on cifar10 (not in --datasets)"
+        "data/on-c10: 2 trial(s) skipped: searches on cifar10 (not in --datasets)",
+        NO_FILE,
     ]
     kept, skipped = select_by_datasets(trials, ["cifar10"])
     assert [s.line() for s in skipped] == [
-        "data/retrain-c100: 1 trial(s) skipped: evaluates on cifar100 (not in --datasets)"
+        "data/retrain-c100: 1 trial(s) skipped: evaluates on cifar100 (not in --datasets)",
+        NO_FILE,
     ]
     assert select_by_datasets(trials, None) == (trials, [])
+
+
+def test_query_experiments_need_the_benchmark_file(suite, tmp_path, monkeypatch):
+    """`query:` searches are kept exactly when the NAS-Bench-201 file is given (env or the
+    evaluator's `path`) and exists; their `dataset` is a table column, not files."""
+    trials = expand(load_suite(suite), suite)
+    given = tmp_path / "NAS-Bench-201-v1_0-e61699.pth"
+    monkeypatch.setenv("NASREPRO_NB201_FILE", str(given))
+    _, skipped = select_by_datasets(trials, ["svhn"])
+    lines = [s.line() for s in skipped]
+    want = f"data/by-queries: 2 trial(s) skipped: reads the NAS-Bench-201 file ({given} not found)"
+    assert want in lines
+    given.write_bytes(b"")  # only presence is checked here; the preflight opens it
+    kept, skipped = select_by_datasets(trials, ["svhn"])
+    assert [t.experiment for t in kept] == ["on-digits", "by-queries", "by-queries"]
+    assert all("by-queries" not in s.line() for s in skipped)
+    # a missing dataset and a missing file are both named
+    monkeypatch.delenv("NASREPRO_NB201_FILE")
+    config = {**trials[-1].config, "dataset": "cifar10"}
+    from nasrepro.dataset_selection import Skipped, missing_benchmark_files
+
+    files = tuple(missing_benchmark_files(config))
+    assert Skipped("s", "e", 1, ("cifar10",), (), files).reason == (
+        "searches on cifar10 (not in --datasets); reads the NAS-Bench-201 file (set "
+        "NASREPRO_NB201_FILE or the evaluator option `path`)"
+    )
 
 
 def test_parse_datasets():
@@ -119,4 +163,5 @@ def test_run_datasets_and_preflight_of_retraining_data(
     assert out["skipped_for_data"] == [
         "data/on-c10: 2 trial(s) skipped: searches on cifar10 (not in --datasets)",
         "data/retrain-c100: 1 trial(s) skipped: evaluates on cifar100 (not in --datasets)",
+        NO_FILE,  # not fatal: the other experiments run
     ]

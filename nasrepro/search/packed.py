@@ -45,7 +45,7 @@ def not_packable(config: dict[str, Any], processes: int = 1) -> str | None:
     """Why a trial configuration's search cannot be packed, or None when it can."""
     search = config.get("search")
     if search is None:
-        return "a published cell: nothing is searched"
+        return "a published cell or benchmark queries: no supernet is searched"
     from nasrepro.methods.base import search_hooks
 
     hooks = search_hooks(config.get("methods", []), config.get("method_args", {}))
