@@ -454,10 +454,33 @@ def summarize(parts: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
-if __name__ == "__main__":
-    flags = set(sys.argv[2:])
+def cli(argv: list[str] | None = None) -> int:
+    """The script's command line; the exit status (2: it cannot run as asked)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/gpu_session.py",
+        description="Every GPU measurement of issues 15 and 20 in one results file (one part "
+        "per measurement). Full size needs CUDA and the reference (xautodl).",
+    )
+    parser.add_argument("out", type=Path, help="results file (JSON), e.g. "
+                        "benchmarks/results/<date>-<gpu>-session.json")  # fmt: skip
+    parser.add_argument(
+        "--tiny", action="store_true", help="dry run at tiny sizes (a CPU will do)"
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="measure without xautodl (stated loudly; no speed-up ratios)",
+    )
+    args = parser.parse_args(argv)
     try:
-        main(Path(sys.argv[1]), "--tiny" in flags, reference="--no-reference" not in flags)
+        main(args.out, args.tiny, reference=not args.no_reference)
     except SessionError as exc:
         print(f"gpu_session: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

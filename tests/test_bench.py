@@ -174,13 +174,33 @@ def test_gpu_session_script_dry_run(tmp_path, capsys):
     assert summary["data_included"] is True
 
 
-def test_gpu_session_refuses_full_size_without_cuda(tmp_path):
+def test_gpu_session_refuses_full_size_without_cuda(tmp_path, capsys):
     module = _gpu_session()
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(module.SessionError, match="full size needs CUDA"):
         module.main(tmp_path / "s.json", tiny=False)
     assert not (tmp_path / "s.json").exists()
+    # the command line: exit 2 with one line, nothing written; unknown flags refused
+    assert module.cli([str(tmp_path / "s.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gpu_session: error: full size needs CUDA and torch sees none (--tiny: CPU "
+                   "dry run)"]  # fmt: skip
+    assert not (tmp_path / "s.json").exists()
+    with pytest.raises(SystemExit) as exc:
+        module.cli([str(tmp_path / "s.json"), "--tinyy"])
+    assert exc.value.code == 2 and "unrecognized arguments: --tinyy" in capsys.readouterr().err
+
+
+def test_gpu_session_help(capsys):
+    """`python benchmarks/gpu_session.py --help` (its `cli`, in process: a subprocess would
+    spend seconds importing torch) prints the usage and exits 0."""
+    module = _gpu_session()
+    with pytest.raises(SystemExit) as exc:
+        module.cli(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    assert "usage: python benchmarks/gpu_session.py" in out and "--no-reference" in out
 
 
 def test_pick_fastest_never_picks_a_slower_switch():
