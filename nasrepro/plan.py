@@ -526,8 +526,8 @@ def format_plan(plan: dict[str, Any]) -> str:
         skipped = plan["skipped_by_datasets"]
         lines += [
             "",
-            f"Datasets {', '.join(plan['datasets'])}: {len(skipped)} experiment(s) skipped, "
-            "their search or evaluation data not among them:",
+            f"Datasets {', '.join(plan['datasets'])}: {len(skipped)} experiment(s) skipped "
+            "for the data or benchmark files they lack:",
             *(f"  {line}" for line in skipped),
         ]
     lines += ["", f"Configurations shared by several experiments (run once): {len(plan['shared'])}"]

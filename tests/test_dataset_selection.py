@@ -165,3 +165,28 @@ def test_run_datasets_and_preflight_of_retraining_data(
         "data/retrain-c100: 1 trial(s) skipped: evaluates on cifar100 (not in --datasets)",
         NO_FILE,  # not fatal: the other experiments run
     ]
+
+
+def test_plan_shows_the_same_selection_and_its_cost(suite, tmp_path, capsys):
+    """`nasrepro plan --datasets` keeps what `run --datasets` would run, names the rest with
+    the same lines, and estimates the kept trials on the chosen device."""
+    from nasrepro.cli import main
+
+    (tmp_path / "reg").mkdir()
+    reg = ["--registry", str(tmp_path / "reg")]
+    assert main(["plan", str(suite), *reg, "--datasets", "cifar10", "--device", "cpu-2core",
+                 "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["device"]["id"] == "cpu-2core" and out["datasets"] == ["cifar10"]
+    assert sorted({n["experiment"] for t in out["trials"] for n in t["needed_by"]}) == [
+        "on-c10", "on-digits"
+    ]  # fmt: skip
+    assert out["skipped_by_datasets"] == [
+        "data/retrain-c100: 1 trial(s) skipped: evaluates on cifar100 (not in --datasets)",
+        NO_FILE,
+    ]
+    assert out["totals"]["unique_trials"] == 3 and out["totals"]["hours_after_dedup"] > 0
+    assert main(["plan", str(suite), *reg, "--datasets", "cifar10", "--device",
+                 "cpu-2core"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "Datasets cifar10: 2 experiment(s) skipped" in text and NO_FILE in text

@@ -281,3 +281,39 @@ def test_measure_packing_times_both_paths_without_moving_the_rng():
     speedup = 2 * out["single_step_ms"] / out["packed_step_ms"]
     assert out["speedup"] == pytest.approx(speedup, rel=1e-2)
     assert out["pays"] == (out["speedup"] >= PAYS)
+
+
+def test_packing_is_on_by_default_only_where_measured_to_pay(tmp_path, monkeypatch, mlflow_uri):
+    """Default (`--pack-seeds` not given): four seeds, measured per trial, on a GPU; none on
+    a CPU. A measurement that does not pay leaves each seed to search alone (its records say
+    nothing was packed). The GPU case is forced here on the CPU with a stubbed measurement."""
+    import json
+
+    from nasrepro import packed_trials, runner
+    from nasrepro.runner import run_suite
+
+    assert runner._packing(None, "cuda") == (packed_trials.DEFAULT_PACK, True)
+    assert runner._packing(None, "cuda:1") == (packed_trials.DEFAULT_PACK, True)
+    assert runner._packing(None, "cpu") == (1, False)
+    assert runner._packing(3, "cuda") == (3, False)  # forced: no measurement
+    asked = []
+
+    def slower(config, *args, **kwargs):
+        asked.append(args[-1])  # k
+        return {"seeds": 2, "packed_step_ms": 10.0, "single_step_ms": 5.0, "speedup": 1.0,
+                "pays": False}  # fmt: skip
+
+    monkeypatch.setattr(runner, "_packing", lambda k, device: (2, True))
+    monkeypatch.setattr(packed_trials, "measure_packing", slower)
+    suite = tmp_path / "packs.yaml"
+    suite.write_text(SUITE.replace("epochs: 2,", "epochs: 1,"))
+    lines = []
+    run_suite(
+        suite, registry=tmp_path / "reg", tracking_uri=mlflow_uri, device="cpu",
+        checkpoint_dir=tmp_path / "ck", progress=lines.append,
+    )  # fmt: skip
+    assert asked == [2]
+    assert any("not packed: 2 seeds packed 10.0 ms/step vs 5.0 ms/step alone" in x for x in lines)
+    records = [json.loads(p.read_text()) for p in (tmp_path / "reg").rglob("*.json")]
+    assert sorted(r["seed"] for r in records) == [0, 1]
+    assert all(r["provenance"].get("packed_search") is None for r in records)
