@@ -160,6 +160,10 @@ def test_device_search_loader_serves_the_cpu_loaders_items(tmp_path):
     assert not torch.equal(second[0], dev_batches[0][0])
     dev.set_epoch(0)  # resuming at epoch 0 gives epoch 0's batches
     assert torch.equal(next(iter(dev))[0], dev_batches[0][0])
+    # the validation passes (infer(), sampled_best) are the CPU loader's, item for item
+    for (x, y), (cx, cy) in zip(dev.arch_pass(3, augment=False), cpu.arch_pass(3, augment=False),
+                                strict=True):  # fmt: skip
+        assert torch.equal(x, cx) and torch.equal(y, cy)
 
 
 def test_device_train_loader_is_a_function_of_seed_and_epoch():
