@@ -271,10 +271,16 @@ def simulate_savings(
         }
         done = {k: min(min_seeds, n) for k, (n, _) in experiments.items()}
         stopped: dict[tuple[str, str], bool] = {}
+        stats: dict[tuple[str, str], Any] = {}
+        verdicts: dict[tuple[str, str], str] = {}
+        judged: dict[tuple[str, str], int] = {}  # seeds each experiment was last judged at
         while True:
-            stats: dict[tuple[str, str], Any] = {}
-            verdicts: dict[tuple[str, str], str] = {}
+            # only experiments that ran a seed since are judged again (the 100-seed query
+            # baselines would otherwise re-judge every claim in each of their waves)
             for key, claims in claims_of.items():
+                if judged.get(key) == done[key]:
+                    continue
+                judged[key] = done[key]
                 suite = by_suite[key[0]]
                 for c in claims:
                     values = draws[key][c.id][: done[key]]
