@@ -72,7 +72,10 @@ def run(suite_path: str | Path, **options: Any) -> RunSummary:
     registry (NASREPRO_REGISTRY or "registry"), data_root=None (NASREPRO_DATA_ROOT),
     device=None (cuda if available), download=False, checkpoint_dir="checkpoints",
     rerun=False, search_processes=None, fast=False, executor=None (local),
-    progress (a callable taking one line; default: the `nasrepro` logger).
+    progress (a callable taking one line; default: the `nasrepro` logger),
+    datasets=None (only experiments these datasets allow), only=None (a plan's trial keys),
+    sequential=None (off; the CLI's default is 3: the minimum seeds before stopping early),
+    pack_seeds=None (4 on a GPU where it pays), data_on_device=None (on a GPU).
     Raises SuiteError / ValueError on invalid input, runner.TrialFailed when a trial fails.
     """
     from nasrepro.runner import run_suite
@@ -368,6 +371,8 @@ def run_summary(
         },
         "error": error,
         "verdicts": [asdict(r) for r in rows],
+        "skipped_for_data": [line for s in summaries for line in s.skipped_for_data],
+        "stopped_early": {e: why for s in summaries for e, why in s.stopped_early.items()},
         "mlflow": [
             {
                 "tracking_uri": s.tracking_uri,

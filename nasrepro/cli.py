@@ -116,15 +116,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
-
-    summaries = []
-    paths = [Path(p) for p in args.suites]
     try:
-        by_table = _table_experiments(args.suites, args.table) if args.table else {}
+        runs = _run_targets(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    summaries = []
+    paths = [Path(p) for p, _ in runs]
+    try:
+        by_table = _table_experiments([p for p, _ in runs], args.table) if args.table else {}
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
-    for path in args.suites:
+    for path, only in runs:
         try:
             experiments = args.experiment
             if args.table:
@@ -154,11 +157,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 search_processes=args.search_processes,
                 fast=args.fast,
                 executor=executor,
+                datasets=args.datasets,
+                only=only,
+                sequential=None if args.all_seeds else args.min_seeds,
+                pack_seeds=args.pack_seeds,
+                data_on_device={"auto": None, "yes": True, "no": False}[args.data_on_device],
             )
         except SuiteError as exc:
             print(exc, file=sys.stderr)
             return 2
-        except (DatasetNotFound, Nb201FileError, ValueError) as exc:
+        except DatasetNotFound as exc:
+            hint = "" if args.datasets else " (or run what your data allows: --datasets NAME,...)"
+            return _fail(f"{path}: {exc}{hint}")
+        except (Nb201FileError, ValueError) as exc:
             return _fail(f"{path}: {exc}")
         except TrialFailed as exc:
             if args.json:
@@ -183,6 +194,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         for record in summary.records:
             print(f"  {record}")
+        if summary.skipped_for_data:
+            print(f"Skipped for data:  {len(summary.skipped_for_data)} experiment(s)")
+            for line in summary.skipped_for_data:
+                print(f"  {line}")
+        for experiment, why in summary.stopped_early.items():
+            print(f"Stopped early:     {experiment}: {why}")
     if not summaries and not Path(args.registry).exists():
         # Nothing ran and nothing was ever recorded there: nothing to summarise or create.
         if args.json:
@@ -205,6 +222,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("Report:            not written (--out DIR writes pages; `nasrepro report` rebuilds)")
     print(format_summary(rows))
     return 0
+
+
+def _run_targets(args: argparse.Namespace) -> list[tuple[str, list[str] | None]]:
+    """(suite path, the trial keys to run or None for all) per suite: the suites given, or
+    those of `--plan FILE` with exactly its trials (nasrepro/budget.py); ValueError (one
+    line) for a stale plan or options the plan already fixes."""
+    from nasrepro.budget import check_plan_file, read_plan_file
+    from nasrepro.dataset_selection import parse_datasets
+
+    if args.datasets is not None:
+        args.datasets = parse_datasets(args.datasets)
+    if args.plan is None:
+        if not args.suites:
+            raise ValueError("give SUITE files or --plan FILE")
+        return [(p, None) for p in args.suites]
+    fixed = [o for o, v in (("SUITE", args.suites), ("--experiment", args.experiment),
+             ("--table", args.table), ("--datasets", args.datasets), ("--seeds", args.seeds),
+             ("--artifacts", args.artifacts)) if v]  # fmt: skip
+    if fixed:
+        raise ValueError(f"--plan: the plan file fixes the trials; drop {fixed[0]}")
+    plan = read_plan_file(Path(args.plan))
+    if args.budget not in ("full", plan["budget"]):
+        raise ValueError(
+            f"--plan: {args.plan} is for budget {plan['budget']!r}, not {args.budget!r}"
+        )
+    args.budget = plan["budget"]
+    return [(p, keys) for p, keys in check_plan_file(Path(args.plan), plan).items() if keys]
 
 
 def _run_preflight(args: argparse.Namespace) -> object | None:
@@ -322,10 +366,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """`nasrepro plan`: what a run would do and cost, without running (docs/plan.md)."""
+    from nasrepro.budget import budget_plan, format_budget, write_plan_file
+    from nasrepro.dataset_selection import parse_datasets
     from nasrepro.estimate import devices, step_times
     from nasrepro.plan import build_plan, format_plan
     from nasrepro.registry import RegistryError
-    from nasrepro.suite import SuiteError
+    from nasrepro.suite import SuiteError, load_suite
 
     paths = _suite_paths(args.suites)
     if not paths:
@@ -349,7 +395,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
         problem = _unknown_experiment(paths, args.experiment or [])
         if problem:
             return _fail(problem)
-        plan = build_plan(paths, args.budget, experiments or None, args.device, args.registry)
+        datasets = None if args.datasets is None else parse_datasets(args.datasets)
+        plan = build_plan(
+            paths, args.budget, experiments or None, args.device, args.registry,
+            datasets=datasets,
+        )  # fmt: skip
+        budgeted = None
+        if args.gpu_hours is not None:
+            suites = [load_suite(p) for p in paths]
+            budgeted = budget_plan(plan, suites, args.gpu_hours, args.min_seeds)
+            budgeted["datasets"] = datasets
+            write_plan_file(Path(args.write), budgeted, paths)
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -359,6 +415,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     for line in unreported(plan["registry_problems"]):
         print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
+    if budgeted is not None:
+        if args.json:  # the totals first: `| head` shows them; the trials last
+            trials = budgeted.pop("trials")
+            print(json.dumps({**budgeted, "trials": trials}, indent=1))
+        else:
+            print(format_budget(budgeted))
+            print(f"written: {args.write} (run it: nasrepro run --plan {args.write})")
+        return 0
     if args.json:  # the totals first: `| head` shows them; the trials last
         first = ("totals", "budget", "device", "fidelity_version", "suites")
         ordered = {**{k: plan[k] for k in first}, **plan}
@@ -683,7 +747,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run suites' experiments and record them")
     r.add_argument(
-        "suites", nargs="+", metavar="SUITE", help="suite files, e.g. suites/lambda_darts.yaml"
+        "suites", nargs="*", metavar="SUITE", help="suite files, e.g. suites/lambda_darts.yaml"
+    )
+    r.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="run exactly the trials of a plan file (`nasrepro plan ... --gpu-hours N` writes "
+        "one); refused if the suites no longer define them",
+    )
+    r.add_argument(
+        "--datasets",
+        metavar="NAME[,NAME]",
+        help="only experiments whose search and evaluation (retraining) datasets are all "
+        "among these; the others are listed as skipped (default: all, each must be present)",
+    )
+    r.add_argument(
+        "--min-seeds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="sequential seeds (full budget): run an experiment's seeds in order and stop once "
+        "its claims and the conclusions reading them are decided, never below N seeds",
+    )
+    r.add_argument(
+        "--all-seeds",
+        action="store_true",
+        help="turn sequential seeds off: every experiment runs all of its seeds",
+    )
+    r.add_argument(
+        "--pack-seeds",
+        type=int,
+        metavar="K",
+        help="search K seeds of a plain first-order experiment as one packed (on a GPU: "
+        "CUDA-graphed) step; 1 turns packing off (default: 4 on a GPU where a measured "
+        "packed step pays, 1 on a CPU)",
+    )
+    r.add_argument(
+        "--data-on-device",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="hold CIFAR/SVHN-sized images on the device and augment them there (auto: on "
+        "a GPU)",
     )
     r.add_argument(
         "--artifacts",
@@ -860,6 +964,29 @@ def build_parser() -> argparse.ArgumentParser:
         "from published peak figures until measured), cpu-2core",
     )
     pl.add_argument(
+        "--datasets",
+        metavar="NAME[,NAME]",
+        help="only the experiments these datasets allow (as `run --datasets`)",
+    )
+    pl.add_argument(
+        "--gpu-hours",
+        type=float,
+        metavar="N",
+        help="a budgeted plan: the trials deciding the most conclusions, then the most "
+        "claims, within N GPU-hours (hours on a CPU device), cheapest decision first; "
+        "written to --write for `run --plan`",
+    )
+    pl.add_argument(
+        "--write", default="plan.json", metavar="FILE", help="the plan file of --gpu-hours"
+    )
+    pl.add_argument(
+        "--min-seeds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="with --gpu-hours: the minimum of the sequential seeds whose saving is simulated",
+    )
+    pl.add_argument(
         "--registry",
         default=None,
         help=f"registry directory (NASREPRO_REGISTRY sets it; default {registry}, which may "
@@ -965,7 +1092,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[SOURCE_ENV] = " ".join(command)[:500]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-    for option in ("seeds", "search_processes", "gpus_per_trial"):
+    for option in ("seeds", "search_processes", "gpus_per_trial", "min_seeds", "pack_seeds"):
         value = getattr(args, option, None)
         if value is not None and value < 1:
             return _fail(f"--{option.replace('_', '-')}: must be at least 1, got {value}")

@@ -57,6 +57,11 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
     from nasrepro.trial import execute_trial
 
     t = job.trial
+    if job.pack:  # a pack job only searches its seeds together (packed_trials.py)
+        from nasrepro.packed_trials import search_packed
+
+        search_packed(job, progress)
+        return None
     ckpt = checkpoint_path(job.checkpoint_dir, t)
     with TrialLock(ckpt):
         if not job.rerun and find_trial(job.registry, t.config_hash):
@@ -77,8 +82,15 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
                 progress=progress,
                 checkpoint_dir=job.checkpoint_dir,
                 fast=job.fast,
+                data_on_device=job.data_on_device,
             )
             assert record is not None
+            if job.sequential is not None and t.budget == "full":
+                from nasrepro.sequential import record_decision
+
+                # (an experiment of no more seeds than the minimum never stops early)
+                if job.sequential[1] > job.sequential[0]:
+                    record["sequential"] = record_decision(t, record, job.registry, *job.sequential)
             try:
                 path = write_record(job.registry, record)
             except BaseException:

@@ -102,6 +102,15 @@ class TrialJob:
     fast: bool = False  # fused NB201 mixed ops, CUDA graphs (execute_trial)
     # Config hashes of the parent run's trials: the last of them to finish ends the parent.
     siblings: tuple[str, ...] = ()
+    # Other seeds searched with this one in one packed step (nasrepro/packed_trials.py):
+    # the job then only searches; each seed's own job selects, evaluates and records it.
+    pack: tuple[Trial, ...] = ()
+    pack_measured: bool = True  # pack only if the measured packed step pays
+    # Sequential seeds (nasrepro/sequential.py): (minimum, the experiment's n); the record
+    # says whether its verdicts stop the experiment here.
+    sequential: tuple[int, int] | None = None
+    # Images held and augmented on the device (datasets/device_loader.py); None: on a GPU.
+    data_on_device: bool | None = None
 
 
 def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -308,11 +308,15 @@ def build_plan(
     experiments: list[str] | None = None,
     device: str = "h200",
     registry: str | Path = "registry",
+    datasets: list[str] | None = None,
 ) -> dict[str, Any]:
     """What `nasrepro run` of these suites at `budget` would run, without running: unique
     trials (with who needs each and whether the registry holds it), estimated hours per
     trial and in total on `device`, per suite before and after de-duplication, experiments
-    that several suites define identically, and same-named experiments that differ."""
+    that several suites define identically, and same-named experiments that differ.
+    `datasets`: only the trials these datasets allow (`run --datasets`; the others are
+    listed under `skipped_by_datasets`)."""
+    from nasrepro.dataset_selection import select_by_datasets
     from nasrepro.estimate import estimate, search_split, step_times
     from nasrepro.registry import current_trials, scan_registry
     from nasrepro.suite import load_suite
@@ -325,6 +329,7 @@ def build_plan(
     done = current_trials(scan.records)
     referenced: list[Trial] = []
     per_suite: dict[str, dict[str, Any]] = {}
+    skipped_by_datasets: list[str] = []
     for path in suite_paths:
         suite = load_suite(path)
         if suite.suite in per_suite:
@@ -334,7 +339,8 @@ def build_plan(
             wanted = [e for e in experiments if e in suite.experiments]
             if not wanted:
                 continue
-        trials = expand(suite, path, budget, wanted)
+        trials, skipped = select_by_datasets(expand(suite, path, budget, wanted), datasets)
+        skipped_by_datasets += [s.line() for s in skipped]
         referenced += trials
         per_suite[suite.suite] = {"path": str(path), "trials": trials}
     if experiments:
@@ -407,6 +413,8 @@ def build_plan(
         "shared": _shared(referenced),
         "differences": _differences(referenced),
         "registry_problems": scan.problems,
+        "datasets": datasets,
+        "skipped_by_datasets": skipped_by_datasets,
         "trials": list(unique.values()),
     }
 
@@ -514,6 +522,14 @@ def format_plan(plan: dict[str, Any]) -> str:
         f"To run: {t['to_run']} trial(s), {_hours(t[f'{key}_to_run'])} {unit} "
         f"({t['cached']} of {t['unique_trials']} already in the registry)."
     )
+    if plan.get("datasets") is not None:
+        skipped = plan["skipped_by_datasets"]
+        lines += [
+            "",
+            f"Datasets {', '.join(plan['datasets'])}: {len(skipped)} experiment(s) skipped "
+            "for the data or benchmark files they lack:",
+            *(f"  {line}" for line in skipped),
+        ]
     lines += ["", f"Configurations shared by several experiments (run once): {len(plan['shared'])}"]
     for g in plan["shared"]:
         who = " = ".join(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -10,6 +11,7 @@ from typing import Any
 
 from nasrepro.execute import run_job, search_processes
 from nasrepro.executor import Executor, LocalExecutor
+from nasrepro.executor.base import JobOutcome
 from nasrepro.jobs import TrialJob
 from nasrepro.plan import Trial, expand
 from nasrepro.progress import emit
@@ -50,6 +52,10 @@ class RunSummary:
     run_ids: list[str] = field(default_factory=list)
     skipped: int = 0
     view_run_id: str | None = None  # the suite's `<suite> · verdicts` run (claims view)
+    # experiments left out by --datasets (one line each: which data they lack)
+    skipped_for_data: list[str] = field(default_factory=list)
+    # experiments whose seeds stopped early (sequential seeds): experiment -> why
+    stopped_early: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_device(device: str | None) -> str:
@@ -63,7 +69,9 @@ def resolve_device(device: str | None) -> str:
 
 
 def preflight(trials: list[Trial], data_root: str | None, download: bool = False) -> None:
-    """Fail before anything is logged: evaluators (benchmark files) and datasets must load."""
+    """Fail before anything is logged: evaluators (benchmark files), search datasets and the
+    datasets the evaluators retrain on must load, for every trial selected."""
+    from nasrepro.dataset_selection import check_eval_data
     from nasrepro.datasets import SearchProtocolError, trial_search_data
     from nasrepro.trial import build_evaluator
 
@@ -80,6 +88,7 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
         except SearchProtocolError as exc:
             field = f"experiments.{t.experiment}.search.data_protocol"
             raise SuiteError(t.suite_path, None, field, str(exc)) from None
+    check_eval_data(trials, data_root, download)
 
 
 def unique_trials(trials: list[Trial], progress: Progress = _stderr) -> list[Trial]:
@@ -184,6 +193,11 @@ def run_suite(
     fast: bool = False,
     executor: Executor | None = None,
     progress: Progress = _stderr,
+    datasets: list[str] | None = None,
+    only: list[str] | None = None,
+    sequential: int | None = None,
+    pack_seeds: int | None = None,
+    data_on_device: bool | None = None,
 ) -> RunSummary:
     """Run every trial of the suite at `budget` that the registry does not hold yet.
 
@@ -191,7 +205,17 @@ def run_suite(
     version): one already recorded, by this suite or any other, is skipped unless `rerun`,
     which adds another record. Experiments of the suite that resolve to the same trial run
     it once.
+
+    `datasets`: only experiments whose search and evaluation datasets are all listed (the
+    others are named in `summary.skipped_for_data`). `only`: exactly these trial keys, in
+    this order (a plan file, nasrepro/budget.py). `sequential`: at the full budget, run
+    each experiment's seeds in order and stop once its verdicts are decided, never below
+    this minimum (nasrepro/sequential.py). `pack_seeds`: seeds per packed search step
+    (nasrepro/packed_trials.py; None: 4 on a GPU where a measured step pays, else 1).
+    `data_on_device`: search and retraining images held and augmented on the device
+    (None: on a GPU, for CIFAR/SVHN-sized sets).
     """
+    from nasrepro.dataset_selection import select_by_datasets
     from nasrepro.preflight import check_tracking_uri
     from nasrepro.report.mlflow_view import experiment_description
     from nasrepro.tracking import (
@@ -205,7 +229,13 @@ def run_suite(
     )
 
     suite = load_suite(suite_path)
-    trials = unique_trials(expand(suite, suite_path, budget, experiments, seeds), progress)
+    expanded = expand(suite, suite_path, budget, experiments, seeds)
+    trials = unique_trials(expanded, progress)
+    if only is not None:
+        trials = _in_plan_order(trials, only)
+    trials, no_data = select_by_datasets(trials, datasets)
+    for s in no_data:
+        progress(f"{suite.suite}: {s.line()}")
     dev = resolve_device(device)
     skipped: list[Trial] = []
     if not rerun:
@@ -234,6 +264,9 @@ def run_suite(
         )
     summary = RunSummary(tracking_uri=tracker.uri, experiment_id=exp_id)
     summary.skipped = len(skipped)
+    summary.skipped_for_data = [s.line() for s in no_data]
+    seq = sequential if budget == "full" else None  # verdicts are judged at full only
+    paper_n = Counter(t.experiment for t in expanded)  # the experiments' seeds at this budget
     progress(f"{suite.suite}: {len(trials)} trial(s) at budget {budget!r} on {dev}")
     ckpt_root = Path(checkpoint_dir)
     groups: list[tuple[str, str, list[TrialJob]]] = []
@@ -278,17 +311,29 @@ def run_suite(
                 search_processes,
                 fast,
                 tuple(t.config_hash for t in group),
+                sequential=None if seq is None else (seq, paper_n[experiment]),
+                data_on_device=data_on_device,
             )
             for t in group
         ]
         groups.append((experiment, parent, jobs))
     runner = executor if executor is not None else LocalExecutor.for_device(dev)
+    packing = _packing(pack_seeds, dev)
     try:
-        outcomes = runner.run([job for _, _, jobs in groups for job in jobs], progress)
+        if seq is None:
+            every = [j for _, _, jobs in groups for j in jobs]
+            outcomes = _run_packed(runner, every, packing, progress)
+        else:
+            outcomes = _run_sequential(
+                runner, groups, expanded, seq, suite_path, registry, packing, summary, progress
+            )
     except KeyboardInterrupt:
         for _, parent, _ in groups:
             tracker.end_run(parent, "KILLED")
         raise
+    for experiment, parent, _ in groups:
+        if experiment in summary.stopped_early:
+            tracker.set_tags(parent, {"nasrepro.sequential": summary.stopped_early[experiment]})
     failed: list[str] = []
     n_failed = 0
     for experiment, parent, jobs in groups:
@@ -296,7 +341,8 @@ def run_suite(
         # a trial another process locked meanwhile is that process's, not a failure here
         errors = [o.error for o in mine if o.error is not None and not _locked(o.error)]
         summary.records.extend(o.path for o in mine if o.path is not None)
-        incomplete = errors or len(mine) < len(jobs)
+        # (seeds the sequential rule left out are not missing)
+        incomplete = errors or (len(mine) < len(jobs) and experiment not in summary.stopped_early)
         lost = [o for o in mine if o.path is None and (o.error is None or _locked(o.error))]
         if len(lost) == len(jobs) and parent not in reopened:
             # every trial was run by a concurrent process (under its own parent): this
@@ -315,3 +361,122 @@ def run_suite(
         error.summary, error.failed = summary, n_failed
         raise error
     return summary
+
+
+def _in_plan_order(trials: list[Trial], keys: list[str]) -> list[Trial]:
+    """The trials named by `keys` (a plan file), in the plan's order of their experiments'
+    first trials; an experiment's trials stay together (one MLflow parent run each)."""
+    rank = {k: i for i, k in enumerate(keys)}
+    chosen = [t for t in trials if t.config_hash in rank]
+    first: dict[str, int] = {}
+    for t in chosen:
+        first[t.experiment] = min(first.get(t.experiment, rank[t.config_hash]), rank[t.config_hash])
+    return sorted(chosen, key=lambda t: (first[t.experiment], t.seed))
+
+
+def _packing(pack_seeds: int | None, device: str) -> tuple[int, bool]:
+    """(seeds per pack, measured): `--pack-seeds K` forces K (1: off); by default four on a
+    GPU where the measured packed step pays, none on a CPU (packed_trials.py)."""
+    from nasrepro.packed_trials import DEFAULT_PACK
+
+    if pack_seeds is not None:
+        return pack_seeds, False
+    return (DEFAULT_PACK, True) if device.startswith("cuda") else (1, False)
+
+
+def _packable(job: TrialJob) -> bool:
+    from nasrepro.search.packed import not_packable
+
+    processes = search_processes(job, lambda line: None)
+    return not_packable(job.trial.config, processes) is None
+
+
+def _run_packed(
+    runner: Executor, jobs: list[TrialJob], packing: tuple[int, bool], progress: Progress
+) -> list[JobOutcome]:
+    """Run the jobs; first the packed searches of each experiment's packable seeds (pack
+    jobs), whose failure only means those seeds search alone in their own jobs."""
+    from dataclasses import replace
+
+    k, measured = packing
+    packs: list[TrialJob] = []
+    if k > 1:
+        for _, members in groupby(jobs, key=lambda j: j.trial.group_hash):
+            group = list(members)
+            if not _packable(group[0]):
+                continue
+            for i in range(0, len(group), k):
+                chunk = group[i : i + k]
+                if len(chunk) > 1:
+                    partners = tuple(j.trial for j in chunk[1:])
+                    packs.append(replace(chunk[0], pack=partners, pack_measured=measured))
+    if packs:
+        for outcome in runner.run(packs, progress):
+            if outcome.error is not None:
+                t = outcome.job.trial
+                progress(
+                    f"[{t.suite}/{t.experiment} packed from seed {t.seed}] packed search "
+                    f"stopped ({outcome.error}); its seeds continue alone"
+                )
+    return runner.run(jobs, progress)
+
+
+def _run_sequential(
+    runner: Executor,
+    groups: list[tuple[str, str, list[TrialJob]]],
+    expanded: list[Trial],
+    min_seeds: int,
+    suite_path: str | Path,
+    registry: str | Path,
+    packing: tuple[int, bool],
+    summary: RunSummary,
+    progress: Progress,
+) -> list[JobOutcome]:
+    """Waves of seeds: each experiment runs its seeds in order, the minimum first, then one
+    at a time (a pack's K at a time where its seeds are packed: they cost about one seed)
+    while `sequential.decide` says its verdicts need more (nasrepro/sequential.py). A failed
+    or locked trial ends its experiment's waves."""
+    from nasrepro.sequential import decide, experiment_verdicts, registry_verdicts
+
+    pending = {e: sorted(jobs, key=lambda j: j.trial.seed) for e, _, jobs in groups}
+    seeds_of = {e: [t.config_hash for t in expanded if t.experiment == e] for e in pending}
+    outcomes: list[JobOutcome] = []
+    while pending:
+        done = current_trials(scan_registry(registry).records)
+        analysis = None  # the report's verdicts, computed once a wave needs them
+        wave: list[TrialJob] = []
+        for exp in list(pending):
+            n = len(seeds_of[exp])
+            recorded = sum(k in done for k in seeds_of[exp])
+            floor = min(min_seeds, n)
+            verdicts: tuple[dict[str, str], dict[str, str]] = ({}, {})
+            if floor <= recorded < n:
+                analysis = analysis or registry_verdicts(suite_path, registry)
+                verdicts = experiment_verdicts(analysis, exp)
+            decision = decide(recorded, n, min_seeds, *verdicts)
+            if decision.stop:
+                if decision.early:
+                    summary.stopped_early[exp] = decision.why
+                    left = ", ".join(str(j.trial.seed) for j in pending[exp])
+                    progress(
+                        f"{exp}: {decision.why}; seed(s) {left} not run (--all-seeds runs them)"
+                    )
+                del pending[exp]
+                continue
+            take = max(floor - recorded, 1)
+            if packing[0] > 1 and _packable(pending[exp][0]):
+                take = max(take, packing[0])  # a pack's seeds cost about one seed's time
+            wave += pending[exp][:take]
+            pending[exp] = pending[exp][take:]
+            if not pending[exp]:
+                del pending[exp]
+        if not wave:
+            break
+        got = _run_packed(runner, wave, packing, progress)
+        outcomes += got
+        for o in got:
+            if o.error is not None:
+                pending.pop(o.job.trial.experiment, None)
+        if len(got) < len(wave) or any(o.error and not _locked(o.error) for o in got):
+            break  # a failure: the run reports it; no further waves
+    return outcomes

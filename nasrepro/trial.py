@@ -27,7 +27,7 @@ from nasrepro.checkpoint import (
 from nasrepro.cost import TrialClock, clock_path, gpu_count, search_cost_gpu_days, trial_cost
 from nasrepro.distributed import Dist, check_replicas, primary_device
 from nasrepro.jobs import FIDELITY_VERSION, Trial
-from nasrepro.methods.base import build_hooks
+from nasrepro.methods.base import search_hooks
 from nasrepro.progress import emit, trial_scope
 from nasrepro.provenance import device_name, provenance, set_tf32
 from nasrepro.registry import SCHEMA
@@ -85,6 +85,7 @@ def execute_trial(
     ddp: Dist | None = None,
     eval_device: str | None = None,
     fast: bool = False,
+    data_on_device: bool | None = None,
 ) -> dict[str, Any] | None:
     """Run `trial` under a child MLflow run and return its registry record (not yet written).
 
@@ -99,6 +100,8 @@ def execute_trial(
     timed on this trial's supernet, batch and device (`bench.fast_switches`): NB201's fused
     mixed ops, channels_last on a CPU, CUDA graphs for plain first-order searches on a GPU;
     recorded (with the timings) in the record's provenance, not in its config.
+    `data_on_device`: search (and retraining) images held and augmented on the device
+    (datasets/device_data.py); None: on a GPU. The record's `search_data.loader` says so.
     """
     if trial.benchmark_query:
         return _execute_query(
@@ -121,6 +124,7 @@ def execute_trial(
             progress=progress,
             run_name=run_name,
             checkpoint_dir=checkpoint_dir,
+            data_on_device=data_on_device,
         )
     from nasrepro.datasets import trial_search_data
 
@@ -131,21 +135,23 @@ def execute_trial(
     created = datetime.now(UTC).isoformat(timespec="seconds")
     seed_everything(trial.seed, settings.deterministic)
     set_tf32(settings.tf32)
+    search_device = torch.device(primary_device(device))
+    on_device = device_data_wanted(data_on_device, search_device)
     data = trial_search_data(
         cfg,
         root=data_root,
         seed=trial.seed,
         rank=ddp.rank if ddp else 0,
         world=ddp.world if ddp else 1,
+        on_device=search_device if on_device else None,
     )
     if ddp is not None and not ddp.main:
         tracker = NullTracker()  # rank 0 alone writes to MLflow
     space = build_space(cfg["space"])
-    hooks = build_hooks(cfg["methods"], cfg["method_args"])
+    hooks = search_hooks(cfg["methods"], cfg["method_args"])
     space_args = dict(cfg["space_args"])
     for hook in hooks:
         space_args = hook.configure_space(space_args)
-    search_device = torch.device(primary_device(device))
     speed: dict[str, Any] = {"fused": False, "cuda_graph": False, "channels_last": False}
     if fast:  # the switches that win here, measured on this supernet and batch (bench.py)
         from nasrepro.bench import fast_switches
@@ -178,18 +184,7 @@ def execute_trial(
     ctx.checkpoint = ckpt
     ctx.dist = ddp
     ctx.valid_batches = data.loader.arch_pass
-    tags = {
-        "suite": trial.suite,
-        "experiment": trial.experiment,
-        "budget": trial.budget,
-        "seed": str(trial.seed),
-        "claim_ids": ",".join(trial.claim_ids),
-        "method": "+".join(cfg["methods"]) or "darts",
-        "space": cfg["space"],
-        "dataset": cfg["dataset"],
-        "config_hash": trial.config_hash,
-        SOURCE: trial.suite_path,
-    }
+    tags = search_tags(trial)
     resume = None
     if ckpt is not None and ckpt.exists():
         try:
@@ -227,7 +222,11 @@ def execute_trial(
         "config_hash": trial.config_hash,
         "mlflow_run_id": run_id,
         "parent_run_id": parent_run_id,
-        **({} if resume is None else {k: resume[k] for k in ("engine", "selected") if k in resume}),
+        **(
+            {}
+            if resume is None
+            else {k: resume[k] for k in ("engine", "selected", "packed") if k in resume}
+        ),
     }
 
     def save(state: dict[str, Any]) -> None:
@@ -248,37 +247,10 @@ def execute_trial(
         if resume is None:
             tracker.log_params(run_id, flatten(cfg))
             tracker.log_params(run_id, flatten({"seed": trial.seed, "data": {"split": data.split}}))
-        lookup_each_epoch = (
-            evaluate and cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
-        )
-
-        def on_epoch_end(log: EpochLog) -> None:
-            if lookup_each_epoch:
-                # The NB201 score of the current argmax cell makes collapse visible per epoch.
-                geno = space.derive_argmax(supernet)
-                res = evaluator.score(
-                    space.format_genotype(geno), cfg["eval_datasets"], ["test_acc"]
-                )
-                for ds, vals in res.metrics.items():
-                    log.diagnostics[f"lookup.{ds}.test_acc"] = vals["test_acc"]
-            metrics = {
-                "train_loss": log.train_loss,
-                "train_acc": log.train_acc,
-                "valid_loss": log.valid_loss,
-                "valid_acc": log.valid_acc,
-                "lr": log.lr,
-                "epoch_seconds": log.seconds,
-                **log.diagnostics,
-                **alpha_summary(log.alpha, space.edge_op_names),
-            }
-            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if v == v}, log.epoch)
-            progress(
-                f"{label} epoch {log.epoch + 1}/{settings.epochs} "
-                f"train {log.train_loss:.3f}/{log.train_acc:.1f}% "
-                f"valid {log.valid_loss:.3f}/{log.valid_acc:.1f}% ({log.seconds:.1f}s)"
-            )
-            if on_epoch is not None:
-                on_epoch(log)
+        on_epoch_end = epoch_logger(
+            trial, space, supernet, evaluator if evaluate else None, tracker, run_id, progress,
+            label, on_epoch,
+        )  # fmt: skip
 
         history = run_search(
             ctx,
@@ -328,6 +300,9 @@ def execute_trial(
             tracking={"uri": tracker.uri, "run_id": run_id},
             log=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
             progress=lambda line: progress(f"{label} {line}"),
+            data_on_device=device_data_wanted(
+                data_on_device, torch.device(primary_device(eval_device or device))
+            ),
         )
         final = {
             f"final.{ds}.{m}": v for ds, vals in result.metrics.items() for m, v in vals.items()
@@ -386,6 +361,9 @@ def execute_trial(
                 **provenance(device, settings.deterministic, wall, created),
                 "speed_switches": speed,
                 "search_processes": ddp.world if ddp is not None else 1,
+                # searched with other seeds in one packed step (nasrepro/packed_trials.py):
+                # which seeds, the timings that chose it; its search seconds are its share
+                "packed_search": payload.get("packed"),
             },
         }
     except BaseException as exc:
@@ -409,6 +387,77 @@ def execute_trial(
         + budget_caveat(trial.budget)
     )
     return record
+
+
+def device_data_wanted(flag: bool | None, device: torch.device) -> bool:
+    """Images on the device: as asked, else on a GPU (where the CPU loader sets the pace)."""
+    return device.type == "cuda" if flag is None else flag
+
+
+def search_tags(trial: Trial) -> dict[str, str]:
+    """The MLflow tags of a searched trial's child run."""
+    cfg = trial.config
+    return {
+        "suite": trial.suite,
+        "experiment": trial.experiment,
+        "budget": trial.budget,
+        "seed": str(trial.seed),
+        "claim_ids": ",".join(trial.claim_ids),
+        "method": "+".join(cfg["methods"]) or "darts",
+        "space": cfg["space"],
+        "dataset": cfg["dataset"],
+        "config_hash": trial.config_hash,
+        SOURCE: trial.suite_path,
+    }
+
+
+def epoch_logger(
+    trial: Trial,
+    space: Any,
+    supernet: nn.Module,
+    evaluator: Any,
+    tracker: Tracker,
+    run_id: str,
+    progress: Progress,
+    label: str,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> Callable[[EpochLog], None]:
+    """What happens after each search epoch of a trial (alone or packed): the NB201 lookup
+    of the current argmax cell (with an NB201 evaluator; `evaluator` None skips it), the
+    epoch's metrics to its MLflow run, a progress line, then `on_epoch`."""
+    cfg = trial.config
+    epochs = trial.search.epochs
+    lookup_each_epoch = (
+        evaluator is not None and cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
+    )
+
+    def on_epoch_end(log: EpochLog) -> None:
+        if lookup_each_epoch:
+            # The NB201 score of the current argmax cell makes collapse visible per epoch.
+            geno = space.derive_argmax(supernet)
+            res = evaluator.score(space.format_genotype(geno), cfg["eval_datasets"], ["test_acc"])
+            for ds, vals in res.metrics.items():
+                log.diagnostics[f"lookup.{ds}.test_acc"] = vals["test_acc"]
+        metrics = {
+            "train_loss": log.train_loss,
+            "train_acc": log.train_acc,
+            "valid_loss": log.valid_loss,
+            "valid_acc": log.valid_acc,
+            "lr": log.lr,
+            "epoch_seconds": log.seconds,
+            **log.diagnostics,
+            **alpha_summary(log.alpha, space.edge_op_names),
+        }
+        tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if v == v}, log.epoch)
+        progress(
+            f"{label} epoch {log.epoch + 1}/{epochs} "
+            f"train {log.train_loss:.3f}/{log.train_acc:.1f}% "
+            f"valid {log.valid_loss:.3f}/{log.valid_acc:.1f}% ({log.seconds:.1f}s)"
+        )
+        if on_epoch is not None:
+            on_epoch(log)
+
+    return on_epoch_end
 
 
 def record_identity(trial: Trial) -> dict[str, Any]:
@@ -452,6 +501,7 @@ def _execute_given_cell(
     progress: Progress,
     run_name: str | None,
     checkpoint_dir: str | Path | None,
+    data_on_device: bool | None = None,
 ) -> dict[str, Any]:
     """A trial of a published cell (`genotype:`): no search and no selection, only the
     evaluator (params/FLOPs, a benchmark lookup, or a retraining with this seed)."""
@@ -499,6 +549,9 @@ def _execute_given_cell(
             tracking={"uri": tracker.uri, "run_id": run_id},
             log=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
             progress=lambda line: progress(f"{label} {line}"),
+            data_on_device=device_data_wanted(
+                data_on_device, torch.device(primary_device(device))
+            ),
         )
         final = {
             f"final.{ds}.{m}": v for ds, vals in result.metrics.items() for m, v in vals.items()
