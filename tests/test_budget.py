@@ -122,7 +122,7 @@ def test_docs_plan_figures_are_what_the_code_gives(tmp_path, monkeypatch):
     everything = budget_plan(plan, suites, 1e9)
     c, k = everything["conclusions"], everything["claims"]
     assert f"{c['decidable']} of the {c['total']} conclusions" in doc
-    assert f"{k['decidable']} of the {k['total']:,} claims" in doc
+    assert f"{k['decidable']:,} of the {k['total']:,} claims" in doc
     assert f"the {everything['hours']:,.0f} GPU-hours of those trials" in doc
     c10 = build_plan(paths, registry=tmp_path, datasets=["cifar10"])
     assert f"Of the {plan['totals']['unique_trials']:,} unique full-budget trials" in doc
