@@ -74,7 +74,10 @@ def run(suite_path: str | Path, **options: Any) -> RunSummary:
     rerun=False, search_processes=None, fast=False, executor=None (local),
     retrain="claims" (what some claim reads; "all": every evaluated dataset and seed),
     pack=1 (CIFAR retrainings run at once on one device),
-    progress (a callable taking one line; default: the `nasrepro` logger).
+    progress (a callable taking one line; default: the `nasrepro` logger),
+    datasets=None (only experiments these datasets allow), only=None (a plan's trial keys),
+    sequential=None (off; the CLI's default is 3: the minimum seeds before stopping early),
+    pack_seeds=None (4 on a GPU where it pays), data_on_device=None (on a GPU).
     Raises SuiteError / ValueError on invalid input, runner.TrialFailed when a trial fails.
     """
     from nasrepro.runner import run_suite
@@ -87,14 +90,16 @@ def report(
     suites: Sequence[str | Path] | None = None,
     registry: str | Path | None = None,
     out: str | Path = "reports",
+    site: str | Path | None = None,
 ) -> list[SummaryRow]:
-    """Write `out/<suite>.md`, `out/index.md` and the α figures from suites + registry
-    (default: every suites/*.yaml) and return the verdict counts per suite."""
+    """Write `out/<suite>.md`, `out/index.md` and the figures from suites + registry
+    (default: every suites/*.yaml), and the static HTML site under `site` if given; return
+    the verdict counts per suite."""
     from nasrepro.report import build_report, summary_table
 
     paths = [Path(p) for p in suites] if suites else sorted(DEFAULT_SUITES.glob("*.yaml"))
     reg = Path(registry) if registry is not None else default_registry()
-    build_report(paths, reg, Path(out))
+    build_report(paths, reg, Path(out), None if site is None else Path(site))
     return summary_table(paths, reg)
 
 
@@ -265,12 +270,20 @@ def network_info(
 def _named_genotype(genotype: str | None) -> Any:
     if genotype is None or genotype.strip().startswith(("Genotype", "|")):
         return None
-    from nasrepro.nets.genotypes import lookup
+    import difflib
+
+    from nasrepro.nets.genotypes import genotype_names, lookup
 
     try:
         return lookup(genotype)
-    except KeyError:
-        return None
+    except KeyError:  # neither an arch string nor a Genotype(...): a name, and not a known one
+        names = genotype_names()
+        close = difflib.get_close_matches(genotype, names, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" ({len(names)} known)"
+        raise ValueError(
+            f"--genotype: unknown genotype {genotype!r}{hint}; `nasrepro list` names them, "
+            "or give a Genotype(...) string or an NB201 arch string"
+        ) from None
 
 
 def _space_network(
@@ -353,23 +366,26 @@ def run_summary(
     MLflow locations and the verdict counts."""
     from dataclasses import asdict
 
-    return {
+    return {  # totals first, the (long) list of records last
         "trials": {
             "run": sum(len(s.records) for s in summaries),
             "skipped": sum(s.skipped for s in summaries),
             "failed": failed,
             "waiting": [w for s in summaries for w in s.waiting],
         },
-        "records": [str(p) for s in summaries for p in s.records],
+        "error": error,
+        "verdicts": [asdict(r) for r in rows],
+        "skipped_for_data": [line for s in summaries for line in s.skipped_for_data],
+        "stopped_early": {e: why for s in summaries for e, why in s.stopped_early.items()},
         "units": [str(p) for s in summaries for p in s.units],  # unit records computed
         "mlflow": [
             {
                 "tracking_uri": s.tracking_uri,
                 "experiment_id": s.experiment_id,
                 "parent_run_ids": list(s.run_ids),
+                "claims_view_run_id": s.view_run_id,
             }
             for s in summaries
         ],
-        "verdicts": [asdict(r) for r in rows],
-        "error": error,
+        "records": [str(p) for s in summaries for p in s.records],
     }

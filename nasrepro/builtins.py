@@ -5,10 +5,14 @@ import nasrepro.datasets.imagenet  # noqa: F401
 import nasrepro.evaluate.complexity  # noqa: F401
 import nasrepro.evaluate.nb201  # noqa: F401
 import nasrepro.evaluate.retrain  # noqa: F401
+import nasrepro.methods.beta_darts  # noqa: F401
 import nasrepro.methods.darts  # noqa: F401
 import nasrepro.methods.darts_minus  # noqa: F401
+import nasrepro.methods.drnas  # noqa: F401
 import nasrepro.methods.exchanged_lr  # noqa: F401
 import nasrepro.methods.fix_alpha  # noqa: F401
+import nasrepro.methods.gaea  # noqa: F401
+import nasrepro.methods.idarts  # noqa: F401
 import nasrepro.methods.lambda_darts  # noqa: F401
 import nasrepro.methods.pc_darts  # noqa: F401
 import nasrepro.methods.random_features  # noqa: F401
@@ -16,6 +20,7 @@ import nasrepro.methods.robust_darts  # noqa: F401
 import nasrepro.methods.sampled_paths  # noqa: F401
 import nasrepro.methods.sdarts  # noqa: F401
 import nasrepro.methods.sdarts_adv  # noqa: F401
+import nasrepro.methods.snas  # noqa: F401
 import nasrepro.methods.stop_criteria  # noqa: F401
 import nasrepro.select.argmax  # noqa: F401
 import nasrepro.select.best_valid  # noqa: F401

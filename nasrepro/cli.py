@@ -8,9 +8,11 @@ missing dataset or benchmark file) — reported on one line, before anything is 
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -44,7 +46,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             code = 2
             continue
-        print(f"{path}: ok ({len(suite.experiments)} experiments, {len(suite.claims)} claims)")
+        print(
+            f"{path}: ok ({len(suite.experiments)} experiments, {len(suite.claims)} claims, "
+            f"{len(suite.comparisons)} comparisons)"
+        )
     return code
 
 
@@ -62,6 +67,33 @@ def _artifact_experiments(path: str, given: list[str] | None) -> list[str]:
         for e, exp in suite.experiments.items()
         if exp.is_artifact and not exp.pending and (not given or e in given)
     ]
+
+
+def _table_experiments(paths: list[str], tables: list[str]) -> dict[str, list[str]]:
+    """`--table`: per suite file, the runnable experiments of the claims in those paper
+    tables. A table no suite has is an error (with the closest table name)."""
+    from nasrepro.suite import SuiteError, load_suite
+
+    chosen: dict[str, list[str]] = {}
+    known: set[str] = set()
+    for path in paths:
+        suite = load_suite(path)
+        known |= {c.table for c in suite.claims}
+        chosen[path] = sorted(
+            {
+                str(c.experiment)
+                for c in suite.claims
+                if c.table in tables
+                and c.experiment in suite.experiments
+                and not c.not_runnable
+                and not suite.experiments[c.experiment].pending
+            }
+        )
+    for table in tables:
+        if table not in known:
+            hint = _close(table, sorted(known)) or f" (tables: {', '.join(sorted(known))})"
+            raise SuiteError(paths[0], None, "--table", f"no claims of table {table!r}{hint}")
+    return chosen
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -84,13 +116,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasrepro.report import build_report, format_summary, summary_table
     from nasrepro.runner import TrialFailed, run_suite
     from nasrepro.suite import SuiteError
+    try:
+        runs = _run_targets(args)
+    except ValueError as exc:
+        return _fail(str(exc))
     summaries = []
-    paths = [Path(p) for p in args.suites]
-    for path in args.suites:
+    paths = [Path(p) for p, _ in runs]
+    try:
+        by_table = _table_experiments([p for p, _ in runs], args.table) if args.table else {}
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for path, only in runs:
         try:
             experiments = args.experiment
+            if args.table:
+                experiments = sorted({*(args.experiment or []), *by_table[path]})
+                if not experiments:
+                    if not args.json:
+                        print(f"{path}: no runnable claims in {', '.join(args.table)}; skipped")
+                    continue
             if args.artifacts:
-                experiments = _artifact_experiments(path, args.experiment)
+                experiments = _artifact_experiments(path, experiments)
                 if not experiments:
                     if not args.json:
                         print(f"{path}: no artifact experiments; nothing to run")
@@ -112,11 +159,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 executor=executor,
                 retrain=args.retrain,
                 pack=args.pack,
+                datasets=args.datasets,
+                only=only,
+                sequential=None if args.all_seeds else args.min_seeds,
+                pack_seeds=args.pack_seeds,
+                data_on_device={"auto": None, "yes": True, "no": False}[args.data_on_device],
             )
         except SuiteError as exc:
             print(exc, file=sys.stderr)
             return 2
-        except (DatasetNotFound, Nb201FileError, ValueError) as exc:
+        except DatasetNotFound as exc:
+            hint = "" if args.datasets else " (or run what your data allows: --datasets NAME,...)"
+            return _fail(f"{path}: {exc}{hint}")
+        except (Nb201FileError, ValueError) as exc:
             return _fail(f"{path}: {exc}")
         except TrialFailed as exc:
             if args.json:
@@ -147,6 +202,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"Waiting:           {len(summary.waiting)} trial(s) not recorded yet")
             for line in summary.waiting:
                 print(f"  {line}")
+        if summary.skipped_for_data:
+            print(f"Skipped for data:  {len(summary.skipped_for_data)} experiment(s)")
+            for line in summary.skipped_for_data:
+                print(f"  {line}")
+        for experiment, why in summary.stopped_early.items():
+            print(f"Stopped early:     {experiment}: {why}")
     if not summaries and not Path(args.registry).exists():
         # Nothing ran and nothing was ever recorded there: nothing to summarise or create.
         if args.json:
@@ -169,6 +230,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("Report:            not written (--out DIR writes pages; `nasrepro report` rebuilds)")
     print(format_summary(rows))
     return 0
+
+
+def _run_targets(args: argparse.Namespace) -> list[tuple[str, list[str] | None]]:
+    """(suite path, the trial keys to run or None for all) per suite: the suites given, or
+    those of `--plan FILE` with exactly its trials (nasrepro/budget.py); ValueError (one
+    line) for a stale plan or options the plan already fixes."""
+    from nasrepro.budget import check_plan_file, read_plan_file
+    from nasrepro.dataset_selection import parse_datasets
+
+    if args.datasets is not None:
+        args.datasets = parse_datasets(args.datasets)
+    if args.plan is None:
+        if not args.suites:
+            raise ValueError("give SUITE files or --plan FILE")
+        return [(p, None) for p in args.suites]
+    fixed = [o for o, v in (("SUITE", args.suites), ("--experiment", args.experiment),
+             ("--table", args.table), ("--datasets", args.datasets), ("--seeds", args.seeds),
+             ("--artifacts", args.artifacts)) if v]  # fmt: skip
+    if fixed:
+        raise ValueError(f"--plan: the plan file fixes the trials; drop {fixed[0]}")
+    plan = read_plan_file(Path(args.plan))
+    if args.budget not in ("full", plan["budget"]):
+        raise ValueError(
+            f"--plan: {args.plan} is for budget {plan['budget']!r}, not {args.budget!r}"
+        )
+    args.budget = plan["budget"]
+    return [(p, keys) for p, keys in check_plan_file(Path(args.plan), plan).items() if keys]
 
 
 def _run_preflight(args: argparse.Namespace) -> object | None:
@@ -234,15 +322,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    site = Path(args.site) if args.site else None
     for path, option in ((args.registry, "--registry"), (args.verify_against, "--verify-against")):
         problem = _registry_dir(path, option) if path is not None else None
         if problem:
             return _fail(problem)
-    if not (args.json or args.check):
+    if not args.json:
         from nasrepro.preflight import PreflightError, check_output_dir
 
         try:
-            check_output_dir(args.out, "--out")
+            if not args.check:
+                check_output_dir(args.out, "--out")
+            if site is not None:
+                check_output_dir(str(site), "--site")
         except PreflightError as exc:
             return _fail(str(exc), exc.exit_code)
     if args.verify_against is not None:
@@ -266,7 +358,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             sys.stdout.write(dumps(report_json(paths, Path(args.registry))))
             return 0
         if args.check:
-            problems = check_report(paths, Path(args.registry), Path(args.out))
+            problems = check_report(paths, Path(args.registry), Path(args.out), site)
             for line in problems:
                 print(line, file=sys.stderr)
             if problems:
@@ -274,8 +366,10 @@ def cmd_report(args: argparse.Namespace) -> int:
                     f"{len(problems)} report file(s) out of date: run `nasrepro report`", 1
                 )
             print(f"{args.out}/: up to date with the suites and {args.registry}/")
+            if site is not None:
+                print(f"site: {site / 'index.html'}")
             return 0
-        build_report(paths, Path(args.registry), Path(args.out))
+        build_report(paths, Path(args.registry), Path(args.out), site)
         rows = summary_table(paths, Path(args.registry))
     except SuiteError as exc:
         print(exc, file=sys.stderr)
@@ -284,18 +378,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(format_summary(rows))
     print(f"written: {Path(args.out) / 'index.md'}")
+    if site is not None:
+        print(f"site:    {site / 'index.html'} (open it in a browser; no server needed)")
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """`nasrepro plan`: what a run would do and cost, without running (docs/plan.md)."""
+    from nasrepro.budget import budget_plan, format_budget, write_plan_file
+    from nasrepro.dataset_selection import parse_datasets
+    from nasrepro.estimate import devices, step_times
     from nasrepro.plan import build_plan, format_plan
     from nasrepro.registry import RegistryError
-    from nasrepro.suite import SuiteError
+    from nasrepro.suite import SuiteError, load_suite
 
     paths = _suite_paths(args.suites)
     if not paths:
         return _fail(f"no suites given and none found under {DEFAULT_SUITES}/")
+    if args.device not in devices():
+        hint = _close(args.device, devices()) or f" (known: {', '.join(devices())})"
+        return _fail(f"--device: unknown device {args.device!r}{hint}")
     # the default registry may not exist yet (nothing run); one named must
     explicit = args.registry is not None or "NASREPRO_REGISTRY" in os.environ
     args.registry = args.registry or str(default_registry())
@@ -303,9 +405,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if problem:
         return _fail(problem)
     try:
+        experiments = list(args.experiment or [])
+        if args.table:
+            by_table = _table_experiments([str(p) for p in paths], args.table)
+            experiments += [e for exps in by_table.values() for e in exps]
+            if not experiments:
+                return _fail(f"--table: no runnable claims in {', '.join(args.table)}")
+        problem = _unknown_experiment(paths, args.experiment or [])
+        if problem:
+            return _fail(problem)
+        datasets = None if args.datasets is None else parse_datasets(args.datasets)
         plan = build_plan(
-            paths, args.budget, args.experiment, args.device, args.registry, args.retrain
-        )
+            paths, args.budget, experiments or None, args.device, args.registry, args.retrain,
+            datasets=datasets,
+        )  # fmt: skip
+        budgeted = None
+        if args.gpu_hours is not None:
+            suites = [load_suite(p) for p in paths]
+            budgeted = budget_plan(plan, suites, args.gpu_hours, args.min_seeds)
+            budgeted["datasets"] = datasets
+            write_plan_file(Path(args.write), budgeted, paths)
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -315,11 +434,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     for line in unreported(plan["registry_problems"]):
         print(f"nasrepro: warning: {line}; skipped", file=sys.stderr)
-    if args.json:
-        print(json.dumps(plan, indent=1, sort_keys=True))
+    if budgeted is not None:
+        if args.json:  # the totals first: `| head` shows them; the trials last
+            trials = budgeted.pop("trials")
+            print(json.dumps({**budgeted, "trials": trials}, indent=1))
+        else:
+            print(format_budget(budgeted))
+            print(f"written: {args.write} (run it: nasrepro run --plan {args.write})")
+        return 0
+    if args.json:  # the totals first: `| head` shows them; the trials last
+        first = ("totals", "budget", "device", "fidelity_version", "suites")
+        ordered = {**{k: plan[k] for k in first}, **plan}
+        print(json.dumps(ordered, indent=1))
     else:
         print(format_plan(plan))
+        note = step_times()["devices"][args.device].get("note")
+        if note:
+            print(f"\nDevice {args.device}: {note}")
     return 0
+
+
+def _unknown_experiment(paths: list[Path], given: list[str]) -> str | None:
+    """A one-line error for an --experiment id no suite defines, with the closest id."""
+    from nasrepro.suite import load_suite
+
+    known = sorted({e for p in paths for e in load_suite(p).experiments})
+    for exp_id in given:
+        if exp_id not in known:
+            hint = _close(exp_id, known)
+            return f"--experiment: no experiment {exp_id!r} in the suites{hint}"
+    return None
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -586,6 +730,51 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped command, option or choice."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def,override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            unknown = next((e for e in extras if e.startswith("-")), extras[0])
+            sub = self._command_parser(getattr(ns, "command", None))
+            where = sub or self
+            known = [o for a in where._actions for o in a.option_strings if o.startswith("--")]
+            name = unknown.split("=", 1)[0]
+            hint = _close(name, known) if name.startswith("-") else ""
+            what = "option" if name.startswith("-") else "argument"
+            where.error(f"unrecognized {what} {unknown!r}{hint}")
+        return ns
+
+    def _command_parser(self, command: str | None) -> argparse.ArgumentParser | None:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command:
+                found = action.choices.get(command)
+                return found if isinstance(found, argparse.ArgumentParser) else None
+        return None
+
+    def error(self, message: str):  # type: ignore[no-untyped-def,override]
+        """One line, with the closest valid choice when a choice was mistyped."""
+        bad = _INVALID_CHOICE.search(message)
+        if bad:
+            choices = _CHOICES.findall(bad.group(2))
+            given = bad.group(1)
+            where = message[: bad.start()]  # "argument --budget: ", or nothing for a command
+            what = f"{where}invalid choice {given!r}" if where else f"unknown command {given!r}"
+            message = what + (_close(given, choices) or f" (choose from {', '.join(choices)})")
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+_CHOICES = re.compile(r"'([^']*)'")
+
+
+def _close(name: str, known: list[str]) -> str:
+    """' (did you mean X?)' for the closest of `known`, else ''."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default unless it is None/False or the help already says it."""
 
@@ -597,7 +786,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="nasrepro",
         description="Re-run the claims of DARTS performance-collapse papers.",
         epilog="`nasrepro COMMAND --help` documents each command. Environment: "
@@ -612,7 +801,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run suites' experiments and record them")
     r.add_argument(
-        "suites", nargs="+", metavar="SUITE", help="suite files, e.g. suites/lambda_darts.yaml"
+        "suites", nargs="*", metavar="SUITE", help="suite files, e.g. suites/lambda_darts.yaml"
+    )
+    r.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="run exactly the trials of a plan file (`nasrepro plan ... --gpu-hours N` writes "
+        "one); refused if the suites no longer define them",
+    )
+    r.add_argument(
+        "--datasets",
+        metavar="NAME[,NAME]",
+        help="only experiments whose search and evaluation (retraining) datasets are all "
+        "among these; the others are listed as skipped (default: all, each must be present)",
+    )
+    r.add_argument(
+        "--min-seeds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="sequential seeds (full budget): run an experiment's seeds in order and stop once "
+        "its claims and the conclusions reading them are decided, never below N seeds",
+    )
+    r.add_argument(
+        "--all-seeds",
+        action="store_true",
+        help="turn sequential seeds off: every experiment runs all of its seeds",
+    )
+    r.add_argument(
+        "--pack-seeds",
+        type=int,
+        metavar="K",
+        help="search K seeds of a plain first-order experiment as one packed (on a GPU: "
+        "CUDA-graphed) step; 1 turns packing off (default: 4 on a GPU where a measured "
+        "packed step pays, 1 on a CPU)",
+    )
+    r.add_argument(
+        "--data-on-device",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="hold CIFAR/SVHN-sized images on the device and augment them there (auto: on "
+        "a GPU)",
     )
     r.add_argument(
         "--artifacts",
@@ -634,6 +863,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this experiment (repeatable; default: every runnable one)",
     )
     r.add_argument(
+        "--table",
+        action="append",
+        metavar="TABLE",
+        help='only the experiments of the claims in this paper table, e.g. "Table 2" '
+        "(repeatable; the report's \"What is left\" lists them)",
+    )
+    r.add_argument(
         "--seeds", type=int, metavar="N", help="number of seeds (default: the suite's, per budget)"
     )
     r.add_argument(
@@ -644,7 +880,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
     )
-    r.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
+    r.add_argument(
+        "--data-root",
+        help="datasets directory (default: NASREPRO_DATA_ROOT, else ~/.cache/nasrepro/data)",
+    )
     r.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
     r.add_argument(
         "--json",
@@ -738,6 +977,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--registry", default=registry, help="registry directory (NASREPRO_REGISTRY sets it)"
     )
     rep.add_argument("--out", default="reports", help="report directory")
+    rep.add_argument(
+        "--site",
+        metavar="DIR",
+        help="also write the pages as a static HTML site here (index.html; with --check, the "
+        "site of the regenerated pages)",
+    )
     mode = rep.add_mutually_exclusive_group()
     mode.add_argument(
         "--json", action="store_true", help="print every claim and verdict as JSON; write nothing"
@@ -789,7 +1034,41 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument(
         "--experiment", action="append", metavar="ID", help="only this experiment (repeatable)"
     )
-    pl.add_argument("--device", default="h200", help="step times of this device")
+    pl.add_argument(
+        "--table",
+        action="append",
+        metavar="TABLE",
+        help='only the experiments of the claims in this paper table, e.g. "Table 2" (repeatable)',
+    )
+    pl.add_argument(
+        "--device",
+        default="h200",
+        help="step times of this device: h200 (measured), h100, a100, v100, rtx4090 (scaled "
+        "from published peak figures until measured), cpu-2core",
+    )
+    pl.add_argument(
+        "--datasets",
+        metavar="NAME[,NAME]",
+        help="only the experiments these datasets allow (as `run --datasets`)",
+    )
+    pl.add_argument(
+        "--gpu-hours",
+        type=float,
+        metavar="N",
+        help="a budgeted plan: the trials deciding the most conclusions, then the most "
+        "claims, within N GPU-hours (hours on a CPU device), cheapest decision first; "
+        "written to --write for `run --plan`",
+    )
+    pl.add_argument(
+        "--write", default="plan.json", metavar="FILE", help="the plan file of --gpu-hours"
+    )
+    pl.add_argument(
+        "--min-seeds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="with --gpu-hours: the minimum of the sequential seeds whose saving is simulated",
+    )
     pl.add_argument(
         "--registry",
         default=None,
@@ -913,7 +1192,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[SOURCE_ENV] = " ".join(command)[:500]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-    for option in ("seeds", "search_processes", "gpus_per_trial"):
+    for option in ("seeds", "search_processes", "gpus_per_trial", "min_seeds", "pack_seeds"):
         value = getattr(args, option, None)
         if value is not None and value < 1:
             return _fail(f"--{option.replace('_', '-')}: must be at least 1, got {value}")
@@ -921,7 +1200,12 @@ def main(argv: list[str] | None = None) -> int:
 
     unreported.reset()  # each command names each bad registry file once
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:  # `nasrepro plan --json | head`: the reader has what it wanted
+        _silence_stdout()
+        return 128 + signal.SIGPIPE  # as a process killed by SIGPIPE (`yes | head`)
     except KeyboardInterrupt:
         from nasrepro.tracking import kill_open_runs
 
@@ -950,6 +1234,15 @@ def main(argv: list[str] | None = None) -> int:
         # a store the preflight could not judge (e.g. a database of a newer MLflow)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         return _fail(f"MLflow store {uri}: {first}", 1)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a file (tests capture it): nothing left to flush
 
 
 def _no_space(exc: OSError) -> str:

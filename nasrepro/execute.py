@@ -78,6 +78,11 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
     from nasrepro.trial import execute_trial
 
     t = job.trial
+    if job.pack:  # a pack job only searches its seeds together (packed_trials.py)
+        from nasrepro.packed_trials import search_packed
+
+        search_packed(job, progress)
+        return None
     with StoreLock(job.registry, f"trial-{t.config_hash}", f"{t.suite}/{t.experiment}"):
         if not job.rerun and find_trial(job.registry, t.config_hash):
             progress(f"[{t.suite}/{t.experiment} seed {t.seed}] recorded meanwhile; skipped")
@@ -98,8 +103,15 @@ def run_job(job: TrialJob, progress: Progress = _stderr) -> Path | None:
                 checkpoint_dir=job.checkpoint_dir,
                 fast=job.fast,
                 retrain=job.retrain,
+                data_on_device=job.data_on_device,
             )
             assert record is not None
+            if job.sequential is not None and t.budget == "full":
+                from nasrepro.sequential import record_decision
+
+                # (an experiment of no more seeds than the minimum never stops early)
+                if job.sequential[1] > job.sequential[0]:
+                    record["sequential"] = record_decision(t, record, job.registry, *job.sequential)
             try:
                 path = write_record(job.registry, record)
             except BaseException:
@@ -140,6 +152,7 @@ def run_unit_job(job: UnitJob, progress: Progress = _stderr) -> Path | None:
                 checkpoint_dir=job.checkpoint_dir,
                 store=job.registry,
                 fast=job.fast,
+                data_on_device=job.data_on_device,
             )
         return Path(rec["_path"])
     assert t.search_key is not None and t.selection_key is not None
@@ -167,6 +180,7 @@ def run_unit_job(job: UnitJob, progress: Progress = _stderr) -> Path | None:
             checkpoint_dir=job.checkpoint_dir,
             fast=job.fast,
             store=job.registry,
+            data_on_device=job.data_on_device,
         )
         assert outcome is not None and outcome.selection is not None
         return Path(outcome.selection["_path"])

@@ -184,6 +184,15 @@ class TrialJob:
     siblings: tuple[str, ...] = ()
     # Datasets to retrain (None: every evaluated dataset); the others get params and FLOPs.
     retrain: list[str] | None = None
+    # Other seeds searched with this one in one packed step (nasrepro/packed_trials.py):
+    # the job then only searches; each seed's own job selects, evaluates and records it.
+    pack: tuple[Trial, ...] = ()
+    pack_measured: bool = True  # pack only if the measured packed step pays
+    # Sequential seeds (nasrepro/sequential.py): (minimum, the experiment's n); the record
+    # says whether its verdicts stop the experiment here.
+    sequential: tuple[int, int] | None = None
+    # Images held and augmented on the device (datasets/device_data.py); None: on a GPU.
+    data_on_device: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,8 @@ class UnitJob:
     fast: bool = False
     gpus: int = 1  # the GPU request of a cluster job (from the plan)
     hours: float | None = None  # the plan's estimate (cluster time limits)
+    # Images held and augmented on the device (datasets/device_data.py); None: on a GPU.
+    data_on_device: bool | None = None
 
     @property
     def label(self) -> str:

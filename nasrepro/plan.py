@@ -344,6 +344,7 @@ def build_plan(
     device: str = "h200",
     registry: str | Path = "registry",
     retrain: str = "claims",
+    datasets: list[str] | None = None,
 ) -> dict[str, Any]:
     """What `nasrepro run` of these suites at `budget` would run, without running: the
     units of work (searches, selections, retrainings) the claims need, each once, with
@@ -351,7 +352,9 @@ def build_plan(
     needs each and whether the registry holds it); estimated hours per trial on `device`;
     experiments several suites define identically; same-named experiments that differ;
     claims no planned unit covers. `retrain="all"` plans every evaluated dataset of every
-    seed (nasrepro/units.py)."""
+    seed (nasrepro/units.py). `datasets`: only the trials these datasets allow (`run
+    --datasets`; the others are listed under `skipped_by_datasets`)."""
+    from nasrepro.dataset_selection import select_by_datasets
     from nasrepro.estimate import estimate, search_split, step_times
     from nasrepro.registry import current_trials, scan_registry
     from nasrepro.suite import load_suite
@@ -364,6 +367,7 @@ def build_plan(
     done = current_trials(scan.records)
     referenced: list[Trial] = []
     per_suite: dict[str, dict[str, Any]] = {}
+    skipped_by_datasets: list[str] = []
     for path in suite_paths:
         suite = load_suite(path)
         if suite.suite in per_suite:
@@ -373,7 +377,8 @@ def build_plan(
             wanted = [e for e in experiments if e in suite.experiments]
             if not wanted:
                 continue
-        trials = expand(suite, path, budget, wanted)
+        trials, skipped = select_by_datasets(expand(suite, path, budget, wanted), datasets)
+        skipped_by_datasets += [s.line() for s in skipped]
         referenced += trials
         per_suite[suite.suite] = {"path": str(path), "trials": trials, "suite": suite}
     if experiments:
@@ -454,6 +459,8 @@ def build_plan(
         "shared": _shared(referenced),
         "differences": _differences(referenced),
         "registry_problems": scan.problems,
+        "datasets": datasets,
+        "skipped_by_datasets": skipped_by_datasets,
         "trials": list(unique.values()),
     }
 
@@ -723,6 +730,14 @@ def format_plan(plan: dict[str, Any]) -> str:
         "the registry). Whole-trial hours count every trial as if it ran alone, retraining "
         "every evaluated dataset; the units below are what runs."
     )
+    if plan.get("datasets") is not None:
+        skipped = plan["skipped_by_datasets"]
+        lines += [
+            "",
+            f"Datasets {', '.join(plan['datasets'])}: {len(skipped)} experiment(s) skipped "
+            "for the data or benchmark files they lack:",
+            *(f"  {line}" for line in skipped),
+        ]
     lines += ["", *_format_units(plan, unit)]
     lines += ["", f"Configurations shared by several experiments (run once): {len(plan['shared'])}"]
     for g in plan["shared"]:

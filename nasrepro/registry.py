@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nasrepro.filemode import publish_mode
 from nasrepro.jobs import FIDELITY_VERSION, group_key, trial_key
 
 SCHEMA = "nasrepro.record/3"
@@ -110,6 +111,7 @@ def write_record(root: str | Path, record: dict[str, Any]) -> Path:
     data = json.dumps(record, indent=2, sort_keys=True, allow_nan=False).encode()
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
     try:
+        publish_mode(fd)  # readable by the group sharing the registry (umask), not 0600
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -14,12 +14,19 @@ experiment and suite that needs it:
    registry (under the trial's lock, so no trial is recorded twice).
 
 `rerun` runs each trial whole in one job and adds a record, as before units.
+
+Around the stages: `--datasets` and `--plan` choose the trials (dataset_selection.py,
+budget.py); sequential seeds run the stages in waves of seeds and stop an experiment once
+its verdicts are decided (sequential.py); packed seeds search K seeds of an experiment as one
+step before the search stage, leaving each seed's finished search in its search-unit
+checkpoint, where the seed's search-unit job resumes after it (packed_trials.py).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -67,6 +74,11 @@ class RunSummary:
     skipped: int = 0
     units: list[Path] = field(default_factory=list)  # unit records computed by this run
     waiting: list[str] = field(default_factory=list)  # trials not recorded yet, with why
+    view_run_id: str | None = None  # the suite's `<suite> · verdicts` run (claims view)
+    # experiments left out by --datasets (one line each: which data they lack)
+    skipped_for_data: list[str] = field(default_factory=list)
+    # experiments whose seeds stopped early (sequential seeds): experiment -> why
+    stopped_early: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_device(device: str | None) -> str:
@@ -205,6 +217,44 @@ class _Todo:
     retrain: dict[str, str] = field(default_factory=dict)  # dataset -> retraining key
     skip: dict[str, str] = field(default_factory=dict)  # dataset -> why not retrained
     waiting: str | None = None
+    # (minimum, the experiment's n) with sequential seeds: the record says whether its
+    # verdicts stop the experiment here (nasrepro/sequential.py)
+    sequential: tuple[int, int] | None = None
+    recorded: bool = False  # written to the registry by this run
+    lost: bool = False  # its units or record were taken by another live process
+    left_out: bool = False  # not run: the sequential rule stopped its experiment before it
+    opened_here: bool = False  # its child run was opened by this run (not continued)
+
+
+def _parent_description(suite: Any, experiment: str, budget: str, first: Trial) -> str:
+    exp = suite.experiments[experiment]
+    about = f"{exp.description.strip()} " if exp.description else ""
+    return (
+        f"`{experiment}` of {suite.paper.title}, {budget} budget ({first.budget_description}). "
+        f"{about}One child run per seed; `mean.final.*` / `std.final.*` over the finished "
+        f"children. Claims and verdicts: the run `{experiment} · claims` under "
+        f"`{suite.suite} · verdicts`."
+    )
+
+
+def _publish_view(
+    tracker: Any,
+    suite_path: str | Path,
+    registry: str | Path,
+    exp_id: str,
+    summary: RunSummary,
+    progress: Progress,
+) -> None:
+    """Refresh the suite's claims view in MLflow (nasrepro/report/mlflow_view.py); a
+    failure there is reported, never fatal: the records are written."""
+    from nasrepro.report.mlflow_view import publish_view
+
+    if not Path(registry).is_dir():
+        return  # nothing was ever recorded there: no verdict to show
+    try:
+        summary.view_run_id = publish_view(tracker, suite_path, registry, exp_id)
+    except Exception as exc:  # noqa: BLE001
+        progress(f"nasrepro: warning: MLflow claims view not updated: {type(exc).__name__}: {exc}")
 
 
 def run_suite(
@@ -226,6 +276,11 @@ def run_suite(
     progress: Progress = _stderr,
     retrain: str = "claims",
     pack: int = 1,
+    datasets: list[str] | None = None,
+    only: list[str] | None = None,
+    sequential: int | None = None,
+    pack_seeds: int | None = None,
+    data_on_device: bool | None = None,
 ) -> RunSummary:
     """Run every trial of the suite at `budget` that the registry does not hold yet, as
     units of work (see the module docstring).
@@ -236,13 +291,29 @@ def run_suite(
     `retrain`: "claims" retrains what some claim reads, "all" every evaluated dataset of
     every seed (nasrepro/units.py). `pack`: CIFAR-sized retrainings run that many at once
     on one device (one cluster job), each in its own process.
+
+    `datasets`: only experiments whose search and evaluation datasets are all listed (the
+    others are named in `summary.skipped_for_data`). `only`: exactly these trial keys, in
+    this order (a plan file, nasrepro/budget.py). `sequential`: at the full budget, run
+    each experiment's seeds in order and stop once its verdicts are decided, never below
+    this minimum (nasrepro/sequential.py). `pack_seeds`: seeds per packed search step
+    (nasrepro/packed_trials.py; None: 4 on a GPU where a measured step pays, else 1).
+    `data_on_device`: search and retraining images held and augmented on the device
+    (None: on a GPU, for CIFAR/SVHN-sized sets).
     """
+    from nasrepro.dataset_selection import select_by_datasets
     from nasrepro.preflight import check_tracking_uri
-    from nasrepro.tracking import Tracker, resolve_uri
+    from nasrepro.report.mlflow_view import experiment_description
+    from nasrepro.tracking import Tracker, close_dead_runs, resolve_uri
 
     suite = load_suite(suite_path)
     expanded = expand(suite, suite_path, budget, experiments, seeds)
     trials = unique_trials(expanded, progress)
+    if only is not None:
+        trials = _in_plan_order(trials, only)
+    trials, no_data = select_by_datasets(trials, datasets)
+    for s in no_data:
+        progress(f"{suite.suite}: {s.line()}")
     plans = merged_plans(trial_plans(suite, expanded, budget, retrain))
     if getattr(executor, "remote", False):  # jobs run on other nodes (Slurm)
         dev = device or "cuda"
@@ -278,14 +349,28 @@ def run_suite(
     check_tracking_uri(resolve_uri(tracking_uri))  # API callers too: seconds, one line
     preflight(trials, data_root, download)
     tracker = Tracker(tracking_uri)
-    exp_id = tracker.experiment_id(suite.suite)
+    exp_id = tracker.experiment_id(suite.suite, experiment_description(suite, suite_path))
+    closed = close_dead_runs(tracker, exp_id)  # before a resumed trial reopens its run
+    if closed:
+        progress(
+            f"{suite.suite}: {closed} MLflow run(s) left RUNNING by a process that had ended "
+            "marked KILLED"
+        )
     summary = RunSummary(tracking_uri=tracker.uri, experiment_id=exp_id)
     summary.skipped = len(skipped)
+    summary.skipped_for_data = [s.line() for s in no_data]
+    seq = sequential if budget == "full" else None  # verdicts are judged at full only
     progress(f"{suite.suite}: {len(trials)} trial(s) at budget {budget!r} on {dev}")
     ckpt_root = Path(checkpoint_dir)
-    todos = _open_runs(
+    todos, reopened = _open_runs(
         suite, trials, plans, tracker, exp_id, budget, ckpt_root, summary, children=not rerun
     )
+    if seq is not None:
+        paper_n = Counter(t.experiment for t in expanded)  # the experiments' seeds here
+        # (an experiment of no more seeds than the minimum never stops early)
+        for td in todos:
+            n = paper_n[td.trial.experiment]
+            td.sequential = (seq, n) if n > seq else None
     runner = executor if executor is not None else LocalExecutor.for_device(dev)
     ctx = _Context(
         tracker.uri,
@@ -297,19 +382,35 @@ def run_suite(
         search_processes,
         fast,
         tracker,
+        data_on_device,
+        _packing(pack_seeds, dev),
     )
     failed: dict[str, str] = {}  # config hash -> error
-    try:
+    every = list(plans.values())
+
+    def run_wave(wave: list[_Todo]) -> None:
         if rerun:
-            _run_whole(todos, runner, ctx, summary, failed, progress)
+            _run_whole(wave, runner, ctx, summary, failed, progress)
         else:
-            _run_units(todos, list(plans.values()), runner, ctx, summary, failed, progress, pack)
-            _assemble(todos, tracker, ctx, summary, failed, progress)
+            _run_units(wave, every, runner, ctx, summary, failed, progress, pack)
+            _assemble(wave, tracker, ctx, summary, failed, progress)
+
+    try:
+        if seq is None:
+            run_wave(todos)
+        else:
+            _run_sequential(
+                todos, expanded, seq, suite_path, run_wave, ctx, summary, failed, progress
+            )
     except KeyboardInterrupt:
         for parent in {td.parent for td in todos}:
             tracker.end_run(parent, "KILLED")
         raise
-    return _finish(suite_path, todos, tracker, summary, failed)
+    for parent in dict.fromkeys(td.parent for td in todos):
+        exp = next(td.trial.experiment for td in todos if td.parent == parent)
+        if exp in summary.stopped_early:
+            tracker.set_tags(parent, {"nasrepro.sequential": summary.stopped_early[exp]})
+    return _finish(suite_path, todos, reopened, tracker, ctx, summary, failed, progress)
 
 
 def _covers(rec: dict[str, Any], plan: Any, selected: dict[str, dict[int, int | None]]) -> bool:
@@ -333,13 +434,15 @@ def _open_runs(
     ckpt_root: Path,
     summary: RunSummary,
     children: bool = True,
-) -> list[_Todo]:
-    """A parent run per experiment (an interrupted group's is continued); with `children`,
-    the child run an interrupted search of the trial's was logging to (continued). Other
-    child runs open when a job or the trial's record first needs one (`_child_run`)."""
-    from nasrepro.tracking import claim_metrics, flatten, parent_run_name
+) -> tuple[list[_Todo], set[str]]:
+    """A parent run per experiment (an interrupted group's is continued: the set of those);
+    with `children`, the child run an interrupted search of the trial's was logging to
+    (continued). Other child runs open when a job or the trial's record first needs one
+    (`_child_run`)."""
+    from nasrepro.tracking import SOURCE, flatten, parent_run_name
 
     todos: list[_Todo] = []
+    reopened: set[str] = set()
     firsts: set[str] = set()
     for experiment, members in groupby(trials, key=lambda t: t.experiment):
         group = list(members)
@@ -347,6 +450,7 @@ def _open_runs(
         parent = _parent_from_checkpoints(group, ckpt_root)
         if parent is not None:
             tracker.reopen(parent)
+            reopened.add(parent)
         else:
             parent = tracker.start_run(
                 exp_id,
@@ -360,11 +464,11 @@ def _open_runs(
                     "method": "+".join(first.config.get("methods", ["published cell"])) or "darts",
                     "space": first.config["space"],
                     "dataset": first.config["dataset"],
+                    SOURCE: str(first.suite_path),
                 },
             )
             tracker.log_params(parent, flatten(first.config))
-            claims = [c for c in suite.claims if c.experiment == experiment]
-            tracker.log_metrics(parent, claim_metrics(claims), 0)
+            tracker.describe(parent, _parent_description(suite, experiment, budget, first))
         summary.run_ids.append(parent)
         for t in group:
             run_id = None
@@ -375,7 +479,7 @@ def _open_runs(
             if run_id is not None:
                 tracker.reopen(run_id)
             todos.append(_Todo(t, plans[t.config_hash], parent, run_id))
-    return todos
+    return todos, reopened
 
 
 def _child_run(td: _Todo, tracker: Any, experiment_id: str) -> str:
@@ -384,6 +488,7 @@ def _child_run(td: _Todo, tracker: Any, experiment_id: str) -> str:
 
     if td.run_id is None:
         td.run_id = open_trial_run(td.trial, tracker, experiment_id, td.parent, None)
+        td.opened_here = True
     return td.run_id
 
 
@@ -398,6 +503,12 @@ class _Context:
     search_processes: int | None
     fast: bool
     tracker: Any = None  # this process's MLflow client (child runs open here)
+    data_on_device: bool | None = None  # images held and augmented on the device
+    packing: tuple[int, bool] = (1, False)  # seeds per packed search, measured first
+    # keys of units another live process held when this run's job reached them
+    elsewhere: set[str] = field(default_factory=set)
+    # child runs a job of this run logged a computed unit to
+    computed_runs: set[str] = field(default_factory=set)
 
 
 def _unit_job(ctx: _Context, td: _Todo, kind: str, key: str, **extra: Any) -> UnitJob:
@@ -415,6 +526,7 @@ def _unit_job(ctx: _Context, td: _Todo, kind: str, key: str, **extra: Any) -> Un
         ctx.checkpoint_dir,
         search_processes=ctx.search_processes,
         fast=ctx.fast,
+        data_on_device=ctx.data_on_device,
         **extra,
     )
 
@@ -424,13 +536,23 @@ def _collect(
     summary: RunSummary,
     failed: dict[str, str],
     progress: Progress,
+    elsewhere: set[str],
+    computed: set[str],
 ) -> None:
+    """Unit records to the summary; a failure to `failed`; the key of a unit another live
+    process holds to `elsewhere` (the trials waiting on it lost the race: not failures)."""
     for o in outcomes:
         if o.error is None:
             if o.path is not None:
                 summary.units.append(o.path)
+                if isinstance(o.job, UnitJob) and o.job.run_id:
+                    computed.add(o.job.run_id)
         elif o.error.startswith(LOCKED):
             progress(f"{o.job.label} being run by another process; skipped ({o.error})")
+            assert isinstance(o.job, UnitJob)
+            elsewhere.add(o.job.key)
+            if o.job.kind == "search" and o.job.trial.search_key:
+                elsewhere.add(o.job.trial.search_key)
         else:
             failed.setdefault(o.job.trial.config_hash, o.error)
 
@@ -445,13 +567,17 @@ def _run_units(
     progress: Progress,
     pack: int,
 ) -> None:
-    """Stages 1 and 2: the searches (and selections), then the retrainings."""
+    """Stages 1 and 2: the searches (and selections), then the retrainings. Packed seeds
+    (`ctx.packing`): the first wave's searches of an experiment's seeds run K at a time as
+    one packed step before it (`_run_packs`); each seed's job then resumes after them."""
     from nasrepro.estimate import unit_hours
     from nasrepro.store import read_unit
 
     reg = ctx.registry
-    first_wave: dict[str, Job] = {}  # search key -> its first selection's job
-    second_wave: dict[str, Job] = {}  # selection key -> a selection on a recorded search
+    for td in todos:  # (again for a trial carried into a later wave of seeds)
+        td.waiting, td.retrain, td.skip = None, {}, {}
+    first: dict[str, _Todo] = {}  # search key -> the trial whose job searches it
+    second: dict[str, _Todo] = {}  # selection key -> a selection on a recorded search
     scheduled: set[str] = set()
     for td in todos:
         t = td.trial
@@ -461,21 +587,87 @@ def _run_units(
         if t.selection_key in scheduled:
             continue  # another trial's job computes this selection (and its search)
         scheduled.add(t.selection_key)
+        if read_unit(reg, "search", t.search_key) is None and t.search_key not in first:
+            first[t.search_key] = td
+        else:
+            second[t.selection_key] = td
+    if first and not failed:
+        _run_packs(list(first.values()), runner, ctx, progress)
+
+    def job(td: _Todo) -> Job:
+        t = td.trial
+        assert t.selection_key is not None
         hours = unit_hours("search", t.config, None, "h200")
         hours += unit_hours("selection", t.config, None, "h200")
-        job = _unit_job(
+        return _unit_job(
             ctx, td, "search", t.selection_key, gpus=ctx.search_processes or 1, hours=hours
         )
-        if read_unit(reg, "search", t.search_key) is None and t.search_key not in first_wave:
-            first_wave[t.search_key] = job
-        else:
-            second_wave[t.selection_key] = job
-    for wave in (first_wave, second_wave):
+
+    for wave in (first, second):
         if wave and not failed:  # after a failure, stop as a plain loop would
-            _collect(runner.run(list(wave.values()), progress), summary, failed, progress)
+            outcomes = runner.run([job(td) for td in wave.values()], progress)
+            _collect(outcomes, summary, failed, progress, ctx.elsewhere, ctx.computed_runs)
     jobs = _retrain_jobs(todos, plans, ctx)  # also what each trial retrains, why not the rest
     if jobs and not failed:
-        _collect(runner.run(_packed(jobs, pack), progress), summary, failed, progress)
+        outcomes = runner.run(_packed(jobs, pack), progress)
+        _collect(outcomes, summary, failed, progress, ctx.elsewhere, ctx.computed_runs)
+
+
+def _run_packs(
+    todos: list[_Todo], runner: Executor, ctx: _Context, progress: Progress, rerun: bool = False
+) -> None:
+    """Packed seeds: the searches of each experiment's packable seeds, K at a time, as one
+    packed step per K (pack jobs, nasrepro/packed_trials.py). Each seed's finished (or
+    interrupted) search is left in its search-unit checkpoint under the child run the pack
+    opened, which the seed's own search job continues. A pack's failure only means its
+    seeds search alone."""
+    k, measured = ctx.packing
+    if k <= 1:
+        return
+    packs: list[Job] = []
+    packed: list[_Todo] = []
+    for _, members in groupby(todos, key=lambda td: td.trial.group_hash):
+        group = list(members)
+        jobs = [_trial_job(ctx, td, rerun=rerun) for td in group]
+        if not _packable(jobs[0]):
+            continue
+        for i in range(0, len(group), k):
+            chunk = jobs[i : i + k]
+            if len(chunk) > 1:
+                partners = tuple(j.trial for j in chunk[1:])
+                packs.append(replace(chunk[0], pack=partners, pack_measured=measured))
+                packed += group[i : i + k]
+    if not packs:
+        return
+    for outcome in runner.run(packs, progress):
+        if outcome.error is not None:
+            t = outcome.job.trial
+            progress(
+                f"[{t.suite}/{t.experiment} packed from seed {t.seed}] packed search "
+                f"stopped ({outcome.error}); its seeds continue alone"
+            )
+    for td in packed:  # the child run the pack opened for the seed (in its checkpoint)
+        if td.run_id is None:
+            payload = _checkpoint_payload(td.trial, Path(ctx.checkpoint_dir))
+            if payload is not None and payload.get("mlflow_run_id"):
+                td.run_id = str(payload["mlflow_run_id"])
+
+
+def _trial_job(ctx: _Context, td: _Todo, **extra: Any) -> TrialJob:
+    return TrialJob(
+        td.trial,
+        ctx.tracking_uri,
+        ctx.experiment_id,
+        td.parent,
+        ctx.data_root,
+        ctx.device,
+        ctx.registry,
+        ctx.checkpoint_dir,
+        search_processes=ctx.search_processes,
+        fast=ctx.fast,
+        data_on_device=ctx.data_on_device,
+        **extra,
+    )
 
 
 def _retrain_jobs(todos: list[_Todo], plans: list[Any], ctx: _Context) -> list[UnitJob]:
@@ -560,7 +752,7 @@ def _assemble(
     reg = ctx.registry
     for td in todos:
         t = td.trial
-        if t.config_hash in failed:
+        if t.config_hash in failed or td.recorded:
             continue
         search = selection = None
         if t.searched:
@@ -573,7 +765,9 @@ def _assemble(
         if missing and td.waiting is None:
             td.waiting = f"its retraining on {', '.join(missing)} is not recorded"
         if td.waiting is not None:
-            summary.waiting.append(f"[{t.suite}/{t.experiment} seed {t.seed}] waits: {td.waiting}")
+            needs = [k for k in (t.search_key, t.selection_key, *td.retrain.values()) if k]
+            if any(k in ctx.elsewhere for k in needs):
+                td.lost = True  # another live process computes what it waits for
             continue
         try:
             with StoreLock(reg, f"trial-{t.config_hash}", f"{t.suite}/{t.experiment} record"):
@@ -630,8 +824,14 @@ def _assemble(
                         )
                         + budget_caveat(t.budget)
                     )
+                if td.sequential is not None:
+                    from nasrepro.sequential import record_decision
+
+                    record["sequential"] = record_decision(t, record, reg, *td.sequential)
                 summary.records.append(write_record(reg, record))
+                td.recorded = True
         except UnitLocked as exc:
+            td.lost = True
             progress(f"[{t.suite}/{t.experiment} seed {t.seed}] being recorded elsewhere ({exc})")
         except Exception as exc:  # noqa: BLE001  (one trial's failure; the runner raises once)
             failed[t.config_hash] = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -652,51 +852,75 @@ def _run_whole(
     progress: Progress,
 ) -> None:
     """`--rerun`: each trial whole in one job (its own search, selection and retrainings of
-    every dataset a claim reads), adding a record."""
+    every dataset a claim reads), adding a record; packed seeds search first."""
+    searched = [td for td in todos if td.trial.searched]
+    if searched and not failed:
+        _run_packs(searched, runner, ctx, progress, rerun=True)
     jobs: list[Job] = []
     for td in todos:
         read = [ds for ds, modes in td.plan.needs.retrain.items() if modes]
-        siblings = tuple(x.trial.config_hash for x in todos if x.parent == td.parent)
         jobs.append(
-            TrialJob(
-                td.trial,
-                ctx.tracking_uri,
-                ctx.experiment_id,
-                td.parent,
-                ctx.data_root,
-                ctx.device,
-                ctx.registry,
-                ctx.checkpoint_dir,
-                True,
-                ctx.search_processes,
-                ctx.fast,
-                siblings,
-                read if td.trial.config["evaluator"] == "retrain" else None,
+            _trial_job(
+                ctx,
+                td,
+                rerun=True,
+                siblings=tuple(x.trial.config_hash for x in todos if x.parent == td.parent),
+                retrain=read if td.trial.config["evaluator"] == "retrain" else None,
+                sequential=td.sequential,
             )
         )
+    by_hash = {td.trial.config_hash: td for td in todos}
     for o in runner.run(jobs, progress):
+        td = by_hash[o.job.trial.config_hash]
         if o.error is None and o.path is not None:
             summary.records.append(o.path)
-        elif o.error is not None and not o.error.startswith(LOCKED):
+            td.recorded = True
+        elif o.error is None or o.error.startswith(LOCKED):
+            td.lost = True  # recorded meanwhile, or being run by another process
+        else:
             failed.setdefault(o.job.trial.config_hash, o.error)
 
 
 def _finish(
     suite_path: str | Path,
     todos: list[_Todo],
+    reopened: set[str],
     tracker: Any,
+    ctx: _Context,
     summary: RunSummary,
     failed: dict[str, str],
+    progress: Progress,
 ) -> RunSummary:
-    """End each experiment's parent run (FAILED when a trial failed or waits) and raise
-    TrialFailed naming the first failure."""
+    """End each experiment's parent run (FAILED when a trial failed or waits; a trial whose
+    units another live process took, or that the sequential rule left out, is neither),
+    refresh the suite's claims view, and raise TrialFailed naming the first failure. A new
+    parent all of whose trials another process took holds nothing: it is deleted."""
     from nasrepro.tracking import finish_parent
 
     errors: list[str] = []
+    for td in todos:
+        t = td.trial
+        if td.waiting and not (td.lost or td.left_out or td.recorded):
+            summary.waiting.append(f"[{t.suite}/{t.experiment} seed {t.seed}] waits: {td.waiting}")
+        if td.lost and td.opened_here and td.run_id and td.run_id not in ctx.computed_runs:
+            tracker.client.delete_run(td.run_id)  # opened here for a job another process ran
+            td.run_id = None
     for parent, members in groupby(todos, key=lambda td: td.parent):
-        group = list(members)
+        group = [td for td in members if not td.left_out]
         mine = [failed[td.trial.config_hash] for td in group if td.trial.config_hash in failed]
-        incomplete = mine or any(td.waiting for td in group)
+        if (
+            group
+            and not mine
+            and all(td.lost for td in group)
+            and parent not in reopened
+            and not any(td.run_id in ctx.computed_runs for td in group)
+        ):
+            # every trial was taken by a concurrent process (under its own parent): this
+            # parent holds nothing, and neither failed nor finished anything
+            tracker.client.delete_run(parent)
+            summary.run_ids.remove(parent)
+            continue
+        incomplete = mine or any(td.waiting and not (td.lost or td.recorded) for td in group)
         siblings = tuple(td.trial.config_hash for td in group)
         finish_parent(tracker, parent, siblings, "FAILED" if incomplete else "FINISHED")
         if mine:
@@ -704,12 +928,112 @@ def _finish(
     for td in todos:  # child runs of trials that did not get to their record
         if td.run_id and td.trial.config_hash in failed:
             tracker.end_run(td.run_id, "FAILED")
-        elif td.run_id and td.waiting:  # stopped by a failure here, or another run's lock
-            tracker.set_tags(td.run_id, {"waiting": td.waiting})
-            tracker.end_run(td.run_id, "FAILED" if failed else "KILLED")
+        elif td.run_id and not td.recorded and (td.waiting or td.lost or td.left_out):
+            why = td.waiting or "taken by another process, or left out by the sequential rule"
+            tracker.set_tags(td.run_id, {"waiting": why})
+            tracker.end_run(td.run_id, "FAILED" if failed and not td.lost else "KILLED")
+    _publish_view(tracker, suite_path, ctx.registry, summary.experiment_id, summary, progress)
     if errors:
         more = f" (and {len(errors) - 1} more experiment(s))" if len(errors) > 1 else ""
         error = TrialFailed(errors[0] + more)
         error.summary, error.failed = summary, len(failed)
         raise error
     return summary
+
+
+
+
+def _in_plan_order(trials: list[Trial], keys: list[str]) -> list[Trial]:
+    """The trials named by `keys` (a plan file), in the plan's order of their experiments'
+    first trials; an experiment's trials stay together (one MLflow parent run each)."""
+    rank = {k: i for i, k in enumerate(keys)}
+    chosen = [t for t in trials if t.config_hash in rank]
+    first: dict[str, int] = {}
+    for t in chosen:
+        first[t.experiment] = min(first.get(t.experiment, rank[t.config_hash]), rank[t.config_hash])
+    return sorted(chosen, key=lambda t: (first[t.experiment], t.seed))
+
+
+def _packing(pack_seeds: int | None, device: str) -> tuple[int, bool]:
+    """(seeds per pack, measured): `--pack-seeds K` forces K (1: off); by default four on a
+    GPU where the measured packed step pays, none on a CPU (packed_trials.py)."""
+    from nasrepro.packed_trials import DEFAULT_PACK
+
+    if pack_seeds is not None:
+        return pack_seeds, False
+    return (DEFAULT_PACK, True) if device.startswith("cuda") else (1, False)
+
+
+def _packable(job: TrialJob) -> bool:
+    from nasrepro.search.packed import not_packable
+
+    processes = search_processes(job, lambda line: None)
+    return not_packable(job.trial.config, processes) is None
+
+
+def _run_sequential(
+    todos: list[_Todo],
+    expanded: list[Trial],
+    min_seeds: int,
+    suite_path: str | Path,
+    run_wave: Callable[[list[_Todo]], None],
+    ctx: _Context,
+    summary: RunSummary,
+    failed: dict[str, str],
+    progress: Progress,
+) -> None:
+    """Waves of seeds: each experiment runs its seeds in order, the minimum first, then one
+    at a time (a pack's K at a time where its seeds are packed: they cost about one seed)
+    while `sequential.decide` says its verdicts need more (nasrepro/sequential.py); each
+    wave runs the stages for its seeds (`run_wave`). A trial still waiting (best_by_valid
+    waits for its experiment's searches) joins the next wave. A failure ends the waves; a
+    trial another process took ends its experiment's. Seeds never run are `left_out`."""
+    from nasrepro.sequential import decide, experiment_verdicts, registry_verdicts
+
+    pending: dict[str, list[_Todo]] = {}
+    for td in todos:
+        pending.setdefault(td.trial.experiment, []).append(td)
+    for exp in pending:
+        pending[exp].sort(key=lambda td: td.trial.seed)
+    seeds_of = {e: [t.config_hash for t in expanded if t.experiment == e] for e in pending}
+    carried: list[_Todo] = []
+    while pending:
+        done = current_trials(scan_registry(ctx.registry).records)
+        analysis = None  # the report's verdicts, computed once a wave needs them
+        wave: list[_Todo] = []
+        for exp in list(pending):
+            n = len(seeds_of[exp])
+            recorded = sum(k in done for k in seeds_of[exp])
+            floor = min(min_seeds, n)
+            verdicts: tuple[dict[str, str], dict[str, str]] = ({}, {})
+            if floor <= recorded < n:
+                analysis = analysis or registry_verdicts(suite_path, ctx.registry)
+                verdicts = experiment_verdicts(analysis, exp)
+            decision = decide(recorded, n, min_seeds, *verdicts)
+            if decision.stop:
+                if decision.early:
+                    summary.stopped_early[exp] = decision.why
+                    left = ", ".join(str(td.trial.seed) for td in pending[exp])
+                    progress(
+                        f"{exp}: {decision.why}; seed(s) {left} not run (--all-seeds runs them)"
+                    )
+                for td in pending.pop(exp):
+                    td.left_out = True
+                continue
+            take = max(floor - recorded, 1)
+            if ctx.packing[0] > 1 and _packable(_trial_job(ctx, pending[exp][0])):
+                take = max(take, ctx.packing[0])  # a pack's seeds cost about one seed's time
+            wave += pending[exp][:take]
+            pending[exp] = pending[exp][take:]
+            if not pending[exp]:
+                del pending[exp]
+        if not wave:
+            break
+        run_wave(carried + wave)
+        if failed:
+            break  # a failure: the run reports it; no further waves
+        carried = [td for td in carried + wave if td.waiting and not (td.recorded or td.lost)]
+        for td in wave:
+            if td.lost and td.trial.experiment in pending:  # another process runs its seeds
+                for rest in pending.pop(td.trial.experiment):
+                    rest.waiting = f"seed {td.trial.seed} of its experiment is run elsewhere"

@@ -1,4 +1,5 @@
-"""MLflow tracking: experiment per suite, parent run per (experiment, budget), child per seed.
+"""MLflow tracking: experiment per suite, parent run per (experiment, budget), child per seed,
+and a claims view per suite (nasrepro/report/mlflow_view.py).
 
 Uses `MlflowClient` (no global active-run state) so trials can log from any thread or
 process. The default store is SQLite in the working directory (MLflow's own default;
@@ -6,13 +7,15 @@ the file store is in maintenance mode); `--tracking-uri` / MLFLOW_TRACKING_URI p
 elsewhere, e.g. a tracking server. With a SQLite store, artifacts go to `mlruns/` beside
 the database file, wherever the command runs.
 
-Every run carries `mlflow.source.name`, `mlflow.source.git.commit` (when nasrepro runs from
-a git checkout) and `nasrepro.kind` (reproduction / tuning / bench), so the MLflow UI can
-filter, e.g. `tags.nasrepro.kind = 'reproduction'`. Children are named
-`<experiment> <budget> seed<k>`; a parent carries the mean/std over its finished children
-of every `final.*` metric next to the claimed values (`claim.<dataset>.<metric>`) and ends
-when its last child ends. α is logged per edge as argmax op index and entropy (op names in
-`alpha_ops.json`), with the α figure and the selection's decisions as artifacts.
+Every run carries `mlflow.source.name` (the suite file), `mlflow.source.git.commit` (when
+nasrepro runs from a git checkout), `nasrepro.command` (the command line), `nasrepro.process`
+(host:pid:start, so a later run can tell a run whose process died) and `nasrepro.kind`
+(reproduction / tuning / bench / claims), so the MLflow UI can filter, e.g.
+`tags.nasrepro.kind = 'reproduction'`. Children are named `<experiment> <budget> seed<k>`;
+a parent carries the mean/std over its finished children of every `final.*` metric and ends
+when its last child ends. α is logged per epoch as a few `alpha.*` summaries (entropy,
+skip and parameter-free shares), the per-edge series as the table `alpha/edges.csv`, with
+the α figure and the selection's decisions as artifacts. Params are JSON values.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import json
 import math
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -64,8 +68,14 @@ def kill_open_runs() -> int:
     return len(_KILLED)
 
 
-KINDS = ("reproduction", "tuning", "bench")
+KINDS = ("reproduction", "tuning", "bench", "claims")
 SOURCE_ENV = "NASREPRO_SOURCE"  # the command line, exported by the CLI to its workers
+NOTE = "mlflow.note.content"  # the description MLflow's UI shows for a run or experiment
+SOURCE = "mlflow.source.name"  # the suite file of a run (the UI's Source column)
+PROCESS = "nasrepro.process"
+# MLflow 3's UI opens an experiment of this kind on its runs table, not the GenAI overview.
+KIND_TAG = "mlflow.experimentKind"
+ALPHA_TABLE = "alpha/edges.csv"  # a trial's per-edge softmax(α) per epoch
 ARTIFACT_DIR = "mlruns"  # beside a SQLite database
 
 
@@ -101,16 +111,47 @@ def source_tags() -> dict[str, str]:
     from nasrepro import __version__
     from nasrepro.provenance import git_state
 
+    command = os.environ.get(SOURCE_ENV) or "nasrepro"
     tags = {
-        "mlflow.source.name": os.environ.get(SOURCE_ENV) or "nasrepro",
+        SOURCE: command,  # callers that know the suite file replace it
         "mlflow.source.type": "LOCAL",
+        "nasrepro.command": command,
         "nasrepro.version": __version__,
+        PROCESS: process_tag(),
     }
     commit, dirty = git_state()
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["nasrepro.git_dirty"] = str(bool(dirty)).lower()
     return tags
+
+
+def _start_ticks(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (/proc), or None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_tag(pid: int | None = None) -> str:
+    """`host:pid:start` of this (or `pid`'s) process: names it even after the pid is reused."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or '?'}"
+
+
+def process_alive(tag: str) -> bool | None:
+    """Whether the process a `nasrepro.process` tag names is still running: None when it
+    ran on another host (or the tag is unreadable), so nobody else's run is touched."""
+    try:
+        host, pid, start = tag.rsplit(":", 2)
+        number = int(pid)
+    except ValueError:
+        return None
+    if host != socket.gethostname() or start == "?":
+        return None
+    return _start_ticks(number) == start
 
 
 def child_run_name(experiment: str, budget: str, seed: int) -> str:
@@ -122,14 +163,20 @@ def parent_run_name(experiment: str, budget: str) -> str:
     return f"{experiment} {budget}"
 
 
+def param_value(value: Any) -> str:
+    """A param as MLflow shows it: strings as they are, everything else as JSON (`true`,
+    `null`, `0.025`, `[1, 2]`, `{"weights": ...}`), never a Python repr."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
 def flatten(obj: Any, prefix: str = "") -> dict[str, str]:
-    """Dotted keys (`search.epochs`, `method_args.lambda.lambda_`), values as strings."""
+    """Dotted keys (`search.epochs`, `method_args.lambda.lambda_`), JSON values."""
     out: dict[str, str] = {}
-    if isinstance(obj, dict):
+    if isinstance(obj, dict) and obj:
         for k, v in obj.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    else:
-        out[prefix] = json.dumps(obj) if isinstance(obj, list | tuple) else str(obj)
+    elif prefix:
+        out[prefix] = param_value(obj)
     return out
 
 
@@ -152,16 +199,26 @@ class Tracker:
             self.client = MlflowClient(tracking_uri=self.uri)
             self.client.search_experiments(max_results=1)  # builds the store's schema
 
-    def experiment_id(self, suite: str) -> str:
+    def experiment_id(self, suite: str, description: str | None = None) -> str:
+        """The suite's experiment `nasrepro/<suite>` (created, or restored if deleted), with
+        `description` as what the UI shows above its runs."""
         name = f"nasrepro/{suite}"
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 self.client.restore_experiment(exp.experiment_id)
-            return exp.experiment_id
-        return self.client.create_experiment(
-            name, artifact_location=artifact_location(self.uri, suite)
-        )
+            exp_id = str(exp.experiment_id)
+        else:
+            exp_id = self.client.create_experiment(
+                name, artifact_location=artifact_location(self.uri, suite)
+            )
+        tags = {KIND_TAG: "custom_model_development"}
+        if description:
+            tags[NOTE] = description
+        for key, value in tags.items():
+            if exp is None or exp.tags.get(key) != value:
+                self.client.set_experiment_tag(exp_id, key, value)
+        return exp_id
 
     def start_run(
         self, experiment_id: str, name: str, tags: dict[str, str], parent_run_id: str | None = None
@@ -196,6 +253,13 @@ class Tracker:
     def log_json(self, run_id: str, obj: Any, name: str) -> None:
         self.client.log_dict(run_id, obj, name)
 
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        self.client.log_text(run_id, text, name)
+
+    def describe(self, run_id: str, text: str) -> None:
+        """The run's description (Markdown) in the MLflow UI."""
+        self.set_tags(run_id, {NOTE: text})
+
     def log_file(self, run_id: str, path: str | Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)
 
@@ -206,8 +270,10 @@ class Tracker:
             self.client.log_artifact(run_id, str(path))
 
     def reopen(self, run_id: str) -> None:
-        """Mark an interrupted run running again (a resumed trial continues it)."""
+        """Mark an interrupted run running again (a resumed trial continues it), owned by
+        this process from now on."""
         self.client.update_run(run_id, status="RUNNING")
+        self.set_tags(run_id, {PROCESS: process_tag()})
         _OPEN_RUNS[run_id] = self
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
@@ -240,6 +306,12 @@ class NullTracker(Tracker):
     def log_json(self, run_id: str, obj: Any, name: str) -> None:
         pass
 
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        pass
+
+    def describe(self, run_id: str, text: str) -> None:
+        pass
+
     def log_file(self, run_id: str, path: str | Path, folder: str | None = None) -> None:
         pass
 
@@ -260,41 +332,60 @@ def entropy(probs: Sequence[float]) -> float:
     return -math.fsum(p * math.log(p) for p in probs if p > 0)
 
 
-def alpha_summary(alpha: Mapping[str, Sequence[Sequence[float]]]) -> dict[str, float]:
-    """Per edge of every α tensor: the argmax op's index (names in `alpha_ops.json`) and the
-    entropy of softmax(α) — two charts per edge instead of one per (edge, op)."""
-    out: dict[str, float] = {}
+# Ops without weights: an argmax drifting to them is DARTS' performance collapse.
+PARAMETER_FREE = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "noise"})
+OpNames = Callable[[str, int], Sequence[str]]
+
+
+def alpha_summary(
+    alpha: Mapping[str, Sequence[Sequence[float]]], op_names: OpNames
+) -> dict[str, float]:
+    """A few α diagnostics per epoch, all under `alpha.`: the mean and the lowest entropy of
+    softmax(α) over the edges of every α tensor, and the share of edges whose argmax is
+    `skip_connect` and is parameter-free (collapse shows as these shares rising). The
+    per-edge series are the `alpha/edges.csv` table (`alpha_table`)."""
+    entropies: list[float] = []
+    skip = free = 0
     for name, rows in alpha.items():
         for e, row in enumerate(rows):
-            out[f"alpha.{name}.e{e}.argmax"] = float(max(range(len(row)), key=row.__getitem__))
-            out[f"alpha.{name}.e{e}.entropy"] = entropy(row)
-    return out
-
-
-def alpha_ops(
-    alpha: Mapping[str, Sequence[Sequence[float]]], op_names: Callable[[str, int], Sequence[str]]
-) -> dict[str, list[list[str]]]:
-    """The op names behind each `alpha.<tensor>.e<edge>.argmax` index."""
+            op = op_names(name, e)[max(range(len(row)), key=row.__getitem__)]
+            entropies.append(entropy(row))
+            skip += op == "skip_connect"
+            free += op in PARAMETER_FREE
+    if not entropies:
+        return {}
+    n = len(entropies)
     return {
-        name: [list(op_names(name, e)) for e in range(len(rows))] for name, rows in alpha.items()
+        "alpha.entropy_mean": math.fsum(entropies) / n,
+        "alpha.entropy_min": min(entropies),
+        "alpha.skip_share": skip / n,
+        "alpha.param_free_share": free / n,
     }
 
 
-def claim_metrics(claims: Iterable[Any]) -> dict[str, float]:
-    """The values an experiment's parent run is judged against, named like the children's
-    `final.<dataset>.<metric>`: `claim.<dataset>.<metric>` (protocol `mean`; other protocols
-    add theirs, e.g. `.best_by_valid`) and `.std` where the paper gives one; a known typo is
-    logged at its corrected value. The first claim of a name wins."""
-    out: dict[str, float] = {}
-    for c in claims:
-        key = f"claim.{c.dataset}.{c.metric}" + ("" if c.protocol == "mean" else f".{c.protocol}")
-        if key in out:
-            continue
-        value = c.corrected_value if c.corrected_value is not None else c.value
-        out[key] = float(value)
-        if c.std is not None:
-            out[f"{key}.std"] = float(c.std)
-    return out
+def alpha_table(history: Sequence[Mapping[str, Any]], op_names: OpNames) -> str:
+    """Every epoch's softmax(α) per edge as CSV: epoch, tensor, edge, argmax op, entropy,
+    then one column per op name (empty where the edge lacks that op)."""
+    import csv
+    import io
+
+    rows: list[tuple[int, str, int, list[str], Sequence[float]]] = []
+    names: dict[str, None] = {}
+    for h in history:
+        for tensor, edges in (h.get("alpha") or {}).items():
+            for e, probs in enumerate(edges):
+                ops = list(op_names(tensor, e))
+                names.update(dict.fromkeys(ops))
+                rows.append((int(h.get("epoch", len(rows))), tensor, e, ops, probs))
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(["epoch", "tensor", "edge", "argmax", "entropy", *names])
+    for epoch, tensor, e, ops, probs in rows:
+        weight = dict(zip(ops, probs, strict=True))
+        best = ops[max(range(len(probs)), key=probs.__getitem__)]
+        cells = [f"{weight[n]:.6g}" if n in weight else "" for n in names]
+        out.writerow([epoch, tensor, e, best, f"{entropy(probs):.6g}", *cells])
+    return buf.getvalue()
 
 
 def seed_statistics(children: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -312,6 +403,33 @@ def seed_statistics(children: Sequence[Mapping[str, float]]) -> dict[str, float]
             var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
             out[f"std.{key}"] = math.sqrt(var)
     return out
+
+
+def close_dead_runs(tracker: Tracker, experiment_id: str) -> int:
+    """Mark KILLED the RUNNING runs of the experiment whose process is gone (killed with
+    SIGKILL, or its machine rebooted), so the UI stops showing them as running. Only runs
+    tagged with a process of this host are judged; a resumed trial reopens its run after.
+    Returns how many were closed."""
+    if isinstance(tracker, NullTracker):
+        return 0
+    from mlflow.entities import RunStatus, ViewType
+
+    runs = tracker.client.search_runs(
+        [experiment_id],
+        filter_string="attributes.status = 'RUNNING'",
+        run_view_type=ViewType.ACTIVE_ONLY,
+        max_results=5000,
+    )
+    closed = 0
+    for run in runs:
+        tag = run.data.tags.get(PROCESS)
+        if run.info.status != RunStatus.to_string(RunStatus.RUNNING) or not tag:
+            continue
+        if process_alive(tag) is False:
+            tracker.set_tags(run.info.run_id, {"nasrepro.closed": f"process {tag} had ended"})
+            tracker.client.set_terminated(run.info.run_id, status="KILLED")
+            closed += 1
+    return closed
 
 
 def finish_parent(

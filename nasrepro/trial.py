@@ -50,17 +50,19 @@ from nasrepro.jobs import (
     selection_identity,
     unit_key,
 )
-from nasrepro.methods.base import build_hooks
+from nasrepro.methods.base import search_hooks
 from nasrepro.progress import emit, trial_scope
 from nasrepro.provenance import device_name, provenance, set_tf32
 from nasrepro.registry import SCHEMA
 from nasrepro.search.engine import EpochLog, SearchContext, run_search, seed_everything
 from nasrepro.spaces import build_space
 from nasrepro.tracking import (
+    ALPHA_TABLE,
+    SOURCE,
     NullTracker,
     Tracker,
-    alpha_ops,
     alpha_summary,
+    alpha_table,
     child_run_name,
     flatten,
     log_alpha_figure,
@@ -94,21 +96,6 @@ def _label(trial: Trial) -> str:
     return f"[{trial.suite}/{trial.experiment} {trial.budget} seed {trial.seed}]"
 
 
-def _tags(trial: Trial) -> dict[str, str]:
-    cfg = trial.config
-    return {
-        "suite": trial.suite,
-        "experiment": trial.experiment,
-        "budget": trial.budget,
-        "seed": str(trial.seed),
-        "claim_ids": ",".join(trial.claim_ids),
-        "method": "+".join(cfg.get("methods", ["published cell"])) or "darts",
-        "space": cfg["space"],
-        "dataset": cfg["dataset"],
-        "config_hash": trial.config_hash,
-    }
-
-
 def _computed_for(trial: Trial) -> dict[str, Any]:
     """Which trial a unit was computed for (labels only: not part of its identity)."""
     return {
@@ -126,11 +113,10 @@ def open_trial_run(
     run_id = tracker.start_run(
         experiment_id,
         name or child_run_name(trial.experiment, trial.budget, trial.seed),
-        _tags(trial),
+        search_tags(trial),
         parent_run_id,
     )
-    tracker.log_params(run_id, flatten(trial.config))
-    tracker.log_params(run_id, {"seed": str(trial.seed)})
+    tracker.log_params(run_id, flatten({**trial.config, "seed": trial.seed}))
     return run_id
 
 
@@ -177,6 +163,7 @@ def run_search_unit(
     fast: bool = False,
     store: str | Path | None = None,
     rerun: bool = False,
+    data_on_device: bool | None = None,
 ) -> SearchOutcome | None:
     """The trial's search unit, then its selection unit, each read from `store` when
     recorded there (unless `rerun`) and otherwise computed and recorded.
@@ -188,6 +175,9 @@ def run_search_unit(
     (trial_worker.py); rank 0 tracks, checkpoints, selects and records, the other ranks
     return None after the search. `fast`: the fp32 speed switches that keep the math and
     win when timed here (`bench.fast_switches`), recorded in the search's provenance.
+    `data_on_device`: search images held and augmented on the device
+    (datasets/device_data.py); None: on a GPU. A finished packed search of this seed
+    (packed_trials.py) left in the unit's checkpoint is resumed after, as any other.
     """
     from nasrepro.datasets import trial_search_data
     from nasrepro.store import load_state, save_state, unit_record, write_unit
@@ -208,21 +198,23 @@ def run_search_unit(
     created = datetime.now(UTC).isoformat(timespec="seconds")
     seed_everything(trial.seed, settings.deterministic)
     set_tf32(settings.tf32)
+    search_device = torch.device(primary_device(device))
+    on_device = device_data_wanted(data_on_device, search_device)
     data = trial_search_data(
         cfg,
         root=data_root,
         seed=trial.seed,
         rank=ddp.rank if ddp else 0,
         world=ddp.world if ddp else 1,
+        on_device=search_device if on_device else None,
     )
     if ddp is not None and not ddp.main:
         tracker = NullTracker()  # rank 0 alone writes to MLflow
     space = build_space(cfg["space"])
-    hooks = build_hooks(cfg["methods"], cfg["method_args"])
+    hooks = search_hooks(cfg["methods"], cfg["method_args"])
     space_args = dict(cfg["space_args"])
     for hook in hooks:
         space_args = hook.configure_space(space_args)
-    search_device = torch.device(primary_device(device))
     speed: dict[str, Any] = {"fused": False, "cuda_graph": False, "channels_last": False}
     if fast and kept is None:  # the switches that win here, on this supernet and batch
         from nasrepro.bench import fast_switches
@@ -305,7 +297,7 @@ def run_search_unit(
         "config_hash": ckpt_key,
         "mlflow_run_id": run_id,
         "parent_run_id": parent_run_id,
-        **({} if resume is None else {"engine": resume["engine"]}),
+        **({} if resume is None else {k: resume[k] for k in ("engine", "packed") if k in resume}),
     }
 
     def save(state: dict[str, Any]) -> None:
@@ -324,38 +316,11 @@ def run_search_unit(
     scope.enter_context(trial_scope(label, stage_sink(tracker, run_id)))
     computed: list[str] = []
     try:
-        tracker.log_params(run_id, {"data.split": str(data.split)})
-        lookup_each_epoch = (
-            evaluate and cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
-        )
-
-        def on_epoch_end(log: EpochLog) -> None:
-            if lookup_each_epoch:
-                # The NB201 score of the current argmax cell makes collapse visible per epoch.
-                geno = space.derive_argmax(supernet)
-                res = evaluator.score(
-                    space.format_genotype(geno), cfg["eval_datasets"], ["test_acc"]
-                )
-                for ds, vals in res.metrics.items():
-                    log.diagnostics[f"lookup.{ds}.test_acc"] = vals["test_acc"]
-            metrics = {
-                "train_loss": log.train_loss,
-                "train_acc": log.train_acc,
-                "valid_loss": log.valid_loss,
-                "valid_acc": log.valid_acc,
-                "lr": log.lr,
-                "epoch_seconds": log.seconds,
-                **log.diagnostics,
-                **alpha_summary(log.alpha),
-            }
-            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if v == v}, log.epoch)
-            progress(
-                f"{label} epoch {log.epoch + 1}/{settings.epochs} "
-                f"train {log.train_loss:.3f}/{log.train_acc:.1f}% "
-                f"valid {log.valid_loss:.3f}/{log.valid_acc:.1f}% ({log.seconds:.1f}s)"
-            )
-            if on_epoch is not None:
-                on_epoch(log)
+        tracker.log_params(run_id, flatten({"data": {"split": data.split}}))
+        on_epoch_end = epoch_logger(
+            trial, space, supernet, evaluator if evaluate else None, tracker, run_id, progress,
+            label, on_epoch,
+        )  # fmt: skip
 
         history = run_search(
             ctx,
@@ -385,9 +350,6 @@ def run_search_unit(
                 # (RobustDARTS' infer() accuracy: search/infer.py)
                 "valid_acc": finite_or_none(ctx.state.get("search_valid_acc")),
                 "search_data": data.split,
-                "alpha_ops": alpha_ops(history[-1].alpha, space.edge_op_names)
-                if history and history[-1].alpha
-                else None,
             }
             search_rec = unit_record(
                 "search",
@@ -406,6 +368,9 @@ def run_search_unit(
                     ),
                     "speed_switches": speed,
                     "search_processes": ddp.world if ddp is not None else 1,
+                    # searched with other seeds in one packed step (packed_trials.py):
+                    # which seeds, the timings that chose it; its seconds are its share
+                    "packed_search": payload.get("packed"),
                 },
                 mlflow={"tracking_uri": tracker.uri, "run_id": run_id},
                 computed_for=_computed_for(trial),
@@ -417,10 +382,10 @@ def run_search_unit(
                 search_rec["_path"] = str(write_unit(store, search_rec))
         tracker.log_json(run_id, history_json, "search_history.json")
         if history and history[-1].alpha:
-            tracker.log_json(
-                run_id, alpha_ops(history[-1].alpha, space.edge_op_names), "alpha_ops.json"
+            tracker.log_text(run_id, alpha_table(history_json, space.edge_op_names), ALPHA_TABLE)
+            log_alpha_figure(
+                tracker, run_id, history_json, {**search_tags(trial), "space": cfg["space"]}
             )
-            log_alpha_figure(tracker, run_id, history_json, {**_tags(trial), "space": cfg["space"]})
         clock.enter("select")
         select_start = time.perf_counter()
         if selected is not None:  # selection finished before the interruption
@@ -503,10 +468,12 @@ def run_retrain_unit(
     store: str | Path | None = None,
     rerun: bool = False,
     fast: bool = False,
+    data_on_device: bool | None = None,
 ) -> dict[str, Any]:
     """One retraining of `genotype` on `dataset` with the trial's recipe and seed: read from
     `store` when recorded there (unless `rerun`), else trained (resuming from its
-    checkpoint after a kill) and recorded. Metrics go to the trial's run `run_id`."""
+    checkpoint after a kill) and recorded. Metrics go to the trial's run `run_id`.
+    `data_on_device`: images held and augmented on the device (None: on a GPU)."""
     from nasrepro.store import read_unit, unit_record, write_unit
 
     cfg = trial.config
@@ -544,6 +511,7 @@ def run_retrain_unit(
             log=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
             progress=lambda line: progress(f"{_label(trial)} {line}"),
             channels_last=fast,
+            data_on_device=device_data_wanted(data_on_device, torch.device(primary_device(device))),
         )
     except BaseException:
         if base is not None:
@@ -649,6 +617,76 @@ def evaluate_cell(
         [r["cost"] for r in retrained.values()],
     )
 
+def device_data_wanted(flag: bool | None, device: torch.device) -> bool:
+    """Images on the device: as asked, else on a GPU (where the CPU loader sets the pace)."""
+    return device.type == "cuda" if flag is None else flag
+
+
+def search_tags(trial: Trial) -> dict[str, str]:
+    """The MLflow tags of a searched trial's child run."""
+    cfg = trial.config
+    return {
+        "suite": trial.suite,
+        "experiment": trial.experiment,
+        "budget": trial.budget,
+        "seed": str(trial.seed),
+        "claim_ids": ",".join(trial.claim_ids),
+        "method": "+".join(cfg.get("methods", ["published cell"])) or "darts",
+        "space": cfg["space"],
+        "dataset": cfg["dataset"],
+        "config_hash": trial.config_hash,
+        SOURCE: trial.suite_path,
+    }
+
+
+def epoch_logger(
+    trial: Trial,
+    space: Any,
+    supernet: nn.Module,
+    evaluator: Any,
+    tracker: Tracker,
+    run_id: str,
+    progress: Progress,
+    label: str,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> Callable[[EpochLog], None]:
+    """What happens after each search epoch of a trial (alone or packed): the NB201 lookup
+    of the current argmax cell (with an NB201 evaluator; `evaluator` None skips it), the
+    epoch's metrics to its MLflow run, a progress line, then `on_epoch`."""
+    cfg = trial.config
+    epochs = trial.search.epochs
+    lookup_each_epoch = (
+        evaluator is not None and cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
+    )
+
+    def on_epoch_end(log: EpochLog) -> None:
+        if lookup_each_epoch:
+            # The NB201 score of the current argmax cell makes collapse visible per epoch.
+            geno = space.derive_argmax(supernet)
+            res = evaluator.score(space.format_genotype(geno), cfg["eval_datasets"], ["test_acc"])
+            for ds, vals in res.metrics.items():
+                log.diagnostics[f"lookup.{ds}.test_acc"] = vals["test_acc"]
+        metrics = {
+            "train_loss": log.train_loss,
+            "train_acc": log.train_acc,
+            "valid_loss": log.valid_loss,
+            "valid_acc": log.valid_acc,
+            "lr": log.lr,
+            "epoch_seconds": log.seconds,
+            **log.diagnostics,
+            **alpha_summary(log.alpha, space.edge_op_names),
+        }
+        tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if v == v}, log.epoch)
+        progress(
+            f"{label} epoch {log.epoch + 1}/{epochs} "
+            f"train {log.train_loss:.3f}/{log.train_acc:.1f}% "
+            f"valid {log.valid_loss:.3f}/{log.valid_acc:.1f}% ({log.seconds:.1f}s)"
+        )
+        if on_epoch is not None:
+            on_epoch(log)
+
+    return on_epoch_end
+
 
 def record_identity(trial: Trial) -> dict[str, Any]:
     """The fields every record starts with: who asked for the trial (labels) and what it
@@ -743,6 +781,7 @@ def assemble_record(
             "speed_switches": search_prov.get("speed_switches"),
             "search_processes": search_prov.get("search_processes", 1),
             "search_host": search_prov.get("host"),
+            "packed_search": search_prov.get("packed_search"),
         },
     }
     tracker.end_run(run_id)
@@ -771,6 +810,7 @@ def execute_trial(
     store: str | Path | None = None,
     rerun: bool = False,
     retrain: list[str] | None = None,
+    data_on_device: bool | None = None,
 ) -> dict[str, Any] | None:
     """Run `trial` under a child MLflow run and return its registry record (not yet
     written): its search and selection units, one retraining unit per dataset in `retrain`
@@ -789,6 +829,8 @@ def execute_trial(
     timed on this trial's supernet, batch and device (`bench.fast_switches`): NB201's fused
     mixed ops, channels_last on a CPU, CUDA graphs for plain first-order searches on a GPU;
     recorded (with the timings) in the record's provenance, not in its config.
+    `data_on_device`: search and retraining images held and augmented on the device
+    (datasets/device_data.py); None: on a GPU. The record's `search_data.loader` says so.
     """
     if trial.benchmark_query:  # seconds of queries: no units, nothing to share
         return _execute_query(
@@ -814,6 +856,7 @@ def execute_trial(
             store=store,
             rerun=rerun,
             retrain=retrain,
+            data_on_device=data_on_device,
         )
     outcome = run_search_unit(
         trial,
@@ -831,6 +874,7 @@ def execute_trial(
         fast=fast,
         store=store,
         rerun=rerun,
+        data_on_device=data_on_device,
     )
     if outcome is None:
         return None  # a rank other than 0 of a data-parallel search
@@ -855,6 +899,7 @@ def execute_trial(
             store=store,
             rerun=rerun,
             fast=fast,
+            data_on_device=data_on_device,
         )
         record = assemble_record(
             trial,
@@ -929,6 +974,7 @@ def execute_given_cell(
     retrain: list[str] | None = None,
     retrained: dict[str, dict[str, Any]] | None = None,
     skip: dict[str, str] | None = None,
+    data_on_device: bool | None = None,
 ) -> dict[str, Any]:
     """A trial of a published cell (`genotype:`): no search and no selection, only the
     evaluator (params/FLOPs, a benchmark lookup, or retraining units with this seed).
@@ -939,7 +985,7 @@ def execute_given_cell(
     created = datetime.now(UTC).isoformat(timespec="seconds")
     seed_everything(trial.seed, True)
     arch = _given_arch(cfg)
-    tags = {**_tags(trial), "method": "published cell", "genotype": str(cfg["genotype"])}
+    tags = {**search_tags(trial), "method": "published cell", "genotype": str(cfg["genotype"])}
     if run_id is not None:
         tracker.set_tags(run_id, {"genotype": str(cfg["genotype"])})
     else:
@@ -960,7 +1006,7 @@ def execute_given_cell(
                     units[ds] = run_retrain_unit(
                         trial, ds, arch, tracker=tracker, run_id=run_id, data_root=data_root,
                         device=device, progress=progress, checkpoint_dir=checkpoint_dir,
-                        store=store, rerun=rerun,
+                        store=store, rerun=rerun, data_on_device=data_on_device,
                     )  # fmt: skip
             why = skip or {}
             skipped = {
@@ -1058,6 +1104,7 @@ def _execute_query(
         "space": cfg["space"],
         "dataset": cfg["dataset"],
         "config_hash": trial.config_hash,
+        SOURCE: trial.suite_path,
     }
     if run_id is not None:
         tracker.set_tags(run_id, {"method": tags["method"]})
@@ -1069,8 +1116,7 @@ def _execute_query(
             parent_run_id,
         )
     try:
-        tracker.log_params(run_id, flatten(cfg))
-        tracker.log_params(run_id, {"seed": str(trial.seed)})
+        tracker.log_params(run_id, flatten({**cfg, "seed": trial.seed}))
         prepare = None
         if getattr(evaluator, "kind", None) == "nats-dir":  # one file per cell, read on demand
             from nasrepro.evaluate.nb201 import _load_archive_cell

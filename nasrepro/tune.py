@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from nasrepro.filemode import publish_mode
 from nasrepro.progress import Bar, emit
 from nasrepro.tracking import Tracker  # stdlib-only at import; mlflow loads in Tracker()
 
@@ -660,6 +661,7 @@ def tune_experiment(
             f"tune:{experiment}@{budget}",
             {
                 "suite": suite.suite,
+                "mlflow.source.name": str(suite_path),  # the suite file, as for `run`
                 "experiment": experiment,
                 "budget": budget,
                 "study": study_name,
@@ -915,6 +917,7 @@ def write_override(result: TuneResult) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".yaml", dir=path.parent)
     try:
+        publish_mode(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -961,7 +964,10 @@ def add_tune_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     t.add_argument(
         "--tracking-uri", help="MLflow URI (default: MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)"
     )
-    t.add_argument("--data-root", help="datasets directory (default: NASREPRO_DATA_ROOT)")
+    t.add_argument(
+        "--data-root",
+        help="datasets directory (default: NASREPRO_DATA_ROOT, else ~/.cache/nasrepro/data)",
+    )
     t.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
     t.add_argument(
         "--objective",

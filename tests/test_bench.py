@@ -124,9 +124,7 @@ def test_fp32_switches_select_the_plain_genotype(order):
         assert (other - alpha).abs().max().item() < margin, switch
 
 
-def test_gpu_session_script_dry_run(tmp_path):
-    """benchmarks/gpu_session.py --tiny on the CPU: every part runs and the summary has the
-    issue's figures (the GPU run is the same code at full size)."""
+def _gpu_session():
     import importlib.util
     from pathlib import Path
 
@@ -134,14 +132,34 @@ def test_gpu_session_script_dry_run(tmp_path):
     spec = importlib.util.spec_from_file_location("gpu_session", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_session_script_dry_run(tmp_path, capsys):
+    """benchmarks/gpu_session.py --tiny on the CPU: every part runs, in the trials' numeric
+    mode, and the summary has the issues' figures (the GPU run is the same code at full
+    size); the end-to-end part runs `nasrepro run` with 4 seeds packed on a generated
+    CIFAR-10. Without the reference it says so, loudly and in the file."""
+    module = _gpu_session()
     out = tmp_path / "session.json"
-    result = module.main(out, tiny=True)
+    result = module.main(out, tiny=True, reference=False)
     saved = json.loads(out.read_text())
     assert saved["summary"] == result["summary"]
-    assert saved["tf32_matmul"] is False and saved["tf32_cudnn"] is False
-    for name in ("nb201_1st", "nb201_2nd", "lambda_overhead", "darts_1st", "packed"):
-        part = saved["parts"][name]
-        assert not (isinstance(part, dict) and "error" in part), (name, part)
+    mode = saved["numeric_mode"]
+    assert mode["deterministic_algorithms"] and not mode["cudnn_benchmark"]
+    assert mode["tf32_matmul"] is False and mode["tf32_cudnn"] is False
+    assert saved["reference"].startswith("REFERENCE MISSING")
+    assert capsys.readouterr().err.count("*** REFERENCE MISSING") == 2
+    errors = {k: v for k, v in saved["parts"].items() if isinstance(v, dict) and "error" in v}
+    assert not errors, errors
+    assert {"nb201_1st/plain", "nb201_1st/fused", "nb201_2nd/plain", "lambda_overhead",
+            "darts_1st/plain", "packed/step", "packed/pays", "data/device_loader",
+            "data/cpu_loader",
+            "e2e/run_4_seeds"} <= set(saved["parts"])  # fmt: skip
+    assert "nb201_1st/reference" not in saved["parts"]
+    e2e = saved["parts"]["e2e/run_4_seeds"]
+    assert e2e["all_packed"] and e2e["packed"]["seeds"] == [0, 1, 2, 3]
+    assert e2e["projected_50_epochs_min"] >= e2e["wall_s"] / 60
     summary = saved["summary"]
     for key in (
         "nb201_one_search_minutes",
@@ -149,10 +167,40 @@ def test_gpu_session_script_dry_run(tmp_path):
         "lambda_over_darts",
         "darts_50_epoch_gpu_days",
         "claim_4_seeds_minutes",
+        "gpu_waits_for_data_pct",
+        "e2e_4_seeds_50_epochs_min",
     ):
         assert summary[key] is not None, key
-    switches = {r["switch"] for r in saved["parts"]["nb201_1st"]}
-    assert {"plain", "fused"} <= switches
+    assert summary["data_included"] is True
+
+
+def test_gpu_session_refuses_full_size_without_cuda(tmp_path, capsys):
+    module = _gpu_session()
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(module.SessionError, match="full size needs CUDA"):
+        module.main(tmp_path / "s.json", tiny=False)
+    assert not (tmp_path / "s.json").exists()
+    # the command line: exit 2 with one line, nothing written; unknown flags refused
+    assert module.cli([str(tmp_path / "s.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gpu_session: error: full size needs CUDA and torch sees none (--tiny: CPU "
+                   "dry run)"]  # fmt: skip
+    assert not (tmp_path / "s.json").exists()
+    with pytest.raises(SystemExit) as exc:
+        module.cli([str(tmp_path / "s.json"), "--tinyy"])
+    assert exc.value.code == 2 and "unrecognized arguments: --tinyy" in capsys.readouterr().err
+
+
+def test_gpu_session_help(capsys):
+    """`python benchmarks/gpu_session.py --help` (its `cli`, in process: a subprocess would
+    spend seconds importing torch) prints the usage and exits 0."""
+    module = _gpu_session()
+    with pytest.raises(SystemExit) as exc:
+        module.cli(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    assert "usage: python benchmarks/gpu_session.py" in out and "--no-reference" in out
 
 
 def test_pick_fastest_never_picks_a_slower_switch():

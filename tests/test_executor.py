@@ -25,7 +25,8 @@ def _children(tmp_path):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("nasrepro/exectest")
-    runs = client.search_runs([exp.experiment_id])
+    trials = "tags.`nasrepro.kind` = 'reproduction'"  # the trial runs, not the claims view
+    runs = client.search_runs([exp.experiment_id], filter_string=trials)
     return [r for r in runs if "mlflow.parentRunId" in r.data.tags], runs
 
 

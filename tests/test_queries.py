@@ -10,6 +10,7 @@ REINFORCE with AutoDL-Projects' scripts."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 from pathlib import Path
@@ -251,8 +252,21 @@ class _Partial:
 
 @pytest.mark.parametrize("experiment", ["nb201-rea", "nb201-bohb"])
 def test_query_trial_end_to_end_on_the_fixture_file(experiment, two_op_benchmark, monkeypatch):
-    from nasrepro.tracking import NullTracker
+    from nasrepro.tracking import SOURCE, NullTracker
     from nasrepro.trial import execute_trial
+
+    class Recording(NullTracker):  # what the trial's MLflow run would hold
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: dict[str, str] = {}
+            self.params: dict[str, str] = {}
+
+        def start_run(self, experiment_id, name, tags, parent_run_id=None):
+            self.tags.update(tags)
+            return "r"
+
+        def log_params(self, run_id, params):
+            self.params.update(params)
 
     _pin(monkeypatch, two_op_benchmark)
     (trial,) = [
@@ -260,10 +274,16 @@ def test_query_trial_end_to_end_on_the_fixture_file(experiment, two_op_benchmark
         for t in nr.plan(str(ROOT / "suites" / "ex_ss_darts.yaml"), budget="smoke")
         if t.experiment == experiment
     ]
+    tracker = Recording()
     rec = execute_trial(
-        trial, tracker=NullTracker(), experiment_id="x", parent_run_id="p", data_root=None,
+        trial, tracker=tracker, experiment_id="x", parent_run_id="p", data_root=None,
         device="cpu",
     )  # fmt: skip
+    # the run's Source is the suite file (not the command line); params are JSON values
+    assert tracker.tags[SOURCE] == trial.suite_path and trial.suite_path.endswith("ex_ss_darts.yaml")
+    assert tracker.params["seed"] == "0" and tracker.params["query.algorithm"] == experiment[6:]
+    assert all("'" not in v for v in tracker.params.values())  # JSON, never a Python repr
+    assert json.loads(tracker.params["eval_datasets"]) == ["cifar10", "cifar100", "imagenet16-120"]
     found = rec["search"]["query"]
     assert found["queries"] > 0 and found["simulated_seconds"] <= 12000
     assert rec["genotype"] == found["genotype"]

@@ -7,6 +7,7 @@ number. The artifact experiment `optimum` is run for real (nb201-table lookup).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,11 @@ def _record(
 
 @pytest.fixture()
 def world(tmp_path: Path) -> tuple[Path, Path]:
+    return make_world(tmp_path)
+
+
+def make_world(tmp_path: Path) -> tuple[Path, Path]:
+    """The toy suite and its hand-made records (and the real artifact record) under tmp_path."""
     suite_file = tmp_path / "toy_suite.yaml"
     suite_file.write_text(SUITE_YAML, encoding="utf-8")
     reg = tmp_path / "registry"
@@ -279,15 +285,31 @@ def _artifact_record(suite_file: Path) -> dict[str, Any]:
     return record
 
 
-def _rows(md: str) -> dict[str, list[str]]:
-    """Claim id -> cells of the claims tables (between "## Claims" and "## Budgets used")."""
-    rows = {}
-    for line in md.split("## Claims", 1)[1].split("## Budgets used", 1)[0].splitlines():
-        if line.startswith("| ") and not line.startswith("| claim "):
-            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-            if len(cells) == 12:  # a claims table row (not the reasons table)
-                rows[cells[0]] = cells
-    return rows
+def _tables(md: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table of a page as rows of header -> cell (anchors stripped)."""
+    tables, lines = [], md.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("| ") and lines[i + 1].startswith("|---"):
+            headers = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            rows = []
+            for body in lines[i + 2 :]:
+                if not body.startswith("| "):
+                    break
+                cells = [c.strip() for c in body.strip().strip("|").split(" | ")]
+                cells[0] = re.sub(r"<a id=\"[^\"]+\"></a>", "", cells[0])
+                rows.append(dict(zip(headers, cells, strict=True)))
+            tables.append(rows)
+    return tables
+
+
+def _rows(md: str) -> dict[str, dict[str, str]]:
+    """Claim id -> cells of the per-table sections (judged rows and folded not-run rows)."""
+    part = md.split("## Claims by table", 1)[1].split("\n## ", 1)[0]
+    return {r["claim"]: r for t in _tables(part) for r in t}
+
+
+def _section(md: str, heading: str) -> str:
+    return md.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def _claims(suite_file: Path, reg: Path) -> dict[str, dict[str, Any]]:
@@ -303,41 +325,47 @@ def test_report_verdicts(world: tuple[Path, Path], tmp_path: Path) -> None:
     written = build_report([suite_file], reg, out)
     md = (out / "toy_suite.md").read_text(encoding="utf-8")
     rows = _rows(md)
-    verdict = {cid: cells[10] for cid, cells in rows.items()}
+    verdict = {cid: cells.get("verdict", cells.get("class")) for cid, cells in rows.items()}
     assert verdict == {
-        "c10-mean": "reproduced",
-        "c100-miss": "not reproduced",
-        "c10-valid": "not run",
-        "c10-err": "inconclusive",  # no claimed spread: 3 seeds give ±1.19 against ±1
-        "c10-best": "inconclusive",
-        "one-seed": "inconclusive",
+        "c10-mean": "✓ reproduced",
+        "c100-miss": "✗ not reproduced",
+        "c10-valid": "needs GPU + data",  # folded: not run
+        "c10-err": "? inconclusive",  # no claimed spread: 3 seeds give ±1.19 against ±1
+        "c10-best": "? inconclusive",
+        "one-seed": "? inconclusive",
         "smoke-only": "other budget",
-        "no-records": "not run",
-        "imagenet": "not run",
-        "opt-c100": "reproduced",
-        "opt-c10": "reproduced",
+        "no-records": "needs GPU + data",
+        "imagenet": "not runnable",
+        "opt-c100": "✓ reproduced",
+        "opt-c10": "✓ reproduced",
     }
-    assert rows["c10-mean"][5] == "93.6 ± 0.3 (n=4)"
-    assert rows["c10-mean"][6] == "93.50 ± 0.50 (n=3)"
-    assert rows["c10-mean"][7] == "-0.10" and rows["c10-mean"][9] == "1.00"  # the floor
-    assert rows["c10-mean"][8] == "[-0.86, +0.66]"  # 90% CI of Δ, inside ±1
+    mean = rows["c10-mean"]
+    assert mean["claimed"] == "93.6 ± 0.3 (n=4)" and mean["reproduced ± sd (n)"] == "93.50 ± 0.50 (n=3)"
+    assert mean["Δ"] == "-0.10" and mean["margin"] == "1.00"  # the floor
+    assert mean["CI of Δ"] == "[-0.86, +0.66]"  # 90% CI of Δ, inside ±1
     # best by the supernet's validation accuracy: seed 1 (93.5), not the best test seed 2
-    assert rows["c10-best"][6] == "93.50 (seed 1 of 3 by search_valid_acc)"
-    assert rows["c10-best"][4] == "best by valid"
-    assert "test_err derived as 100 − test_acc" in rows["c10-err"][11]
-    assert rows["c10-err"][6] == "6.50 ± 0.50 (n=3)"
+    assert rows["c10-best"]["reproduced ± sd (n)"] == "93.50 (seed 1 of 3 by search_valid_acc)"
+    assert rows["c10-best"]["protocol"] == "best by valid"
+    assert "test_err derived as 100 − test_acc" in rows["c10-err"]["notes"]
+    assert rows["c10-err"]["reproduced ± sd (n)"] == "6.50 ± 0.50 (n=3)"
     # one-seed: the record of another configuration (50.0) is set aside, leaving 54.30 alone
-    assert rows["one-seed"][6] == "54.30 (n=1)"
-    assert rows["smoke-only"][6] == "smoke: 54.30 (n=1)" and rows["smoke-only"][7] == "—"
-    # the known typo is judged against the corrected value and both are shown
-    assert rows["opt-c100"][5].startswith("72.51 → 73.51[^")
-    assert rows["opt-c100"][6] == "73.51" and rows["opt-c100"][4] == "cell property"
-    assert "made-up typo for the test" in md
-    assert "1 record(s) set aside (see 'Records set aside')" in md
+    assert rows["one-seed"]["reproduced ± sd (n)"] == "54.30 (n=1)"
+    assert rows["smoke-only"]["reproduced ± sd (n)"] == "smoke: 54.30 (n=1)"
+    assert rows["smoke-only"]["Δ"] == "—"
+    # the known typo is judged against the corrected value; both shown, the reason in its row
+    assert rows["opt-c100"]["claimed"] == "72.51 → 73.51"
+    assert rows["opt-c100"]["notes"] == (
+        "typo: made-up typo for the test · 73.51 vs 73.51: to the printed digit"  # + the reason
+    )
+    assert rows["opt-c100"]["reproduced ± sd (n)"] == "73.51"
+    assert rows["opt-c100"]["protocol"] == "cell property"
+    assert "1 record(s) set aside (see 'Records set aside')" in rows["one-seed"]["notes"]
     assert "## Records set aside" in md and "search.arch_lr" in md
-    assert "valid_acc on cifar10 is unavailable from the evaluator that ran (nb201-table)" in md
-    assert "no records of experiment never" in md
-    assert "not runnable: needs the full ImageNet retraining recipe" in md
+    assert rows["c10-valid"]["notes"].startswith(
+        "valid_acc on cifar10 is unavailable from the evaluator that ran (nb201-table)"
+    )
+    assert rows["no-records"]["notes"] == "no records of experiment never at its current configuration"
+    assert rows["imagenet"]["notes"] == "not runnable: needs the full ImageNet retraining recipe"
     assert "| declared: needs the full ImageNet retraining recipe | 1 |" in md
     assert " ".join(RULE.split()) in " ".join(md.replace("\n> ", " ").split())
     assert " ".join(COMPARISON_RULE.split()) in " ".join(md.replace("\n> ", " ").split())
@@ -346,8 +374,83 @@ def test_report_verdicts(world: tuple[Path, Path], tmp_path: Path) -> None:
     assert f"  {GENO_A}" in md and f"  {GENO_SKIP}" in md
     assert "figures/toy_suite__main__full.png" in md
     assert "figures/toy_suite__claims__table-1.png" in md
+    assert "[^" not in md  # no footnotes: every note sits in its row
     assert written[-1] == out / "index.md"
-    assert max(len(line) for line in md.splitlines()) <= 200
+    unfolded = re.sub(r"<details>.*?</details>", "", md, flags=re.S)
+    prose = [ln for ln in unfolded.splitlines() if not ln.startswith("|")]
+    assert max(len(line) for line in prose) <= 200  # tables and folded blocks aside
+
+
+def test_page_opens_with_verdicts_judged_claims_and_what_is_left(
+    world: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The first screen: verdict counts, every judged claim with Δ, margin, verdict and a
+    reason, the tested conclusions, what is left with its cost; then the tables, the
+    not-run rows folded."""
+    from nasrepro.plan import build_plan
+
+    suite_file, reg = world
+    build_report([suite_file], reg, tmp_path / "out")
+    md = (tmp_path / "out" / "toy_suite.md").read_text(encoding="utf-8")
+    heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert heads[:4] == [
+        "## Judged claims",
+        "## Conclusions tested",
+        "## What is left",
+        "## Claims by table",
+    ]
+    top = md.split("## Judged claims", 1)[0]
+    assert "**Verdicts: 3 reproduced · 1 not reproduced · 3 inconclusive · 3 not run · 1 other" in (
+        " ".join(top.split())
+    )
+    assert "**Conclusions: 2 of 2 tested** (1 held, 1 inconclusive)" in " ".join(top.split())
+    (judged,) = _tables(_section(md, "Judged claims"))
+    ids = [re.match(r"\[([^\]]+)\]\(#claim-\1\)", r["claim"]).group(1) for r in judged]
+    # every judged claim, the misses first, then the undecided; not-run and other-budget
+    # claims are not there
+    assert ids[:4] == ["c100-miss", "c10-err", "c10-best", "one-seed"]
+    assert sorted(ids) == sorted(
+        ["c10-mean", "c100-miss", "c10-err", "c10-best", "one-seed", "opt-c100", "opt-c10"]
+    )
+    miss = judged[0]
+    assert (miss["claimed"], miss["Δ"], miss["margin"]) == ("60.0", "+10.50", "1.00")
+    assert miss["CI of Δ"] == "[+9.31, +11.69]"
+    assert miss["why"] == "90% CI of Δ [+9.31, +11.7] outside ±1"  # the verdict's own reason
+    assert "1 more seed(s) would decide" in judged[1]["why"]
+    assert "convention" not in judged[0]  # no FLOPs claim here: no counting convention
+    assert '<a id="claim-c100-miss"></a>c100-miss' in md  # the link's target, in its table
+    (tested,) = _tables(_section(md, "Conclusions tested"))
+    assert [r["conclusion"] for r in tested] == ["optimal-beats-darts", "single-beats-main"]
+    # what is left: smoke-only (smokeonly has no full record) and no-records (never); the
+    # valid_acc claim has records that lack its metric, the ImageNet one is not runnable
+    (left,) = _tables(_section(md, "What is left"))
+    plan = build_plan([suite_file], "full", ["smokeonly", "never"], "h200", reg)
+    hours = sum(t["estimate"]["gpu_hours"] for t in plan["trials"])
+    assert left == [
+        {
+            "table": "Table 4",
+            "claims": "2",
+            "experiments": "2",
+            "trials": "2",
+            "datasets": "cifar10",
+            "GPU-hours (NVIDIA H200)": f"{hours:,.1f}",
+            "command": '`nasrepro run toy_suite.yaml --table "Table 4"`',
+        },
+        {
+            "table": "**all**",
+            "claims": "2",
+            "experiments": "2",
+            "trials": "2",
+            "datasets": "cifar10",
+            "GPU-hours (NVIDIA H200)": f"{hours:,.1f}",
+            "command": "`nasrepro run toy_suite.yaml`",
+        },
+    ]
+    assert "1 claim(s) cannot be run here" in " ".join(_section(md, "What is left").split())
+    table1 = md.split("### Table 1", 1)[1].split("### ", 1)[0]
+    folded = table1.split("<details>", 1)[1]
+    assert "1 claim(s) of Table 1 not run (1 needs GPU + data)" in folded
+    assert "c10-valid" in folded and "c10-mean" not in folded
 
 
 def test_own_rows_first_and_conclusions(world: tuple[Path, Path], tmp_path: Path) -> None:
@@ -355,9 +458,9 @@ def test_own_rows_first_and_conclusions(world: tuple[Path, Path], tmp_path: Path
     build_report([suite_file], reg, tmp_path / "out")
     md = (tmp_path / "out" / "toy_suite.md").read_text(encoding="utf-8")
     table1 = md.split("### Table 1", 1)[1].split("### ", 1)[0]
-    ids = [ln.split(" | ")[0].strip("| ") for ln in table1.splitlines() if ln.startswith("| ")]
+    ids = [r["claim"] for t in _tables(table1) for r in t]
     # `optimal` is a method the paper's comparisons claim better: its rows come first
-    assert ids[1:] == ["opt-c100", "opt-c10", "c10-mean", "c100-miss", "c10-valid"]
+    assert ids == ["opt-c100", "opt-c10", "c10-mean", "c100-miss", "c10-valid"]
     comps = {c["id"]: c for c in report_json([suite_file], reg)["comparisons"]}
     # d = 94.363 (table) − 93.5 = 0.863 > 2 · 0.5/√3 = 0.577
     assert comps["optimal-beats-darts"]["verdict"] == "held"
@@ -401,9 +504,23 @@ def test_index_and_summary(world: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     build_report([suite_file], reg, out)
     index = (out / "index.md").read_text(encoding="utf-8")
-    line = next(x for x in index.splitlines() if x.startswith("| [toy_suite]"))
-    cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-    assert cells[2:] == ["11", "3 / 1 / 3", "1 / 0 / 1 / 0", "2 / 8 / 1", "3 / 1", "full, smoke"]
+    (rows,) = _tables(index)
+    row, total = rows
+    assert total["paper"] == "**all**" and total["claims"] == "11"
+    assert total["GPU-hours to run the rest (NVIDIA H200)"].endswith("(shared trials once)")
+    md = (out / "toy_suite.md").read_text(encoding="utf-8")
+    (left,) = _tables(_section(md, "What is left"))
+    assert row == {
+        "paper": "[toy_suite](toy_suite.md)",
+        "title": "A toy paper",
+        "claims": "11",
+        "✓ reproduced": "3",
+        "✗ not reproduced": "1",
+        "? inconclusive": "3",
+        "not run": "4",  # 3 not run + 1 at another budget only
+        "conclusions tested": "2 / 2",
+        "GPU-hours to run the rest (NVIDIA H200)": left[-1]["GPU-hours (NVIDIA H200)"],
+    }
     (r,) = summary_table([suite_file], reg)
     assert r.claims == 11
     assert r.verdicts == {
@@ -438,6 +555,39 @@ def test_figures_are_pngs(world: tuple[Path, Path], tmp_path: Path) -> None:
         assert path in written
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.rglob(".*")]  # atomic writes leave no temporary files
+
+
+def test_claims_figure_is_readable(world: tuple[Path, Path]) -> None:
+    """One figure per table: at least 800 px wide, every label at least 10 pt and inside the
+    image, the whole title, a margin bar per judged claim, markers by verdict."""
+    from matplotlib.text import Text
+
+    from nasrepro.report.analysis import analyse
+    from nasrepro.report.claims_plot import STYLE, claims_figure
+
+    suite_file, reg = world
+    a = analyse(suite_file, reg)
+    rows = [r for r in a.rows if r.claim.table == "Table 1"]
+    fig = claims_figure(rows, "toy_suite", "Table 1")
+    assert fig.get_size_inches()[0] * fig.dpi >= 800
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert "toy_suite · Table 1: claimed vs reproduced (full budget)" in [t.get_text() for t in texts]
+    for t in texts:
+        box = t.get_window_extent(renderer)
+        assert t.get_fontsize() >= 10, t.get_text()
+        assert box.x0 >= -1 and box.y0 >= -1, t.get_text()
+        assert box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1, t.get_text()
+    (ax,) = [ax for ax in fig.axes if ax.get_title(loc="left")]  # one metric: one panel
+    judged = [r for r in rows if r.judgement is not None]
+    bars = sorted(round(p.get_width(), 6) for p in ax.patches)
+    assert bars == sorted(round(2 * r.judgement.tolerance, 6) for r in judged)
+    marks = {marker for marker, _, _ in STYLE.values()}
+    colours = [line.get_color() for line in ax.lines if line.get_marker() in marks]
+    expected = sorted(STYLE[r.verdict][1] for r in judged)
+    assert sorted(colours) == expected  # one marker per claim, coloured by its verdict
+    labels = [t.get_text() for t in fig.axes[-1].get_yticklabels()]
+    assert "60.0 → 70.50  ✗ not reproduced" in labels
 
 
 def test_output_is_deterministic_and_check_finds_stale_pages(
@@ -485,7 +635,8 @@ def test_records_of_one_trial_count_once_or_conflict_never_by_time(tmp_path: Pat
     build_report([suite_file], reg, tmp_path / "out")
     md = (tmp_path / "out" / "toy_suite.md").read_text(encoding="utf-8")
     row = _rows(md)["one-seed"]
-    assert row[6] == "50.05 (n=1) (fixture)" and row[10] == "inconclusive"
+    assert row["reproduced ± sd (n)"] == "50.05 (n=1) (fixture)"
+    assert row["verdict"] == "? inconclusive"
     assert "FIXTURE" in md and "1 further record(s) with identical results counted once" in md
     # a forged record with a future created_at does not win: the seed is a conflict
     write(99.0, "2099-01-01T00:00:00+00:00")

@@ -117,7 +117,8 @@ def test_killed_trial_resumes_identically(tmp_path, reference, kill_after):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
     exp = client.get_experiment_by_name("nasrepro/resumetest")
-    runs = client.search_runs([exp.experiment_id])
+    trials = "tags.`nasrepro.kind` = 'reproduction'"  # the trial runs, not the claims view
+    runs = client.search_runs([exp.experiment_id], filter_string=trials)
     assert len(runs) == 2  # one parent, one child: continued, not duplicated
     assert all(r.info.status == "FINISHED" for r in runs)
 

@@ -130,6 +130,10 @@ class Cifar10(_Cifar):
 
     num_classes = 10
     tv_name = "CIFAR10"
+    # `nb201-single-level`: GAEA-ERM's data (liamcli/gaea_release cnn/train_utils.py
+    # create_nasbench_201_data_queues with single_level): weights and α both read the whole
+    # training set, each α batch drawn independently of the weight batch; NB201 augmentation.
+    protocols = ("nb201", "darts", "nb201-single-level")
 
     def search_parts(
         self,
@@ -142,6 +146,12 @@ class Cifar10(_Cifar):
         protocol = self.check_protocol(protocol)
         if protocol == "darts":
             return self._darts_parts(root, download, split_override)
+        if protocol == "nb201-single-level":
+            train = self._images("train", root, download, "nb201", augment=True)
+            every = list(range(len(train)))
+            side = {"part": "train", "split": "all", "single_level": True}
+            sides = {"weights": side, "arch": dict(side)}
+            return SearchParts(train, every, train, list(every), sides)
         # AutoDL get_nas_search_loaders: both halves of cifar-split.txt come from the
         # training set and both carry the training augmentation.
         split = (

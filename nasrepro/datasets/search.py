@@ -397,7 +397,12 @@ def build_search_data(
     _check_range(
         dataset, "α", parts.arch_indices, parts.arch_data, {**parts.provenance["arch"], **where}
     )
-    if parts.weight_data is parts.arch_data and set(parts.weight_indices) & set(parts.arch_indices):
+    single_level = bool(parts.provenance["arch"].get("single_level"))  # GAEA-ERM: by design
+    if (
+        parts.weight_data is parts.arch_data
+        and not single_level
+        and set(parts.weight_indices) & set(parts.arch_indices)
+    ):
         raise ValueError(f"{dataset}: the weight and α splits of one set overlap")
 
     loader = SearchLoader(parts, batch_size, seed, num_workers, rank, world)
@@ -434,11 +439,14 @@ def trial_search_data(
     download: bool = False,
     rank: int = 0,
     world: int = 1,
+    on_device: torch.device | None = None,
 ) -> SearchData:
     """The search data of a resolved trial config (`plan.resolve_experiment`): the one way
-    trials and the runner's preflight build it, so both see the same split."""
+    trials and the runner's preflight build it, so both see the same split. `on_device`:
+    hold the images there and augment them there (datasets/device_data.py) where the data
+    allow it (uint8 arrays under a known recipe, one process); `split["loader"]` says so."""
     search = config["search"]
-    return build_search_data(
+    data = build_search_data(
         config["dataset"],
         root=root,
         batch_size=search["batch_size"],
@@ -451,3 +459,16 @@ def trial_search_data(
         rank=rank,
         world=world,
     )
+    if on_device is not None and world == 1:
+        from nasrepro.datasets.device_data import DeviceSearchLoader, supported
+
+        paired = data.loader._loader.dataset
+        name, protocol = data.split["dataset"], data.split["protocol"]
+        r = supported(paired.weight_data, name, protocol)
+        if r is not None and supported(paired.arch_data, name, protocol) == r:
+            data.loader = DeviceSearchLoader(data.loader, r, on_device)  # type: ignore[assignment]
+            data.split["loader"] = (
+                f"images and augmentation on {on_device} (nasrepro/datasets/device_data.py): "
+                "the same items per batch, crops and flips drawn from each item's key"
+            )
+    return data

@@ -272,6 +272,17 @@ class _WithCutout(Dataset):
         return self.cutout(x), y
 
 
+def _on_device_recipe(wanted: bool, train: Any, test: Any, name: str) -> Any:
+    """The augmentation recipe when the retraining's images can live on the device (uint8
+    arrays under the DARTS-script transforms), else None (the DataLoader stays)."""
+    if not wanted:
+        return None
+    from nasrepro.datasets.device_data import supported
+
+    r = supported(train, name, "darts")
+    return r if r is not None and supported(test, name, "darts", train=False) == r else None
+
+
 def pcdarts_linear_lr(epoch: int, epochs: int, lr: float, warmup_epochs: int) -> float:
     """PC-DARTS train_imagenet.py: `adjust_lr` decays linearly, lr·(E−5−e)/(E−5), with a
     gentler slope lr·(E−e)/((E−5)·5) over the last 5 epochs; the warm-up then overrides the
@@ -560,6 +571,7 @@ class RetrainEvaluator:
                     progress,
                     path,
                     channels_last=bool(runtime.get("channels_last")),
+                    on_device=bool(runtime.get("data_on_device")),
                 )
                 continue
             spec = {
@@ -659,11 +671,14 @@ class RetrainEvaluator:
         checkpoint: Path | None = None,
         ddp: Dist | None = None,
         channels_last: bool = False,
+        on_device: bool = False,
     ) -> tuple[dict[str, float], dict[str, Any]]:
         """Train and test on `ds`; with `ddp`, this process's share of a data-parallel run
         (rank 0 logs, reports and checkpoints). `channels_last` (`nasrepro run --fast`):
         network and batches in channels_last memory format, the same fp32 math up to
-        rounding; recorded in the run's `speed_switches`, not in its identity."""
+        rounding; recorded in the run's `speed_switches`, not in its identity. `on_device`:
+        images held and augmented on `device` (datasets/device_data.py) where the data
+        allow it, one process only."""
         ensure_torchvision()
         import timm
         from timm.utils import ModelEmaV3, dispatch_clip_grad
@@ -687,8 +702,10 @@ class RetrainEvaluator:
         start = time.perf_counter()
         _seed(seed)  # the same initial network in every process
         source, train_set, test_set = self._data(train_name, run["image_size"], data_root)
+        images = _on_device_recipe(on_device and ddp.world == 1, train_set, test_set, train_name)
         net = r.get("net") or ("imagenet" if train_name == "imagenet" else "cifar")
         transform = describe_transform(getattr(train_set, "transform", None))
+        raw_train = train_set
         if r["cutout"]:
             train_set = _WithCutout(train_set, r["cutout"])
             transform += f", Cutout({r['cutout']})"
@@ -707,6 +724,16 @@ class RetrainEvaluator:
             num_workers=workers,
             pin_memory=pin,
         )
+        if images is not None:  # the same sampler's indices, augmented on the device
+            from nasrepro.datasets.device_data import DeviceTrainLoader
+
+            train_loader = DeviceTrainLoader(  # type: ignore[assignment]
+                raw_train, images, per_process, sampler, seed, device, r["cutout"]
+            )
+            test_loader = DeviceTrainLoader(  # type: ignore[assignment]
+                test_set, images, per_process, test_loader.sampler, seed, device, train=False
+            )
+            transform += f" (on {device}: nasrepro/datasets/device_data.py)"
         model = timm.create_model(
             MODEL_NAMES[net],
             genotype=genotype,

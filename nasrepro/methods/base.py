@@ -19,6 +19,9 @@ class MethodHook:
     # A hook that reads per-step gradients (Λ's layer alignment) or derives statistics from
     # one batch must stay False: such a search then runs in one process.
     data_parallel = False
+    # The engine's defaults themselves (plain DARTS): the trial drops such a hook, so the
+    # step is the plain one that CUDA graphs and packed seeds run.
+    engine_default = False
 
     def __init__(self, **args: Any) -> None:
         if args:
@@ -124,3 +127,9 @@ def build_hooks(methods: list[str], method_args: dict[str, dict[str, Any]]) -> l
     from nasrepro import catalog
 
     return [catalog.get("method", m)(**method_args.get(m, {})) for m in methods]
+
+
+def search_hooks(methods: list[str], method_args: dict[str, dict[str, Any]]) -> list[MethodHook]:
+    """The hooks a search runs: `build_hooks` without those that are the engine's defaults
+    (`methods: [darts]` is plain DARTS: no hook at all)."""
+    return [h for h in build_hooks(methods, method_args) if not h.engine_default]

@@ -9,3 +9,4 @@ from nasrepro.methods.base import MethodHook
 @register_method("darts", "DARTS 1st/2nd order (engine defaults; order from search.order)", args={})
 class Darts(MethodHook):
     name = "darts"
+    engine_default = True

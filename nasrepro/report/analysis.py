@@ -229,6 +229,10 @@ def _judge_claim(suite: Suite, claim: Claim, backing: Backing, stale_count: int)
             )
         if fixture.get(FULL):
             notes.append("full-budget numbers come from a FIXTURE benchmark: made up")
+        stops = [r.get("sequential") or {} for r in by_budget[FULL]]
+        stop = next((x for x in stops if x.get("stopped_early")), None)
+        if stop is not None:  # sequential seeds (nasrepro/sequential.py)
+            notes.append(f"seeds stopped early: {stop.get('why')}")
         if not margin.separates:
             notes.append(
                 f"the margin floor is not below half the gap {margin.gap:.3g} to "

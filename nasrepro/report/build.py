@@ -22,7 +22,9 @@ from nasrepro.report.alpha_plot import alpha_figure_name, plot_alpha
 from nasrepro.report.analysis import CLASSES, FULL, Analysis, analyse, budget_key, record_index
 from nasrepro.report.claims_plot import claims_figure_name, plot_claims
 from nasrepro.report.files import write_text_atomic
+from nasrepro.report.remaining import remaining
 from nasrepro.report.render import render_index, render_page, tables_in_order
+from nasrepro.report.site import build_site
 from nasrepro.report.tuned import tuned_section
 from nasrepro.report.verdict import COMPARISON_RULE, COMPARISON_VERDICTS, RULE, VERDICTS
 
@@ -80,9 +82,10 @@ def format_summary(rows: list[SummaryRow]) -> str:
     return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-def _render_all(analyses: list[Analysis], out: Path) -> dict[Path, str | None]:
+def _render_all(analyses: list[Analysis], registry: Path, out: Path) -> dict[Path, str | None]:
     """Every page (text) and figure (None: already written under `out`) of the report."""
     files: dict[Path, str | None] = {}
+    left = {a.suite.suite: remaining(a, registry) for a in analyses}
     for a in analyses:
         name = a.suite.suite
         alpha: dict[tuple[str, str], str] = {}
@@ -100,41 +103,54 @@ def _render_all(analyses: list[Analysis], out: Path) -> dict[Path, str | None]:
             if plot_claims(rows, out / "figures" / fig, name, table):
                 claims[table] = f"figures/{fig}"
                 files[out / "figures" / fig] = None
-        files[out / f"{name}.md"] = render_page(a, claims, alpha, tuned_section(a))
-    files[out / "index.md"] = render_index(analyses)
+        files[out / f"{name}.md"] = render_page(a, claims, alpha, tuned_section(a), left[name])
+    files[out / "index.md"] = render_index(analyses, left)
     return files
 
 
-def build_report(suite_paths: list[Path], registry: Path, out: Path) -> list[Path]:
-    """Write out/<suite>.md, out/figures/*.png and out/index.md (atomically each); return
-    the written paths (figures, pages, index last)."""
+def _pages(files: dict[Path, str | None]) -> dict[str, str]:
+    return {p.name: t for p, t in files.items() if t is not None}
+
+
+def build_report(
+    suite_paths: list[Path], registry: Path, out: Path, site: Path | None = None
+) -> list[Path]:
+    """Write out/<suite>.md, out/figures/*.png and out/index.md (atomically each), and the
+    HTML site of the same pages under `site` if given; return the written paths (figures,
+    pages, index last; then the site's)."""
     out = Path(out)
-    files = _render_all(_analyses(suite_paths, registry), out)
+    files = _render_all(_analyses(suite_paths, registry), Path(registry), out)
     for path, text in files.items():
         if text is not None:
             write_text_atomic(path, text)
     figures = sorted(p for p, t in files.items() if t is None)
     pages = [p for p, t in files.items() if t is not None]
-    return [*figures, *pages]
+    html = [] if site is None else build_site(_pages(files), out / "figures", Path(site))
+    return [*figures, *pages, *html]
 
 
-def check_report(suite_paths: list[Path], registry: Path, out: Path) -> list[str]:
+def check_report(
+    suite_paths: list[Path], registry: Path, out: Path, site: Path | None = None
+) -> list[str]:
     """Regenerate the report in a temporary directory; the pages under `out` that differ
-    from it, are missing, or link a figure that is not there (empty: up to date)."""
+    from it, are missing, or link a figure that is not there (empty: up to date). With
+    `site`, the HTML site of the regenerated pages is written there (CI builds it so)."""
     out = Path(out)
     problems = []
     with tempfile.TemporaryDirectory() as tmp:
-        files = _render_all(_analyses(suite_paths, registry), Path(tmp))
+        files = _render_all(_analyses(suite_paths, registry), Path(registry), Path(tmp))
         for path, text in sorted(files.items()):
             target = out / path.relative_to(tmp)
             if not target.exists():
                 problems.append(f"{target}: missing")
             elif text is not None and target.read_text(encoding="utf-8") != text:
                 problems.append(f"{target}: differs from the regenerated page")
+        if site is not None:
+            build_site(_pages(files), Path(tmp) / "figures", Path(site))
     return problems
 
 
-def _claim_json(a: Analysis) -> list[dict[str, Any]]:
+def claims_json(a: Analysis) -> list[dict[str, Any]]:
     out = []
     for r in a.rows:
         c, j = r.claim, r.judgement
@@ -221,14 +237,15 @@ def _comparison_json(a: Analysis) -> list[dict[str, Any]]:
 def report_json(suite_paths: list[Path], registry: Path) -> dict[str, Any]:
     """Every claim and comparison with its verdict, and the counts per suite."""
     analyses = _analyses(suite_paths, registry)
-    return {
+    return {  # the counts first (`| head` shows them), every claim last
+        "summary": [{**_summary(a).__dict__, "budgets_run": a.budgets_run()} for a in analyses],
         "rule": RULE,
         "comparison_rule": COMPARISON_RULE,
-        "claims": [c for a in analyses for c in _claim_json(a)],
         "comparisons": [c for a in analyses for c in _comparison_json(a)],
-        "summary": [{**_summary(a).__dict__, "budgets_run": a.budgets_run()} for a in analyses],
+        "claims": [c for a in analyses for c in claims_json(a)],
     }
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
+    """JSON in the order the data was built (totals first), deterministic."""
+    return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"

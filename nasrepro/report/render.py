@@ -1,12 +1,16 @@
 """Markdown for report pages: one page per paper and the index.
 
-Tables are written unpadded (a cell is as wide as its text), long notes become footnotes,
-and long prose is wrapped, so no line of a page grows much past 200 characters.
+A paper page leads with what a reader came for, on its first screen: the verdict counts,
+every judged claim with its one-line reason, the conclusions that were tested, and what is
+left to run with its cost. The full per-table sections follow, their not-run rows folded in
+a `<details>` block, each note in its row; then the rule, settings and records. The HTML
+site (nasrepro/report/site.py) renders these same pages.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -17,15 +21,15 @@ from nasrepro.report.analysis import (
     FULL,
     Analysis,
     ClaimRow,
+    ComparisonRow,
     budget_key,
 )
 from nasrepro.report.records import evaluator_text, is_fixture
-from nasrepro.report.verdict import COMPARISON_RULE, RULE, VERDICTS, Statistic
+from nasrepro.report.remaining import Left, Remaining, suite_command, union_hours
+from nasrepro.report.verdict import COMPARISON_RULE, RULE, VERDICTS, Judgement, Statistic
 from nasrepro.suite import Claim, metric_kind
 
-WIDTH = 180  # wrap width of prose and footnotes
-SHORT_NOTE = 40  # notes longer than this go to a footnote
-SHORT_ROW = 40  # row labels longer than this are cut, in full in a footnote
+WIDTH = 180  # wrap width of prose
 PROTOCOL_TEXT = {
     "mean": "mean",
     "best_by_valid": "best by valid",
@@ -34,26 +38,20 @@ PROTOCOL_TEXT = {
     "single": "single run",
     "cell_property": "cell property",
 }
-
-
-class Footnotes:
-    """Numbered footnotes of one page; the same text gets the same number."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def ref(self, text: str) -> str:
-        if text not in self.texts:
-            self.texts.append(text)
-        return f"[^{self.texts.index(text) + 1}]"
-
-    def render(self) -> list[str]:
-        out = []
-        for i, text in enumerate(self.texts, start=1):
-            out += textwrap.wrap(
-                f"[^{i}]: {text}", WIDTH, subsequent_indent="    ", break_on_hyphens=False
-            )
-        return out
+METRIC_TEXT = {
+    "test_acc": "test accuracy (%)",
+    "valid_acc": "valid accuracy (%)",
+    "test_err": "test error (%)",
+    "valid_err": "valid error (%)",
+    "top1_err": "top-1 error (%)",
+    "top5_err": "top-5 error (%)",
+    "params_m": "params (M)",
+    "flops_m": "FLOPs (M)",
+    "search_cost_gpu_days": "search cost (GPU-days)",
+}
+# Verdict marks: a reader scanning a column sees the outcome before reading the word.
+MARKS = {"reproduced": "✓", "not reproduced": "✗", "inconclusive": "?"}
+JUDGED = ("reproduced", "not reproduced", "inconclusive")
 
 
 def cell(text: object) -> str:
@@ -72,6 +70,30 @@ def wrap(text: str, prefix: str = "") -> list[str]:
     return textwrap.wrap(
         text, WIDTH, initial_indent=prefix, subsequent_indent=prefix, break_on_hyphens=False
     )
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading (and site.py gives it too): lower case, punctuation
+    dropped, spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def details(summary: str, body: list[str]) -> list[str]:
+    """A folded block; the blank lines let GitHub and the site render Markdown inside."""
+    return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>", ""]
+
+
+def is_verdict(verdict: str, base: str) -> bool:
+    """`not reproduced (unstable)` counts as not reproduced, and so on."""
+    return verdict == base or verdict.startswith(base + " (")
+
+
+def mark(verdict: str, label: str | None = None) -> str:
+    """The verdict (or its label, e.g. "not reproduced (unstable)") after its mark."""
+    base = next((v for v in MARKS if is_verdict(verdict, v)), None)
+    shown = label or verdict
+    return f"{MARKS[base]} {shown}" if base else shown
 
 
 # ------------------------------------------------------------------------------ numbers
@@ -94,14 +116,17 @@ def _claimed_num(v: float) -> str:
     return f"{v:.4f}"
 
 
-def claimed_text(claim: Claim, notes: Footnotes) -> str:
+def claimed_text(claim: Claim) -> str:
     shown = claim.value_text or _claimed_num(claim.value)
     if claim.corrected_value is not None:
-        fixed = claim.corrected_text or _claimed_num(claim.corrected_value)
-        shown = f"{shown} → {fixed}{notes.ref(f'{claim.id}: typo: {claim.correction}')}"
+        shown = f"{shown} → {claim.corrected_text or _claimed_num(claim.corrected_value)}"
     std = f" ± {_claimed_num(claim.std)}" if claim.std is not None else ""
     n = f" (n={claim.n_seeds})" if claim.n_seeds else ""
     return f"{shown}{std}{n}"
+
+
+def metric_text(metric: str) -> str:
+    return METRIC_TEXT.get(metric, metric)
 
 
 def stat_text(metric: str, s: Statistic, protocol: str, select_by: str = "") -> str:
@@ -133,14 +158,19 @@ def reproduced_text(row: ClaimRow) -> str:
     return "; ".join(others) or "—"
 
 
+def margin_of(j: Judgement) -> float:
+    """The margin Δ is held to (a ratio for search cost)."""
+    return float(j.margin)
+
+
 def delta_text(row: ClaimRow) -> tuple[str, str]:
     j = row.judgement
     if j is None:
         return "—", "—"
     if j.kind == "cost":
-        return f"×{j.ratio:.2f}", f"×{j.margin:g}"
+        return f"×{j.ratio:.2f}", f"×{margin_of(j):g}"
     digits = 3 if row.claim.metric == "params_m" else 2
-    return f"{j.delta:+.{digits}f}", f"{j.margin:.{digits}f}"
+    return f"{j.delta:+.{digits}f}", f"{margin_of(j):.{digits}f}"
 
 
 def interval_text(row: ClaimRow) -> str:
@@ -152,30 +182,77 @@ def interval_text(row: ClaimRow) -> str:
     return f"[{j.ci_low:+.{digits}f}, {j.ci_high:+.{digits}f}]"
 
 
-def notes_text(row: ClaimRow, notes: Footnotes) -> str:
+def convention_of(row: ClaimRow) -> str:
+    """The FLOP counting convention a claim was judged under, where one applies."""
+    j = row.judgement
+    return str(j.convention) if j is not None and j.convention else ""
+
+
+def has_interval(rows: list[ClaimRow]) -> bool:
+    return any(interval_text(r) != "—" for r in rows)
+
+
+def reason(row: ClaimRow) -> str:
+    """One line: why the claim got its verdict (the verdict engine's own reason, else one
+    from Δ and the margin)."""
+    j = row.judgement
+    if j is None or j.reason:
+        return row.reason
+    claim, m = row.claim, row.claim.metric
+    claimed = claim.judged_text or _claimed_num(claim.judged_value)
+    got = fmt(m, j.reproduced.value)
+    if j.kind == "cost":
+        inside = "within" if row.verdict == "reproduced" else "outside"
+        return f"reproduced/claimed = {j.ratio:.2f}, {inside} ×{margin_of(j):g} either way"
+    gap = f"|Δ| {abs(j.delta):.3g}"
+    margin = f"margin {margin_of(j):.3g}"
+    if is_verdict(row.verdict, "reproduced"):
+        return f"{gap} ≤ {margin}"
+    if is_verdict(row.verdict, "inconclusive"):
+        return f"{gap} > {margin}, but one seed cannot tell a miss from seed variance"
+    if claim.protocol == "cell_property":
+        return f"the published cell gives {got}, not {claimed}: the paper counted otherwise"
+    return f"{gap} > {margin} with n = {j.reproduced.n} seeds"
+
+
+def notes_text(row: ClaimRow) -> str:
+    """Every note of a claim, in full, for its row."""
     parts = []
     j = row.judgement
-    if j is not None and j.reason:
-        parts.append(notes.ref(f"{row.claim.id}: {j.reason}"))
+    if row.claim.correction:
+        parts.append(f"typo: {row.claim.correction}")
+    if j is not None and row.reason:
+        parts.append(row.reason)
     if j is not None and j.conventions:
         counts = ", ".join(f"{c} {v:.2f}" for c, v in j.conventions.items())
-        parts.append(notes.ref(f"{row.claim.id}: FLOPs by convention: {counts}"))
+        parts.append(f"FLOPs by convention: {counts}")
     if j is not None and j.best_by_test is not None and row.claim.protocol == "best_by_test":
         if j.best_by_valid is not None:
             parts.append(f"by valid {fmt(row.claim.metric, j.best_by_valid)}")
     if j is not None and j.best_by_test is not None and row.claim.protocol == "best_by_valid":
         parts.append(f"best test {fmt(row.claim.metric, j.best_by_test)}")
     if row.claim.note:
-        parts.append(notes.ref(f"{row.claim.id}: {row.claim.note}"))
-    for text in row.notes:
-        parts.append(text if len(text) <= SHORT_NOTE else notes.ref(f"{row.claim.id}: {text}"))
+        parts.append(row.claim.note)
+    parts += row.notes
     if row.other_budgets and row.judgement is not None:
         also = "; ".join(f"{b}: {claim_stat(row.claim, s)}" for b, s, _ in row.other_budgets)
-        parts.append(notes.ref(f"{row.claim.id}: also {also}"))
-    return " ".join(parts)
+        parts.append(f"also {also}")
+    return " · ".join(p.strip() for p in parts if p.strip())
 
 
-# -------------------------------------------------------------------------------- pages
+def claim_anchor(claim_id: str) -> str:
+    return f"claim-{claim_id}"
+
+
+def claim_link(claim_id: str) -> str:
+    return f"[{claim_id}](#{claim_anchor(claim_id)})"
+
+
+def what(claim: Claim) -> str:
+    return f"{claim.row} · {claim.dataset} {metric_text(claim.metric)}"
+
+
+# -------------------------------------------------------------------------- first screen
 
 
 def own_methods(a: Analysis) -> set[str]:
@@ -196,102 +273,198 @@ def tables_in_order(a: Analysis) -> list[tuple[str, list[ClaimRow]]]:
     ]
 
 
-def summary_line(a: Analysis) -> str:
+def verdict_line(a: Analysis, rem: Remaining) -> str:
+    """The verdict counts in one bold line, the classes, the conclusions and the cost of
+    what is left."""
     v, k, c = a.verdict_counts(), a.class_counts(), a.comparison_counts()
-    verdicts = ", ".join(f"{v[x]} {x}" for x in VERDICTS)
+    judged = " · ".join(f"{v[x]} {x}" for x in VERDICTS if v[x] or x in JUDGED)
     classes = ", ".join(f"{k[x]} {x}" for x in CLASSES)
-    comps = ", ".join(f"{c[x]} {x}" for x in ("held", "not held", "inconclusive", "untested"))
+    tested = len(a.comparisons) - c["untested"]
+    comps = ", ".join(f"{c[x]} {x}" for x in ("held", "not held", "inconclusive") if c[x])
     return (
-        f"{len(a.rows)} claims ({classes}): {verdicts}. "
-        f"{len(a.comparisons)} conclusions: {comps or 'none'}."
+        f"**Verdicts: {judged}** (of {len(a.rows)} claims: {classes}). "
+        f"**Conclusions: {tested} of {len(a.comparisons)} tested**"
+        + (f" ({comps})." if comps else ".")
+        + f" **Left to run: {rem.total.claims} claims, about {_hours(rem.total.gpu_hours)} "
+        f"{rem.device} GPU-hours** ([what is left](#what-is-left))."
     )
 
 
-def _comparison_table(a: Analysis, notes: Footnotes) -> list[str]:
-    if not a.comparisons:
-        return ["The suite declares no comparative claims.", ""]
+def judged_rows(a: Analysis) -> list[ClaimRow]:
+    """The claims with a full-budget verdict, not-reproduced first, in table order."""
+    order = {v: i for i, v in enumerate(("not reproduced", "inconclusive", "reproduced"))}
+    rows = [r for _, rs in tables_in_order(a) for r in rs if r.judgement is not None]
+    return sorted(rows, key=lambda r: order.get(r.verdict.split(" (")[0], 0))
 
-    def side(r: ClaimRow) -> str:
-        if r.judgement is None:
-            return f"{r.claim.id}: —"
-        s = r.judgement.reproduced
-        return f"{r.claim.id}: {claim_stat(r.claim, s)}"
 
-    rows: list[list[object]] = []
-    for c in a.comparisons:
+def _judged_table(a: Analysis) -> list[str]:
+    rows = judged_rows(a)
+    if not rows:
+        return ["No claim has a full-budget record yet: see [What is left](#what-is-left).", ""]
+    conv, ci = any(convention_of(r) for r in rows), has_interval(rows)
+    headers = ["claim", "row · data · metric", "table", "claimed", "reproduced ± sd (n)", "Δ"]
+    headers += [*(["CI of Δ"] if ci else []), "margin", "verdict", "why"]
+    headers += ["convention"] if conv else []
+    body = []
+    for r in rows:
+        delta, margin = delta_text(r)
+        body.append(
+            [
+                claim_link(r.claim.id),
+                what(r.claim),
+                r.claim.table,
+                claimed_text(r.claim),
+                reproduced_text(r),
+                delta,
+                *([interval_text(r)] if ci else []),
+                margin,
+                mark(r.verdict, r.label),
+                reason(r),
+                *([convention_of(r)] if conv else []),
+            ]
+        )
+    return [md_table(headers, body), ""]
+
+
+def _side(r: ClaimRow) -> str:
+    if r.judgement is None:
+        return f"{r.claim.id}: —"
+    return f"{r.claim.id}: {claim_stat(r.claim, r.judgement.reproduced)}"
+
+
+def _comparison_rows(rows: list[ComparisonRow]) -> list[list[object]]:
+    out: list[list[object]] = []
+    for c in rows:
         j = c.judgement
-        d = "—" if j.difference is None else f"{j.difference:+.2f}"
-        se = "—" if j.se is None else f"{j.se:.2f}"
-        note = notes.ref(f"{c.comparison.id}: {c.comparison.note}") if c.comparison.note else ""
-        rows.append(
+        out.append(
             [
                 c.comparison.id,
                 c.comparison.table,
-                _short(c.comparison.statement, f"{c.comparison.id}: ", notes),
-                side(c.better),
-                side(c.worse),
-                d,
-                se,
+                c.comparison.statement
+                + (f" · {c.comparison.note}" if c.comparison.note else ""),
+                _side(c.better),
+                _side(c.worse),
+                "—" if j.difference is None else f"{j.difference:+.2f}",
+                "—" if j.se is None else f"{j.se:.2f}",
                 f"{j.margin:g}",
-                j.verdict + note,
+                j.verdict,
             ]
         )
-    headers = ["conclusion", "table", "claim", "A (better)", "B", "d", "SE_d", "margin", "verdict"]
-    return [md_table(headers, rows), ""]
-
-
-def _claims_tables(a: Analysis, figures: dict[str, str], notes: Footnotes) -> list[str]:
-    out: list[str] = []
-    headers = [
-        "claim",
-        "row",
-        "dataset",
-        "metric",
-        "protocol",
-        "claimed",
-        "reproduced ± sd (n)",
-        "Δ",
-        "CI of Δ",
-        "margin",
-        "verdict",
-        "notes",
-    ]
-    for table, rows in tables_in_order(a):
-        out += [f"### {table}", ""]
-        if table in figures:
-            out += [f"![claimed vs reproduced, {table}]({figures[table]})", ""]
-        body = []
-        for r in rows:
-            delta, tol = delta_text(r)
-            body.append(
-                [
-                    r.claim.id,
-                    _row_label(r.claim, notes),
-                    r.claim.dataset,
-                    r.claim.metric,
-                    PROTOCOL_TEXT[r.claim.protocol],
-                    claimed_text(r.claim, notes),
-                    reproduced_text(r),
-                    delta,
-                    interval_text(r),
-                    tol,
-                    r.label,
-                    notes_text(r, notes),
-                ]
-            )
-        out += [md_table(headers, body), ""]
     return out
 
 
-def _short(text: str, owner: str, notes: Footnotes, width: int = 60) -> str:
-    """`text` if it fits in `width`, else its start and a footnote with all of it."""
-    if len(text) <= width:
-        return text
-    return text[: width - 3] + "…" + notes.ref(owner + text)
+COMPARISON_HEADERS = ["conclusion", "table", "claim", "A (better)", "B", "d", "SE_d", "margin"]
 
 
-def _row_label(claim: Claim, notes: Footnotes) -> str:
-    return _short(claim.row, f"{claim.id}: row ", notes, SHORT_ROW)
+def _tested_conclusions(a: Analysis) -> list[str]:
+    tested = [c for c in a.comparisons if c.judgement.verdict != "untested"]
+    if not a.comparisons:
+        return ["The suite declares no comparative claims.", ""]
+    if not tested:
+        return [
+            f"None yet: each of the {len(a.comparisons)} conclusions compares claims that are "
+            "not run ([all conclusions](#conclusions)).",
+            "",
+        ]
+    return [md_table([*COMPARISON_HEADERS, "verdict"], _comparison_rows(tested)), ""]
+
+
+def _hours(v: float) -> str:
+    return f"{v:,.1f}"
+
+
+def _left_row(a: Analysis, left: Left, label: str) -> list[object]:
+    return [
+        label,
+        left.claims,
+        len(left.experiments),
+        left.trials,
+        ", ".join(left.datasets) or "—",
+        _hours(left.gpu_hours),
+        f"`{suite_command(a, left.table)}`",
+    ]
+
+
+def _what_is_left(a: Analysis, rem: Remaining) -> list[str]:
+    t = rem.total
+    lines = wrap(
+        f"{t.claims} claim(s) still to run, {t.trials} trial(s): about {_hours(t.gpu_hours)} "
+        f"GPU-hours on an {rem.device}, estimated by `nasrepro plan` from measured step times "
+        "(scaled where not measured; docs/plan.md). "
+        f"{t.not_runnable} claim(s) cannot be run here ([reasons](#not-runnable-by-reason))"
+        + (
+            f"; {t.recorded_not_judged} have records that lack their metric (see their notes)."
+            if t.recorded_not_judged
+            else "."
+        )
+    )
+    if not t.claims:
+        return [*lines, ""]
+    headers = ["table", "claims", "experiments", "trials", "datasets"]
+    headers += [f"GPU-hours ({rem.device})", "command"]
+    rows = [_left_row(a, left, left.table or "") for left in rem.tables]
+    rows.append(_left_row(a, t, "**all**"))
+    return [*lines, "", md_table(headers, rows), ""]
+
+
+# ------------------------------------------------------------------------ table sections
+
+
+CLAIM_HEADERS = ["claim", "row", "data · metric", "protocol", "claimed"]
+
+
+def _claim_cells(r: ClaimRow) -> list[object]:
+    return [
+        f'<a id="{claim_anchor(r.claim.id)}"></a>{r.claim.id}',
+        r.claim.row,
+        f"{r.claim.dataset} {metric_text(r.claim.metric)}",
+        PROTOCOL_TEXT[r.claim.protocol],
+        claimed_text(r.claim),
+    ]
+
+
+def _table_section(table: str, rows: list[ClaimRow], figure: str | None) -> list[str]:
+    out = [f"### {table}", ""]
+    if figure:
+        out += [f"![{table}: claimed vs reproduced, margins and verdicts]({figure})", ""]
+    shown = [r for r in rows if r.judgement is not None or r.other_budgets]
+    folded = [r for r in rows if r not in shown]
+    if shown:
+        conv, ci = any(convention_of(r) for r in shown), has_interval(shown)
+        headers = [*CLAIM_HEADERS, "reproduced ± sd (n)", "Δ", *(["CI of Δ"] if ci else [])]
+        headers += ["margin", "verdict", *(["convention"] if conv else []), "notes"]
+        body = []
+        for r in shown:
+            delta, margin = delta_text(r)
+            body.append(
+                [
+                    *_claim_cells(r),
+                    reproduced_text(r),
+                    delta,
+                    *([interval_text(r)] if ci else []),
+                    margin,
+                    mark(r.verdict, r.label),
+                    *([convention_of(r)] if conv else []),
+                    notes_text(r),
+                ]
+            )
+        out += [md_table(headers, body), ""]
+    if folded:
+        classes = Counter(r.klass for r in folded)
+        why = ", ".join(f"{n} {k}" for k, n in sorted(classes.items()))
+        body = [[*_claim_cells(r), r.klass, notes_text(r)] for r in folded]
+        out += details(
+            f"{len(folded)} claim(s) of {table} not run ({why})",
+            [md_table([*CLAIM_HEADERS, "class", "notes"], body)],
+        )
+    return out
+
+
+def _claims_sections(a: Analysis, figures: dict[str, str]) -> list[str]:
+    out: list[str] = []
+    for table, rows in tables_in_order(a):
+        out += _table_section(table, rows, figures.get(table))
+    return out
 
 
 def _not_runnable_table(a: Analysis) -> list[str]:
@@ -308,21 +481,22 @@ def _not_runnable_table(a: Analysis) -> list[str]:
     if not reasons:
         return []
     rows: list[list[object]] = [
-        [textwrap.shorten(why, 170, placeholder="…"), n]
-        for why, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        [why, n] for why, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
-    return ["### Not runnable, by reason", "", md_table(["reason", "claims"], rows), ""]
+    return ["## Not runnable, by reason", "", md_table(["reason", "claims"], rows), ""]
 
 
-def _settings_table(a: Analysis, notes: Footnotes) -> list[str]:
-    """The resolved full-budget settings of every experiment, one line each."""
+def _settings_table(a: Analysis) -> list[str]:
+    """The resolved full-budget settings of every experiment, one line each, and each
+    resolved configuration in full (folded)."""
     from nasrepro.plan import resolve_experiment
 
     rows: list[list[object]] = []
+    resolved: list[str] = []
     for exp_id, exp in a.suite.experiments.items():
         config, seeds, _ = resolve_experiment(a.suite, exp_id, FULL, str(a.path))
         if exp.genotype is not None:
-            cell_text = exp.genotype if len(exp.genotype) <= 40 else notes.ref(exp.genotype)
+            cell_text = exp.genotype if len(exp.genotype) <= 40 else "published cell"
             search = "— (published cell)"
             methods = selector = "—"
         elif exp.query is not None:  # a search by benchmark queries (search/queries.py)
@@ -342,38 +516,34 @@ def _settings_table(a: Analysis, notes: Footnotes) -> list[str]:
         recs = a.groups.get(exp_id, {})
         held = ", ".join(f"{b} {len(recs[b])}" for b in sorted(recs, key=budget_key)) or "none"
         if exp.pending:
-            held = "pending " + notes.ref(f"{exp_id}: pending: {exp.pending}")
-        evaluator = config["evaluator"]
-        resolved = json.dumps(config, sort_keys=True, separators=(", ", ": "))
+            held = f"pending: {exp.pending}"
         rows.append(
             [
-                exp_id + notes.ref(f"{exp_id} resolved at the full budget: {resolved}"),
+                exp_id,
                 config["space"],
                 config["dataset"],
                 cell_text,
                 methods,
                 search,
                 selector,
-                evaluator,
+                config["evaluator"],
                 ", ".join(config["eval_datasets"]),
                 seeds,
                 held,
             ]
         )
-    headers = [
-        "experiment",
-        "space",
-        "data",
-        "cell",
-        "methods",
-        "search",
-        "selector",
-        "evaluator",
-        "eval on",
-        "seeds",
-        "records",
+        text = json.dumps(config, sort_keys=True, separators=(", ", ": "))
+        resolved += [f"- `{exp_id}`: `{text}`"]
+    headers = ["experiment", "space", "data", "cell", "methods", "search", "selector"]
+    headers += ["evaluator", "eval on", "seeds", "records"]
+    return [
+        md_table(headers, rows),
+        "",
+        *details("Resolved configurations at the full budget (JSON)", resolved),
     ]
-    return [md_table(headers, rows), ""]
+
+
+# -------------------------------------------------------------------- records section
 
 
 def _genotype_lines(geno: str) -> list[str]:
@@ -503,21 +673,52 @@ def render_page(
     claim_figures: dict[str, str],
     alpha_figures: dict[tuple[str, str], str],
     tuned: list[str],
+    remaining: Remaining,
 ) -> str:
     s = a.suite
-    notes = Footnotes()
-    venue = f", {s.paper.venue}" if s.paper.venue else ""
+    venue = f"{s.paper.venue} · " if s.paper.venue else ""
     n_current = sum(len(r) for by_b in a.groups.values() for r in by_b.values())
     v = s.verdict
     out = [
         f"# {s.suite}: {s.paper.title}",
         "",
-        f"Paper: `{s.paper.file}`{venue}. Suite file `{a.path.name}`, version {s.version}, "
-        f"sha256 `{a.hash}`.",
-        f"Records used: {n_current}; records set aside: {len(a.backing.stale)}.",
+        *wrap(
+            f"{venue}paper `{s.paper.file}` · suite `{a.path.name}` (version {s.version}, "
+            f"sha256 `{a.hash[:12]}…`) · records used {n_current}, set aside "
+            f"{len(a.backing.stale)} · [all papers](index.md)"
+        ),
         "",
-        *wrap("Summary: " + summary_line(a)),
+        *wrap(verdict_line(a, remaining)),
         "",
+        "## Judged claims",
+        "",
+        *_judged_table(a),
+        "## Conclusions tested",
+        "",
+        *_tested_conclusions(a),
+        "## What is left",
+        "",
+        *_what_is_left(a, remaining),
+        "## Claims by table",
+        "",
+        *wrap(
+            "One section per paper table, the paper's own rows first, then baselines; the rows "
+            "not run are folded. Classes: artifact = judged from a published cell in seconds on "
+            "a CPU; needs GPU + data = a search or retraining at the paper's settings; not "
+            "runnable = declared so. Figures: Δ = reproduced − claimed per judged claim with its "
+            "confidence interval, the shaded bar its ±margin, the mark its verdict."
+        ),
+        "",
+        *_claims_sections(a, claim_figures),
+        *_not_runnable_table(a),
+        "## Conclusions",
+        "",
+    ]
+    if a.comparisons:
+        out += [md_table([*COMPARISON_HEADERS, "verdict"], _comparison_rows(a.comparisons)), ""]
+    else:
+        out += ["The suite declares no comparative claims.", ""]
+    out += [
         "## Verdict rule",
         "",
         *wrap(RULE, "> "),
@@ -539,19 +740,6 @@ def render_page(
             "labelled, and never judged."
         ),
         "",
-        "## Conclusions",
-        "",
-        *_comparison_table(a, notes),
-        "## Claims",
-        "",
-        *wrap(
-            "One section per paper table, the paper's own rows first, then baselines. "
-            "Classes: artifact = judged from a published cell in seconds on a CPU; needs GPU + "
-            "data = a search or retraining at the paper's settings; not runnable = declared so."
-        ),
-        "",
-        *_claims_tables(a, claim_figures, notes),
-        *_not_runnable_table(a),
         "## Budgets used",
         "",
     ]
@@ -569,7 +757,7 @@ def render_page(
             "- ",
         )
     out += ["", "## Experiments", "", "Resolved settings at the full budget:", ""]
-    out += _settings_table(a, notes)
+    out += _settings_table(a)
     for exp_id in sorted(a.groups):
         out += _experiment_records(a, exp_id, alpha_figures)
     if a.backing.stale:
@@ -580,9 +768,7 @@ def render_page(
             "matched by resolved configuration and fidelity version, not by suite file.",
             "",
         ]
-        stale = Counter(
-            (r["experiment"], r["budget"], reason[:120]) for r, reason in a.backing.stale
-        )
+        stale = Counter((r["experiment"], r["budget"], reason) for r, reason in a.backing.stale)
         out.append(
             md_table(
                 ["experiment", "budget", "why", "records"],
@@ -605,47 +791,70 @@ def render_page(
         ]
         out += [md_table(["experiment", "budget", "seed", "records"], clashes), ""]
     out += tuned
-    if notes.texts:
-        out += ["## Notes", "", *notes.render(), ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def render_index(analyses: list[Analysis]) -> str:
+def render_index(analyses: list[Analysis], remaining: dict[str, Remaining]) -> str:
     rows = []
+    device = ""
+    totals: Counter[str] = Counter()
     for a in analyses:
-        v, k, c = a.verdict_counts(), a.class_counts(), a.comparison_counts()
+        v, c = a.verdict_counts(), a.comparison_counts()
+        rem = remaining[a.suite.suite]
+        device = rem.device
+        totals.update(v)
+        totals["claims"] += len(a.rows)
+        totals["tested"] += len(a.comparisons) - c["untested"]
+        totals["comparisons"] += len(a.comparisons)
         rows.append(
             [
                 f"[{a.suite.suite}]({a.suite.suite}.md)",
-                a.suite.paper.title[:60],
+                a.suite.paper.title,
                 len(a.rows),
-                f"{v['reproduced']} / {v['not reproduced']} / {v['inconclusive']}",
-                f"{c['held']} / {c['not held']} / {c['inconclusive']} / {c['untested']}",
-                f"{k['artifact']} / {k['needs GPU + data']} / {k['not runnable']}",
-                f"{v['not run']} / {v['other budget']}",
-                ", ".join(a.budgets_run()) or "none",
+                v["reproduced"],
+                v["not reproduced"],
+                v["inconclusive"],
+                v["not run"] + v["other budget"],
+                f"{len(a.comparisons) - c['untested']} / {len(a.comparisons)}",
+                _hours(rem.total.gpu_hours),
             ]
         )
+    hours = union_hours(list(remaining.values()))
+    rows.append(
+        [
+            "**all**",
+            "",
+            totals["claims"],
+            totals["reproduced"],
+            totals["not reproduced"],
+            totals["inconclusive"],
+            totals["not run"] + totals["other budget"],
+            f"{totals['tested']} / {totals['comparisons']}",
+            f"{_hours(hours)} (shared trials once)",
+        ]
+    )
     headers = [
         "paper",
         "title",
         "claims",
-        "reproduced / not / inconclusive",
-        "conclusions held / not held / inconclusive / untested",
-        "artifact / GPU + data / not runnable",
-        "not run / other budget",
-        "budgets run",
+        "✓ reproduced",
+        "✗ not reproduced",
+        "? inconclusive",
+        "not run",
+        "conclusions tested",
+        f"GPU-hours to run the rest ({device or 'estimated'})",
     ]
     return "\n".join(
         [
             "# nasrepro reports: does it reproduce?",
             "",
             *wrap(
-                "One line per paper. Claims are judged only from full-budget records; "
-                "conclusions are the papers' comparative claims (A beats B). Classes: artifact "
-                "= judged from a published cell on a CPU in seconds; GPU + data = needs a search "
-                "or retraining at the paper's settings; not runnable = declared so, with the "
-                "reason on the paper's page. The rules are on every page and in docs/verdicts.md."
+                "One line per paper; its page opens with every judged claim and why, the "
+                "conclusions tested, and what is left to run with its cost. Claims are judged "
+                "only from full-budget records; the rules are on every page and in "
+                "docs/verdicts.md. GPU-hours are `nasrepro plan`'s estimates from measured step "
+                "times of the trials each paper's not-run claims need; papers share some trials, "
+                "which the last line counts once."
             ),
             "",
             md_table(headers, rows),

@@ -310,9 +310,12 @@ def _coefficients(
 
 
 def _t(level: float, df: float) -> float:
-    from scipy.stats import t
+    # scipy.stats.t.ppf's own kernel (the same values, bit for bit) without the
+    # distribution object's argument checks: 60x faster, and the plan's sequential
+    # simulation asks for it hundreds of thousands of times
+    from scipy.special import stdtrit
 
-    return float(t.ppf(1.0 - (1.0 - level) / 2.0, df))
+    return float(stdtrit(df, 1.0 - (1.0 - level) / 2.0))
 
 
 def _decided(delta: float, half: float, margin: float) -> str | None:

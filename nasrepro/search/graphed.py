@@ -234,25 +234,29 @@ class GraphedMultiSeedStep:
         xa: torch.Tensor,
         ya: torch.Tensor,
         warmup: int = 3,
+        accuracy: bool = False,
     ) -> None:
+        """`accuracy`: the step returns the per-seed (training loss, training accuracy,
+        validation loss, validation accuracy) instead of the two losses."""
         if xw.device.type != "cuda" or not torch.cuda.is_available():
             raise GraphedStepError(f"CUDA graphs need CUDA tensors, got {xw.device}")
         if any(g["dampening"] for g in multi.w_optimizer.param_groups):
             raise GraphedStepError("SGD dampening != 0 is not supported (warm-up state reset)")
         self.multi = multi
+        self.accuracy = accuracy
         self.device = xw.device
         self.static = [t.detach().clone() for t in (xw, yw, xa, ya)]
         for group in multi.a_optimizer.param_groups:
             group["capturable"] = True
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.out: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.out: tuple[torch.Tensor, ...] | None = None
         self._hparams: list[tuple[float, ...]] = []
         self._warm_up(warmup)
         self._capture()
 
-    def _step(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self) -> tuple[torch.Tensor, ...]:
         xw, yw, xa, ya = self.static
-        return self.multi.step(xw, yw, xa, ya, check=False)
+        return self.multi.step(xw, yw, xa, ya, check=False, accuracy=self.accuracy)
 
     def _warm_up(self, steps: int) -> None:
         saved = {k: v.detach().clone() for k, v in self.multi.state_tensors().items()}
@@ -287,7 +291,7 @@ class GraphedMultiSeedStep:
 
     def __call__(
         self, xw: torch.Tensor, yw: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         if self._current_hparams() != self._hparams:
             self._capture()
         for dst, src in zip(self.static, (xw, yw, xa, ya), strict=True):

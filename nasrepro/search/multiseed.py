@@ -135,11 +135,11 @@ class MultiSeedSearch:
 
         return vmap(one)(self.params, self.buffers, x, y)
 
-    def arch_step(self, x: torch.Tensor, y: torch.Tensor, check: bool = True) -> torch.Tensor:
-        """Adam step on α from the validation batches; returns the per-seed losses.
-        `check=False` skips the finiteness check, the step's one host sync (CUDA graphs)."""
+    def _arch(
+        self, x: torch.Tensor, y: torch.Tensor, check: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         self.a_optimizer.zero_grad(set_to_none=True)
-        losses, _ = self._losses(x, y)
+        losses, logits = self._losses(x, y)
         if check:
             _check_finite(losses, "validation")
         alphas = [self.params[n] for n in self.alpha_names]
@@ -150,12 +150,13 @@ class MultiSeedSearch:
             if n in self.alpha_left:
                 self.alpha_left[n].copy_(a.grad)
         self.a_optimizer.step()
-        return losses.detach()
+        return losses.detach(), _accuracy(logits, y)
 
-    def weight_step(self, x: torch.Tensor, y: torch.Tensor, check: bool = True) -> torch.Tensor:
-        """Clipped SGD step on the weights from the training batches; per-seed losses."""
+    def _weights(
+        self, x: torch.Tensor, y: torch.Tensor, check: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         self.w_optimizer.zero_grad(set_to_none=True)
-        losses, _ = self._losses(x, y)
+        losses, logits = self._losses(x, y)
         if check:
             _check_finite(losses, "training")
         weights = [p for g in self.w_optimizer.param_groups for p in g["params"]]
@@ -171,7 +172,16 @@ class MultiSeedSearch:
         if self.settings.grad_clip is not None:
             _clip_grads_per_seed([p.grad for p in weights] + alpha_grads, self.settings.grad_clip)
         self.w_optimizer.step()
-        return losses.detach()
+        return losses.detach(), _accuracy(logits, y)
+
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Adam step on α from the validation batches; returns the per-seed losses.
+        `check=False` skips the finiteness check, the step's one host sync (CUDA graphs)."""
+        return self._arch(x, y, check)[0]
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Clipped SGD step on the weights from the training batches; per-seed losses."""
+        return self._weights(x, y, check)[0]
 
     def step(
         self,
@@ -180,16 +190,21 @@ class MultiSeedSearch:
         x_a: torch.Tensor,
         y_a: torch.Tensor,
         check: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        accuracy: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
         """One bilevel step in the settings' order (DARTS-1st on NB201: weights, then α);
-        returns the per-seed (training, validation) losses."""
+        returns the per-seed (training, validation) losses, or with `accuracy` the per-seed
+        (training loss, training accuracy, validation loss, validation accuracy) as the
+        engine logs them (accuracy in % of the batch, from the step's own forward)."""
         if self.settings.resolved_alpha_step() == "before_weights":
-            valid = self.arch_step(x_a, y_a, check)
-            train = self.weight_step(x_w, y_w, check)
+            valid = self._arch(x_a, y_a, check)
+            train = self._weights(x_w, y_w, check)
         else:
-            train = self.weight_step(x_w, y_w, check)
-            valid = self.arch_step(x_a, y_a, check)
-        return train, valid
+            train = self._weights(x_w, y_w, check)
+            valid = self._arch(x_a, y_a, check)
+        if accuracy:
+            return (*train, *valid)
+        return train[0], valid[0]
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -219,6 +234,11 @@ class MultiSeedSearch:
     def seed_state(self, s: int) -> dict[str, torch.Tensor]:
         """Seed s's parameters and buffers, keyed as the supernet's state_dict."""
         return {n: t[s].detach() for n, t in {**self.params, **self.buffers}.items()}
+
+
+def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-seed top-1 accuracy in % of logits (S, B, classes) against y (S, B)."""
+    return (logits.detach().argmax(dim=-1) == y).float().mean(dim=1) * 100.0
 
 
 def _check_finite(losses: torch.Tensor, what: str) -> None:

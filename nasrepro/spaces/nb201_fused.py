@@ -186,9 +186,29 @@ def _batch_norm(y: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
         # batch_norm updated the concatenated copies; hand each op its slice back
         with torch.no_grad():
             c = bn.num_features
-            torch._foreach_copy_([b.running_mean for b in bns], list(mean.split(c)))
-            torch._foreach_copy_([b.running_var for b in bns], list(var.split(c)))
+            _copy_all([b.running_mean for b in bns], list(mean.split(c)))
+            _copy_all([b.running_var for b in bns], list(var.split(c)))
     if update and bn.num_batches_tracked is not None:
         with torch.no_grad():
-            torch._foreach_add_([b.num_batches_tracked for b in bns], 1)
+            counts = [b.num_batches_tracked for b in bns]
+            if _batched(counts[0]):
+                for t in counts:
+                    t.add_(1)
+            else:
+                torch._foreach_add_(counts, 1)
     return out
+
+
+def _batched(t: torch.Tensor) -> bool:
+    """A tensor seen inside vmap (packed seeds: search/multiseed.py)."""
+    return bool(torch._C._functorch.is_batchedtensor(t))
+
+
+def _copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    """`torch._foreach_copy_` (one kernel), or per tensor under vmap, which has no batching
+    rule for the foreach op; the same copies either way."""
+    if _batched(dst[0]) or _batched(src[0]):
+        for d, s in zip(dst, src, strict=True):
+            d.copy_(s)
+    else:
+        torch._foreach_copy_(dst, src)

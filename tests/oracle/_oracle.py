@@ -28,6 +28,9 @@ CHECKOUT_VARS = {
     "yuhuixu1993/PC-DARTS": "NASREPRO_REF_PC_DARTS",
     "Meituan-AutoML/DARTS-": "NASREPRO_REF_DARTS_MINUS",
     "dr-faustus/Lambda-DARTS": "NASREPRO_REF_LAMBDA_DARTS",
+    "xiangning-chen/DrNAS": "NASREPRO_REF_DRNAS",
+    "Sunshine-Ye/Beta-DARTS": "NASREPRO_REF_BETA_DARTS",
+    "liamcli/gaea_release": "NASREPRO_REF_GAEA",
     "xiangning-chen/SmoothDARTS": "NASREPRO_REF_SMOOTHDARTS",
     "D-X-Y/AutoDL-Projects": "NASREPRO_REF_AUTODL",
 }
