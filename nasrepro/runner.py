@@ -92,7 +92,9 @@ def resolve_device(device: str | None) -> str:
 
 
 def preflight(trials: list[Trial], data_root: str | None, download: bool = False) -> None:
-    """Fail before anything is logged: evaluators (benchmark files) and datasets must load."""
+    """Fail before anything is logged: evaluators (benchmark files), search datasets and the
+    datasets the evaluators retrain on must load, for every trial selected."""
+    from nasrepro.dataset_selection import check_eval_data
     from nasrepro.datasets import SearchProtocolError, trial_search_data
     from nasrepro.trial import build_evaluator
 
@@ -109,6 +111,7 @@ def preflight(trials: list[Trial], data_root: str | None, download: bool = False
         except SearchProtocolError as exc:
             field = f"experiments.{t.experiment}.search.data_protocol"
             raise SuiteError(t.suite_path, None, field, str(exc)) from None
+    check_eval_data(trials, data_root, download)
 
 
 def unique_trials(trials: list[Trial], progress: Progress = _stderr) -> list[Trial]:
