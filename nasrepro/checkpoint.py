@@ -8,10 +8,12 @@ configuration, is refused with a one-line reason and the trial starts over.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,17 @@ def _after_save(path: Path) -> None:
         hook()
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGUSR2 and SIGTERM held back in this thread until the block ends (then delivered)."""
+    held = {signal.SIGUSR2, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,11 +81,15 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     # temporary file a kill left behind (remove_stale_tmp)
     fd, tmp = tempfile.mkstemp(prefix=f"{_TMP}{path.stem}-", suffix=".pt", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, **payload}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        # A preemption signal (Slurm's USR2, TERM) waits for the write to end: its handler
+        # raising inside torch.save's writer would surface as a RuntimeError, a failure,
+        # instead of the requeue that resumes from this checkpoint.
+        with _signals_deferred():
+            with os.fdopen(fd, "wb") as fh:
+                torch.save({"format": FORMAT, **payload}, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # say where, not just "[Errno 28]"
