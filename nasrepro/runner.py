@@ -1033,8 +1033,10 @@ def _run_sequential(
         if not wave:
             break
         run_wave(carried + wave)
-        if failed:
-            break  # a failure: the run reports it; no further waves
+        if failed:  # a failure: the run reports it; no further waves
+            for rest in (td for tds in pending.values() for td in tds):
+                rest.waiting = "not run: the waves of seeds stopped at a failure"
+            break
         carried = [td for td in carried + wave if td.waiting and not (td.recorded or td.lost)]
         for td in wave:
             if td.lost and td.trial.experiment in pending:  # another process runs its seeds
