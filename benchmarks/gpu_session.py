@@ -255,7 +255,9 @@ def end_to_end(root: Path, work: Path, case: dict[str, Any], device: str) -> dic
     wall = time.perf_counter() - start
     if code != 0:
         raise RuntimeError(f"nasrepro run exited {code}")
-    records = [json.loads(p.read_text()) for p in (work / "registry").rglob("*.json")]
+    from nasrepro.registry import scan_registry  # trial records (not the units under _units/)
+
+    records = scan_registry(work / "registry").records
     if len(records) != SEEDS:
         raise RuntimeError(f"{len(records)} records, expected {SEEDS}")
     epoch_s = max(r["search"]["history"][0]["seconds"] for r in records)

@@ -16,14 +16,15 @@ import torch
 from suite_fixtures import trial_records
 
 # Tests only: `pt` selects by PT on a tiny NB201 supernet (digits 8x8, 4 tuning epochs deciding
-# at each, scored in the NB201 table); `rt` retrains the argmax DARTS cell for 4 epochs.
+# at each, scored in the NB201 table); `rt` retrains the argmax DARTS cell for 10 epochs, killed
+# after 2 (the margin keeps a loaded machine's poll from missing the run).
 SUITE = """\
 suite: stagetest
 version: 1
 paper: {file: 002_46dfa2f660c10862.txt, title: stage resume test}
 budgets:
   smoke:
-    description: "tests only: digits 8x8, 2 search epochs, PT 4 tuning epochs, 4 retrain epochs"
+    description: "tests only: digits 8x8, 2 search epochs, PT 4 tuning epochs, 10 retrain epochs"
     seeds: 1
     dataset: digits
     search: {epochs: 2, steps_per_epoch: 3, batch_size: 8, image_size: 8}
@@ -34,7 +35,7 @@ budgets:
     selector_args:
       pt: {tune_epochs: 4, proj_interval: 1, eval_batches: 2}
     evaluator_args:
-      retrain: {dataset: digits, epochs: 4, max_steps: 6, max_eval_batches: 2, batch_size: 16,
+      retrain: {dataset: digits, epochs: 10, max_steps: 6, max_eval_batches: 2, batch_size: 16,
                 layers: 3, init_channels: 8, image_size: 16, num_workers: 0}
 experiments:
   pt:
