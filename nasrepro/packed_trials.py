@@ -167,7 +167,7 @@ def search_packed(job: TrialJob, progress: Progress) -> dict[str, Any]:
     from nasrepro.search.packed import not_packable, run_packed_search
     from nasrepro.spaces import build_space
     from nasrepro.store import StoreLock, read_unit
-    from nasrepro.tracking import Tracker, child_run_name, flatten
+    from nasrepro.tracking import Tracker, child_run_name, fail_run, flatten
     from nasrepro.trial import build_evaluator, device_data_wanted, epoch_logger, search_tags
 
     trials: list[Trial] = [job.trial, *job.pack]
@@ -302,7 +302,6 @@ def search_packed(job: TrialJob, progress: Progress) -> dict[str, Any]:
         except BaseException as exc:
             for c, run_id in zip(ckpts, run_ids, strict=True):
                 if not c.exists():  # no checkpoint names this run: nothing will continue it
-                    tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
-                    tracker.end_run(run_id, "FAILED")
+                    fail_run(tracker, run_id, exc, "FAILED")
             raise
     return {"packed": True, **packed}

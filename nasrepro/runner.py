@@ -747,9 +747,9 @@ def _assemble(
         SearchOutcome,
         _execute_query,
         assemble_record,
-        budget_caveat,
         evaluate_cell,
         execute_given_cell,
+        metrics_line,
     )
 
     reg = ctx.registry
@@ -820,12 +820,7 @@ def _assemble(
                     )
                     progress(
                         f"[{t.suite}/{t.experiment} {t.budget} seed {t.seed}] genotype {arch} -> "
-                        + ", ".join(
-                            f"{ds} {m} {v:.2f}"
-                            for ds, vals in evaluation.metrics.items()
-                            for m, v in vals.items()
-                        )
-                        + budget_caveat(t.budget)
+                        + metrics_line(evaluation.metrics, t.budget)
                     )
                 if td.sequential is not None:
                     from nasrepro.sequential import record_decision

@@ -432,6 +432,15 @@ def close_dead_runs(tracker: Tracker, experiment_id: str) -> int:
     return closed
 
 
+def fail_run(tracker: Any, run_id: str, exc: BaseException, status: str | None = None) -> None:
+    """End a run that an exception stopped: its one-line error as a tag, KILLED for Ctrl-C,
+    else FAILED (or `status`)."""
+    tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
+    if status is None:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    tracker.end_run(run_id, status)
+
+
 def finish_parent(
     tracker: Tracker, parent_run_id: str, expected: Iterable[str], status: str | None = None
 ) -> bool:

@@ -64,6 +64,7 @@ from nasrepro.tracking import (
     alpha_summary,
     alpha_table,
     child_run_name,
+    fail_run,
     flatten,
     log_alpha_figure,
     stage_sink,
@@ -433,8 +434,7 @@ def run_search_unit(
                 clock.flush()  # Ctrl-C, SIGTERM, an error: this process's time is kept
             forget_saves(ckpt)
             forget_saves(sel_ckpt)
-        tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
-        tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        fail_run(tracker, run_id, exc)
         raise
     finally:
         scope.close()
@@ -911,16 +911,11 @@ def execute_trial(
             device=device,
         )
     except BaseException as exc:
-        tracker.set_tags(outcome.run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        tracker.end_run(outcome.run_id, status)
+        fail_run(tracker, outcome.run_id, exc)
         raise
     progress(
         f"{_label(trial)} genotype {arch} -> "
-        + ", ".join(
-            f"{ds} {m} {v:.2f}" for ds, vals in evaluation.metrics.items() for m, v in vals.items()
-        )
-        + budget_caveat(trial.budget)
+        + metrics_line(evaluation.metrics, trial.budget)
     )
     return record
 
@@ -1055,16 +1050,12 @@ def execute_given_cell(
                 "not_retrained": evaluation.not_retrained,
             }
     except BaseException as exc:
-        tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
-        tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        fail_run(tracker, run_id, exc)
         raise
     tracker.end_run(run_id)
     progress(
         f"{label} {cfg['genotype']} -> "
-        + ", ".join(
-            f"{ds} {m} {v:.3f}" for ds, vals in evaluation.metrics.items() for m, v in vals.items()
-        )
-        + budget_caveat(trial.budget)
+        + metrics_line(evaluation.metrics, trial.budget, digits=3)
     )
     return finite_or_none(record)
 
@@ -1165,18 +1156,25 @@ def _execute_query(
             "provenance": provenance(device, True, time.perf_counter() - start, created),
         }
     except BaseException as exc:
-        tracker.set_tags(run_id, {"error": f"{type(exc).__name__}: {exc}"[:4000]})
-        tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        fail_run(tracker, run_id, exc)
         raise
     tracker.end_run(run_id)
     progress(
         f"{label} {arch} -> "
-        + ", ".join(
-            f"{ds} {m} {v:.2f}" for ds, vals in result.metrics.items() for m, v in vals.items()
-        )
-        + budget_caveat(trial.budget)
+        + metrics_line(result.metrics, trial.budget)
     )
     return finite_or_none(record)
+
+
+def metrics_line(
+    metrics: dict[str, dict[str, float]], budget: str, digits: int = 2
+) -> str:
+    """A trial's numbers for its progress line ("cifar10 test_acc 94.37, ..."), with what a
+    number of this budget is."""
+    numbers = ", ".join(
+        f"{ds} {m} {v:.{digits}f}" for ds, vals in metrics.items() for m, v in vals.items()
+    )
+    return numbers + budget_caveat(budget)
 
 
 def budget_caveat(budget: str) -> str:
