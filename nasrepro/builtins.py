@@ -21,6 +21,7 @@ import nasrepro.methods.sampled_paths  # noqa: F401
 import nasrepro.methods.sdarts  # noqa: F401
 import nasrepro.methods.sdarts_adv  # noqa: F401
 import nasrepro.methods.snas  # noqa: F401
+import nasrepro.methods.snas_darts  # noqa: F401
 import nasrepro.methods.stop_criteria  # noqa: F401
 import nasrepro.select.argmax  # noqa: F401
 import nasrepro.select.best_valid  # noqa: F401
