@@ -58,7 +58,7 @@ def _split_len(name: str, half: str) -> int:
 
 # The protocols each dataset offers, first = its default (nasrepro/datasets/*.py).
 PROTOCOLS = {
-    "cifar10": ("nb201", "darts", "nb201-single-level"),
+    "cifar10": ("nb201", "darts", "nb201-single-level", "darts-single-level"),
     "cifar100": ("nb201", "darts"),
     "svhn": ("darts",),
     "imagenet16-120": ("nb201",),
@@ -95,7 +95,7 @@ def search_split(dataset: str, search: dict[str, Any], space: str = "nb201") -> 
             "weights": ("train", "cifar-split.txt train", _split_len("cifar-split.txt", "train")),
             "arch": ("train", "cifar-split.txt valid", _split_len("cifar-split.txt", "valid")),
         }
-    elif protocol == "nb201-single-level":  # GAEA-ERM: both sides read the whole training set
+    elif protocol in ("nb201-single-level", "darts-single-level"):  # both sides: all of train
         sides = {"weights": ("train", "all", n), "arch": ("train", "all", n)}
     elif protocol == "nb201":
         file = (
