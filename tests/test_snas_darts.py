@@ -16,6 +16,7 @@ from nasrepro.methods.snas_darts import (
     edge_costs,
     gumbel_softmax_weights,
     log_resource,
+    nodes_not_two,
     op_cost,
     temperature,
 )
@@ -112,6 +113,25 @@ def test_resource_penalty_alpha_gradient_matches_finite_differences() -> None:
                 a[idx] += h
             assert g[idx].item() == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-12)
     assert max(g.abs().max().item() for g in grads) > 0
+
+
+def test_nodes_not_two_counts_where_snas_child_differs_from_the_two_input_cell() -> None:
+    net = build_space("darts").build_supernet(10, c=4, layers=3)
+    ops = net.cells[0].edges[0].op_names
+    none, sep = ops.index("none"), ops.index("sep_conv_3x3")
+    with torch.no_grad():
+        for a in net.arch_parameters():
+            a.zero_()
+            a[:, none] = 1.0  # every edge's argmax is 'none': 4 nodes of 0 kept, per cell type
+    assert nodes_not_two(net) == 8
+    with torch.no_grad():
+        for a in net.arch_parameters():
+            for e in (0, 1, 2, 3, 5, 6, 9, 10):  # two edges of every node
+                a[e, sep] = 2.0
+    assert nodes_not_two(net) == 0
+    with torch.no_grad():
+        net.alphas_reduce[4, sep] = 2.0  # node 3 of the reduction cell keeps three
+    assert nodes_not_two(net) == 1
 
 
 def _settings(**over) -> SearchSettings:

@@ -107,6 +107,23 @@ def edge_costs(net: Any, image_side: int) -> list[torch.Tensor]:
     return out
 
 
+def nodes_not_two(net: Any) -> int:
+    """Nodes (of both cell types) whose incoming edges do not have exactly two argmax ops other
+    than 'none'. SNAS evaluates the child of every edge's argmax op with 'none' edges dropped
+    (model_search.py genotype_edge_all, model_edge_all.py); the harness derives quark0's
+    two-input cell (selector argmax), the same child where this count is 0."""
+    from nasrepro.spaces.darts import node_slices
+
+    count = 0
+    for t, alpha in enumerate(net.arch_parameters()[:2]):
+        ops = net.cells[net.cell_alpha_index().index(t)].edges[0].op_names
+        chosen = alpha.detach().argmax(-1).tolist()
+        for a, b in node_slices():
+            kept = sum(1 for k in chosen[a:b] if ops[k] != "none")
+            count += kept != 2
+    return count
+
+
 def log_resource(weights: torch.Tensor, costs: torch.Tensor) -> torch.Tensor:
     """Σ over edges of (log|S| + log|F| + log|M|)/3, each mixture cost S = Σ_k w_k size_k
     (F, M alike) taken as 1 where its magnitude is below 1 (model_search.py `clean_*`)."""
@@ -215,7 +232,7 @@ class SnasDarts(MethodHook):
                 a.add_(a.grad, alpha=-ctx.settings.arch_lr)
 
     def on_epoch_end(self, ctx: SearchContext) -> dict[str, Any]:
-        out = {"snas.tau": self.tau}
+        out = {"snas.tau": self.tau, "snas.nodes_not_two": float(nodes_not_two(ctx.supernet))}
         if self._penalties:
             out["snas.log_resource"] = sum(self._penalties) / len(self._penalties)
         return out
