@@ -197,6 +197,12 @@ def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
                 "1/3 each, on top of first-order DARTS' two passes; DARTS- (Chu et al. 2021, "
                 "S0-S4 results) reports SDARTS-ADV needs 3x its search time)"
             )
+        elif m == "snas_darts":  # single level: the weight batch's pass trains α too
+            total *= 0.5
+            basis.append(
+                "snas_darts: x0.5 (counted, not measured: one forward and backward per step, "
+                "where first-order DARTS runs two, the weight pass and the α pass)"
+            )
         elif m in ASSUMED_FACTORS:
             factor, why = ASSUMED_FACTORS[m]
             total *= factor
