@@ -157,3 +157,125 @@ def test_snas_darts_resource_cost_tables() -> None:
         for cell, costs in zip(ref.cells, edge_costs(ours, IMAGE), strict=True):
             want = torch.stack([cell.op_size, cell.op_flops, cell.op_mac], dim=-1).double()
             assert torch.equal(costs, want)
+
+
+@contextmanager
+def _child_draws_nothing(ms):
+    """The reference builds a fresh child network every forward (its initial weights are then
+    overwritten from the supernet): its construction must not advance the random stream."""
+    saved = ms.NetworkChild
+
+    def build(*args, **kwargs):
+        with torch.random.fork_rng():
+            return saved(*args, **kwargs)
+
+    ms.NetworkChild = build
+    try:
+        yield
+    finally:
+        ms.NetworkChild = saved
+
+
+@contextmanager
+def _module_cuda_is_cpu():
+    saved = nn.Module.to
+
+    def to(self, *args, **kwargs):
+        args = tuple(
+            "cpu" if (isinstance(a, torch.device | str) and str(a).startswith("cuda")) else a
+            for a in args
+        )
+        return saved(self, *args, **kwargs)
+
+    nn.Module.to = to  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.to = saved  # type: ignore[method-assign]
+
+
+def _dsnas_trajectory(drop: float) -> None:
+    root = checkout("SNAS-Series/SNAS-Series") / "SNAS"
+    epochs = make_batches(EPOCHS, STEPS, BATCH, IMAGE, CLASSES, seed=6)
+    theirs: list = []
+    args = _args(drop)
+    args.snas, args.dsnas, args.resource_efficient, args.loss = False, True, False, False
+    args.add_entropy_loss = args.edge_reward_norm = False
+    saved_dtype = torch.get_default_dtype()
+    with reference_modules(root, "model_search") as (ms,), _cuda_is_cpu(), _module_cuda_is_cpu():
+        torch.set_default_dtype(torch.float64)  # the per-step child is built in float64 too
+        try:
+            torch.manual_seed(0)
+            ref = ms.Network(C, CLASSES, LAYERS, CE, args, 0, 1)
+            ref.normal_log_alpha = ref.normal_log_alpha.detach().double().requires_grad_()
+            ref.reduce_log_alpha = ref.reduce_log_alpha.detach().double().requires_grad_()
+            ref._arch_parameters = [ref.normal_log_alpha, ref.reduce_log_alpha]
+            arch = ref._arch_parameters
+            for v in [*ref.parameters(), *arch]:  # train_search.py init_model
+                v.grad = torch.zeros_like(v)
+            ours = build_space("darts").build_supernet(CLASSES, c=C, layers=LAYERS).double()
+            copy_by_structure(ref, ours, skip_dst=("alphas",))
+            with torch.no_grad():
+                for a, b in zip(arch, ours.arch_parameters(), strict=True):
+                    b.copy_(a)
+            optimizer = torch.optim.SGD(
+                ref.parameters(), SETTINGS["lr"], momentum=0.9,
+                weight_decay=SETTINGS["weight_decay"],
+            )  # fmt: skip
+            arch_optimizer = torch.optim.SGD(arch, lr=SETTINGS["arch_lr"])
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, float(EPOCHS), eta_min=SETTINGS["lr_min"]
+            )
+            torch.manual_seed(11)
+            with ClipNorms() as ref_norms, _child_draws_nothing(ms):
+                for batches in epochs:
+                    ref.train()
+                    for x, y, _, _ in batches:
+                        ref(x, y, CE)  # the dsnas branch runs its own backward
+                        nn.utils.clip_grad_norm_(ref.parameters(), CLIP)
+                        nn.utils.clip_grad_norm_(ref.arch_parameters(), 10.0)
+                        optimizer.step()
+                        arch_optimizer.step()
+                        optimizer.zero_grad(set_to_none=False)  # PyTorch 0.4's zero_grad
+                        arch_optimizer.zero_grad(set_to_none=False)
+                        theirs.append(state_of(ref, arch, leave_out=_bn_stat))
+                    scheduler.step()
+        finally:
+            torch.set_default_dtype(saved_dtype)
+    hook = build_hooks(["dsnas"], {"dsnas": {"drop_path_prob": drop}})[0]
+    hook.init_alpha = lambda net: None  # α copied from the reference above
+    settings = SearchSettings(epochs=EPOCHS, batch_size=BATCH, grad_clip=CLIP, **SETTINGS)
+    ctx = SearchContext(ours, settings, [hook], torch.device("cpu"), CE)
+    torch.manual_seed(11)
+    with ClipNorms() as our_norms:
+        snapshot = lambda: state_of(ours, ours.arch_parameters(), ("alphas",), _bn_stat)  # noqa: E731
+        mine = run_nasrepro(ctx, epochs, snapshot)
+    assert ref_norms.acting(CLIP) >= 1, ref_norms.calls
+    return mine, theirs, our_norms, ref_norms
+
+
+def _bn_stat(name: str) -> bool:
+    """BN running statistics: the reference's child is a copy, its supernet's never move."""
+    return "running_" in name or "num_batches_tracked" in name
+
+
+def test_dsnas_trajectory_without_drop_path() -> None:
+    """DSNAS from SNAS/train_search.py --dsnas: six steps, the weight clip acting; weights and
+    α (BN statistics left out: the reference's child is a copy)."""
+    mine, theirs, our_norms, ref_norms = _dsnas_trajectory(0.0)
+    assert ref_norms.acting(CLIP) == EPOCHS * STEPS, ref_norms.calls
+    # α is clipped before the weights here, after them there: the same norms, in another order
+    pairs = zip(sorted(our_norms.calls), sorted(ref_norms.calls), strict=True)
+    assert all(m1 == m2 and abs(t1 - t2) <= 1e-9 * t2 for (m1, t1), (m2, t2) in pairs)
+    start, end = theirs[0][-2:], theirs[-1][-2:]
+    assert max((a - b).abs().max().item() for a, b in zip(end, start, strict=True)) > 1e-4
+    assert_within(deviation(mine, theirs), 1e-10)
+
+
+def test_dsnas_first_step_with_drop_path() -> None:
+    """With drop path the reference also runs the whole supernet after the child (its output
+    unused by DSNAS), drawing a second set of drop-path masks: the random streams part after
+    the first step, which must agree (masks on the child's edges, in edge order)."""
+    mine, theirs, _, _ = _dsnas_trajectory(0.3)
+    assert_within(deviation(mine[:1], theirs[:1]), 1e-10)
+    assert max(deviation(mine, theirs)) > 1e-3  # the streams do part (the test can tell)
