@@ -175,3 +175,73 @@ def test_one_single_level_step_moves_alpha_by_sgd_on_the_joint_gradient() -> Non
     for a0, g, a1 in zip(start, grads, after, strict=True):
         assert torch.allclose(a1, a0 - 0.1 * g, rtol=0, atol=1e-12)
         assert (a1 - a0).abs().max() > 1e-6
+
+
+# ----------------------------------------------------------------------------------- DSNAS
+
+
+def test_dsnas_one_hot_sample_frequencies_follow_softmax_alpha() -> None:
+    from nasrepro.methods.dsnas import one_hot_sample
+
+    alpha = torch.tensor([[0.5, -1.0, 2.0]], dtype=D).expand(20_000, 3)
+    torch.manual_seed(0)
+    z = one_hot_sample(alpha)
+    assert torch.equal(z.sum(-1), torch.ones(20_000, dtype=D))
+    freq = z.mean(0)
+    assert torch.allclose(freq, torch.softmax(alpha[0], -1), atol=0.015)
+
+
+def test_dsnas_low_bias_gradient_is_score_function_times_reward() -> None:
+    from nasrepro.methods.dsnas import low_bias_alpha_grad
+
+    torch.manual_seed(0)
+    alpha = torch.randn(14, 8, dtype=D, requires_grad=True)
+    z = torch.nn.functional.one_hot(torch.randint(0, 8, (14,)), 8).to(D)
+    reward = torch.randn(14, dtype=D)
+    log_p = (torch.log((z * torch.softmax(alpha, -1)).sum(-1)) * reward).sum()
+    (want,) = torch.autograd.grad(log_p, alpha)
+    assert torch.allclose(low_bias_alpha_grad(alpha, z, reward), want, rtol=0, atol=1e-14)
+
+
+def test_dsnas_step_reward_is_the_chosen_ops_gradient_and_unsampled_weights_decay() -> None:
+    """One step: α moves by −lr·(z − softmax α)·∂CE/∂z_k, the reward read from the one-hot
+    weights shared by the cells of a type; an op not sampled anywhere still gets weight decay
+    (its gradient zeroed, not dropped)."""
+    torch.manual_seed(3)
+    net = build_space("darts").build_supernet(10, c=4, layers=3).double()
+    hook = build_hooks(["dsnas"], {"dsnas": {"drop_path_prob": 0.0}})[0]
+    x = torch.randn(4, 3, 8, 8, dtype=D)
+    y = torch.tensor([0, 1, 2, 3])
+    settings = _settings(arch_lr=0.1, momentum=0.0)
+    ctx = SearchContext(net, settings, [hook], torch.device("cpu"), nn.CrossEntropyLoss())
+    hook.on_build(ctx)
+    start = [a.detach().clone() for a in net.arch_parameters()]
+    ctx.weight_batch = (x, y)
+    torch.manual_seed(4)
+    weights = hook.weight_step_cell_weights(ctx, net.cell_weights())
+    z = [w.detach().clone() for w in hook._z]
+    ce = nn.functional.cross_entropy(net(x, cell_weights=weights), y)
+    grads = torch.autograd.grad(ce, hook._z)
+    rewards = [(g * zz).sum(-1) for g, zz in zip(grads, z, strict=True)]
+    # replay through the engine from the same state and draw
+    net2 = build_space("darts").build_supernet(10, c=4, layers=3).double()
+    net2.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        for a, s in zip(net2.arch_parameters(), start, strict=True):
+            a.copy_(s)
+    hook2 = build_hooks(["dsnas"], {"dsnas": {"drop_path_prob": 0.0}})[0]
+    hook2.init_alpha = lambda n: None
+    ctx2 = SearchContext(net2, settings, [hook2], torch.device("cpu"), nn.CrossEntropyLoss())
+    edge = net2.cells[0].edges[0]  # the one normal cell (3 cells: reductions at 1 and 2)
+    name = next(n for n in ("sep_conv_3x3", "sep_conv_5x5") if edge.op_names.index(n) != int(z[0][0].argmax()))
+    unsampled = edge.ops[edge.op_names.index(name)]
+    before = [p.detach().clone() for p in unsampled.parameters()]
+    torch.manual_seed(4)
+    run_search(ctx2, [(x, y, x, y)], steps_per_epoch=1)
+    for a0, a1, zz, r in zip(start, net2.arch_parameters(), z, rewards, strict=True):
+        want = a0 - 0.1 * (zz - torch.softmax(a0, -1)) * r.unsqueeze(-1)
+        assert torch.allclose(a1.detach(), want, rtol=0, atol=1e-12)
+    # SGD with weight decay on a zero gradient, no momentum: p ← p·(1 − lr·wd)
+    assert before
+    for p0, p1 in zip(before, unsampled.parameters(), strict=True):
+        assert torch.allclose(p1.detach(), p0 * (1 - settings.lr * settings.weight_decay), atol=1e-15)
