@@ -245,3 +245,25 @@ def test_dsnas_step_reward_is_the_chosen_ops_gradient_and_unsampled_weights_deca
     assert before
     for p0, p1 in zip(before, unsampled.parameters(), strict=True):
         assert torch.allclose(p1.detach(), p0 * (1 - settings.lr * settings.weight_decay), atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "method, args, message",
+    [
+        ("snas_darts", {"temp": -1.0}, "method 'snas_darts': temp must be a number in"),
+        ("snas_darts", {"temp": 0.5, "temp_min": 0.6}, "temp_min 0.6 exceeds temp 0.5"),
+        ("dsnas", {"drop_path_prob": 1.0}, "method 'dsnas': drop_path_prob must be a number in"),
+    ],
+)
+def test_bad_arguments_name_the_method_and_argument(method: str, args: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_hooks([method], {method: args})
+
+
+@pytest.mark.parametrize("method", ["snas_darts", "dsnas"])
+def test_the_darts_space_methods_refuse_nb201(method: str) -> None:
+    net = build_space("nb201").build_supernet(10, c=4, n=1)
+    hook = build_hooks([method], {})[0]
+    ctx = SearchContext(net, _settings(), [hook], torch.device("cpu"), nn.CrossEntropyLoss())
+    with pytest.raises(ValueError, match=f"method '{method}' needs the DARTS space"):
+        hook.on_build(ctx)

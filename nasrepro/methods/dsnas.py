@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from nasrepro.catalog import Float, register_method
 from nasrepro.methods.base import MethodHook
+from nasrepro.methods.snas_darts import check_method_args
 from nasrepro.spaces.mixed import SampledOps
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class Dsnas(MethodHook):
         self, drop_path_prob: float = 0.3, loc_mean: float = 1.0, loc_std: float = 0.01
     ) -> None:
         super().__init__()
+        given = dict(drop_path_prob=drop_path_prob, loc_mean=loc_mean, loc_std=loc_std)
+        check_method_args(self.name, given)
         self.drop_path_prob, self.loc_mean, self.loc_std = drop_path_prob, loc_mean, loc_std
         self._z: list[torch.Tensor] = []
 

@@ -53,6 +53,14 @@ if TYPE_CHECKING:
     from nasrepro.search.engine import SearchContext
 
 
+def check_method_args(name: str, args: dict[str, Any]) -> None:
+    """The catalog's declaration of `name`'s arguments, for hooks built without a suite."""
+    from nasrepro import catalog
+
+    for path, problem in catalog.check_args("method", name, args):
+        raise ValueError(f"method {name!r}: {'.'.join(path)} {problem}")
+
+
 def temperature(temp: float, temp_min: float, epoch: int, total: int = 150) -> float:
     """τ of `epoch` (utils.Temp_Scheduler.decay_whole_process after epoch + 1 steps)."""
     return max(temp_min, (1 - (epoch + 1) / total) * (temp - temp_min) + temp_min)
@@ -167,6 +175,12 @@ class SnasDarts(MethodHook):
         loc_std: float = 0.01,
     ) -> None:
         super().__init__()
+        given = dict(temp=temp, temp_min=temp_min, temp_epochs=temp_epochs, ratio=ratio,
+                     resource_lambda=resource_lambda, drop_path_prob=drop_path_prob,
+                     loc_mean=loc_mean, loc_std=loc_std)  # fmt: skip
+        check_method_args(self.name, given)
+        if temp_min > temp:
+            raise ValueError(f"method 'snas_darts': temp_min {temp_min} exceeds temp {temp}")
         self.temp, self.temp_min, self.temp_epochs = temp, temp_min, temp_epochs
         self.resource_lambda, self.ratio = resource_lambda, ratio
         self.drop_path_prob = drop_path_prob
