@@ -162,8 +162,9 @@ def _enas_factor(config: dict[str, Any], args: dict[str, Any], basis: list[str])
     ratio); each epoch then scores train_steps·num_aggregate controller samples with one
     forward pass each on a validation batch of the same size, counted per weight step at
     1/3 of a forward+backward step (assumed); the controller's LSTM is not counted."""
-    search = config["search"]
-    split = search_split(config["dataset"], search, config["space"])
+    # without a search (a bare factor query): ENAS.sh's CIFAR-10 search, batch 128
+    search = config.get("search") or {"batch_size": 128}
+    split = search_split(config.get("dataset", "cifar10"), search, config.get("space", "nb201"))
     images = (split["weights"] or {}).get("images") or 0
     per_epoch = max(1, math.ceil(images / search["batch_size"]))
     if search.get("steps_per_epoch"):

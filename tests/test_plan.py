@@ -300,3 +300,8 @@ def test_every_method_is_costed_by_a_named_factor():
     basis = []
     adv = _method_factor({"methods": ["sdarts_adv"], "method_args": {}}, basis)
     assert adv == pytest.approx(1 + 8 / 3, abs=1e-3) and "counted" in basis[0]
+    basis = []
+    enas = _method_factor({"methods": ["enas"], "method_args": {}}, basis)
+    # RSPS' measured one-path step, plus 50 x 20 controller forwards per 196 weight steps
+    assert enas == pytest.approx(0.057 * (1 + 1000 / (3 * 196)), abs=1e-4)
+    assert "measured" in basis[0] and "counted" in basis[0]
