@@ -36,8 +36,8 @@ def test_controller_sample_log_prob_and_entropy_by_teacher_forcing():
         lp += logp[op].item()
         h -= (logp.exp() * logp).sum().item()
         x = ctl.embedding(torch.tensor([[op]]))
-    assert float(log_prob) == pytest.approx(lp, abs=1e-12)
-    assert float(entropy) == pytest.approx(h, abs=1e-12)
+    assert log_prob.item() == pytest.approx(lp, abs=1e-12)
+    assert entropy.item() == pytest.approx(h, abs=1e-12)
     log_prob.backward()  # the REINFORCE gradient reaches every weight but the last layer's unused
     assert ctl.head.weight.grad is not None and ctl.input_vars.grad is not None
 
