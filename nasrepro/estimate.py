@@ -59,9 +59,9 @@ def _split_len(name: str, half: str) -> int:
 # The protocols each dataset offers, first = its default (nasrepro/datasets/*.py).
 PROTOCOLS = {
     "cifar10": ("nb201", "darts", "nb201-single-level"),
-    "cifar100": ("nb201", "darts"),
+    "cifar100": ("nb201", "darts", "nb201-single-level"),
     "svhn": ("darts",),
-    "imagenet16-120": ("nb201",),
+    "imagenet16-120": ("nb201", "nb201-single-level"),
     "imagenet": ("darts",),
     "digits": ("holdout",),
 }

@@ -249,9 +249,12 @@ def test_gaea_edge_lr_goes_with_edge_normalization() -> None:
 # ------------------------------------------------------------- GAEA-ERM's search data
 
 
-def test_single_level_protocol_reads_the_whole_training_set(monkeypatch, tmp_path: Path) -> None:
-    """`nb201-single-level` on CIFAR-10: weights and α both index all 50,000 training
-    images (labels = indices here) and never a test image."""
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_single_level_protocol_reads_the_whole_training_set(
+    monkeypatch, tmp_path: Path, dataset: str
+) -> None:
+    """`nb201-single-level` on CIFAR-10 and CIFAR-100 (GAEA-ERM searches each): weights and
+    α both index all 50,000 training images (labels = indices here) and never a test image."""
     import nasrepro.datasets.cifar as cifar
 
     def fake(tv_name, dataset, root, *, train, download):
@@ -261,13 +264,32 @@ def test_single_level_protocol_reads_the_whole_training_set(monkeypatch, tmp_pat
 
     monkeypatch.setattr(cifar, "load_cifar", fake)
     data = build_search_data(
-        "cifar10", root=tmp_path, batch_size=64, seed=0, protocol="nb201-single-level"
+        dataset, root=tmp_path, batch_size=64, seed=0, protocol="nb201-single-level"
     )
     keys = data.loader.sampler.keys(0)
     assert sorted(k[0] for k in keys) == list(range(50_000))
     assert max(k[1] for k in keys) < 50_000 and len({k[1] for k in keys}) > 25_000
     assert data.split["weights"]["split"] == data.split["arch"]["split"] == "all"
     assert data.steps_per_epoch == math.ceil(50_000 / 64)
+
+
+def test_single_level_protocol_on_imagenet16_reads_its_training_set(monkeypatch) -> None:
+    """ImageNet16-120's `nb201-single-level`: both sides are the training part (read with
+    NB201's training transform), never the validation part NB201's α split reads."""
+    from nasrepro.datasets.base import get_source
+
+    source = get_source("imagenet16-120")(None)
+    asked = []
+
+    def fake(self, part, root=None, *, download=False, augment=False, protocol=None):
+        asked.append((part, augment))
+        return list(range(300 if part == "train" else 100))
+
+    monkeypatch.setattr(type(source), "dataset", fake)
+    parts = source.search_parts(None, protocol="nb201-single-level")
+    assert asked == [("train", True)]
+    assert parts.weight_indices == parts.arch_indices == list(range(300))
+    assert parts.provenance["arch"] == {"part": "train", "split": "all", "single_level": True}
 
 
 # ------------------------------------------------------------------------------ iDARTS
