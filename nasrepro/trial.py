@@ -322,7 +322,7 @@ def run_search_unit(
         tracker.log_params(run_id, flatten({"data": {"split": data.split}}))
         on_epoch_end = epoch_logger(
             trial, space, supernet, evaluator if evaluate else None, tracker, run_id, progress,
-            label, on_epoch,
+            label, on_epoch, clock,
         )  # fmt: skip
 
         history = run_search(
@@ -651,10 +651,13 @@ def epoch_logger(
     progress: Progress,
     label: str,
     on_epoch: Callable[[EpochLog], None] | None = None,
+    clock: TrialClock | None = None,
 ) -> Callable[[EpochLog], None]:
     """What happens after each search epoch of a trial (alone or packed): the NB201 lookup
     of the current argmax cell (with an NB201 evaluator; `evaluator` None skips it), the
-    epoch's metrics to its MLflow run, a progress line, then `on_epoch`."""
+    epoch's metrics to its MLflow run, a progress line, then `on_epoch`. With the trial's
+    `clock`, the lookup's time is kept out of the search's seconds: a search cost holds no
+    benchmark queries (EX/SS-DARTS §3's aligned timing protocol)."""
     cfg = trial.config
     epochs = trial.search.epochs
     lookup_each_epoch = (
@@ -664,8 +667,12 @@ def epoch_logger(
     def on_epoch_end(log: EpochLog) -> None:
         if lookup_each_epoch:
             # The NB201 score of the current argmax cell makes collapse visible per epoch.
+            if clock is not None:
+                clock.enter("eval")
             geno = space.derive_argmax(supernet)
             res = evaluator.score(space.format_genotype(geno), cfg["eval_datasets"], ["test_acc"])
+            if clock is not None:
+                clock.enter("search")
             for ds, vals in res.metrics.items():
                 log.diagnostics[f"lookup.{ds}.test_acc"] = vals["test_acc"]
         metrics = {

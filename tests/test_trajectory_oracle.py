@@ -90,3 +90,39 @@ def test_the_metric_needs_an_nb201_search(tmp_path: Path, monkeypatch, capsys) -
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "metric trajectory_best_test_acc is recorded by NB201 searches" in err
+
+
+def test_the_per_epoch_lookup_is_kept_out_of_the_search_seconds():
+    """EX/SS-DARTS §3 times searches without benchmark queries: the trial's clock leaves the
+    search phase for the NB201 lookup after each epoch and comes back to it."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from nasrepro.search.engine import EpochLog
+    from nasrepro.spaces import build_space
+    from nasrepro.tracking import NullTracker
+    from nasrepro.trial import epoch_logger
+
+    phases = []
+
+    class Clock:
+        def enter(self, phase):
+            phases.append(phase)
+
+    class Evaluator(Nb201TableEvaluator):
+        def score(self, *a, **k):
+            phases.append("lookup")
+            return super().score(*a, **k)
+
+    config = {"space": "nb201", "evaluator": "nb201-table", "eval_datasets": ["cifar10"]}
+    trial = SimpleNamespace(config=config, search=SimpleNamespace(epochs=1))
+    space = build_space("nb201")
+    net = space.build_supernet(10, c=4, n=1)
+    log_epoch = epoch_logger(trial, space, net, Evaluator(), NullTracker(), "r", lambda m: None,
+                             "t", clock=Clock())  # fmt: skip
+    alpha = {"cell": torch.softmax(net.arch_alpha.detach(), -1).tolist()}
+    log = EpochLog(0, 0.1, 1.0, 50.0, 1.0, 50.0, 1.0, alpha)
+    log_epoch(log)
+    assert phases == ["eval", "lookup", "search"]
+    assert "lookup.cifar10.test_acc" in log.diagnostics
