@@ -300,3 +300,17 @@ def test_every_method_is_costed_by_a_named_factor():
     basis = []
     adv = _method_factor({"methods": ["sdarts_adv"], "method_args": {}}, basis)
     assert adv == pytest.approx(1 + 8 / 3, abs=1e-3) and "counted" in basis[0]
+
+
+def test_dropped_nb201_ops_scale_the_step_by_their_convolution_work():
+    """GAEA's space without `none`: x1 (the zero op does no work); without the 3x3
+    convolution, the 1x1's share of the mixed ops' convolution work (1 of 1 + 9)."""
+    from nasrepro.estimate import _drop_ops_factor
+
+    basis: list[str] = []
+    nb201 = {"space": "nb201", "space_args": {"drop_ops": ["none"]}}
+    assert _drop_ops_factor(nb201, basis) == 1.0 and "counted" in basis[-1]
+    three = {"space": "nb201", "space_args": {"drop_ops": ["nor_conv_3x3", "none"]}}
+    assert _drop_ops_factor(three, basis) == 0.1
+    assert _drop_ops_factor({"space": "nb201", "space_args": {}}, basis) == 1.0
+    assert len(basis) == 2
