@@ -188,7 +188,8 @@ ISSUE25_BASELINE = re.compile(
     r".*-(rdarts-l2|rdarts-dp|rdarts-ada|sdartsadv)$|nb201-(gdas|setn|rsps)(-bn)?$"
     r"|nb201-(random|rea|reinforce|bohb)$|art-gdas.*"
     r"|nb201-(drnas|snas|idarts|betadarts)$|darts-c10-(betadarts|gaea-pcdarts)$"
-    r"|nb201-(ex-|ss-)?gaea-(bilevel|erm)(-25ep|-sc2)?$"
+    r"|nb201-(ex-|ss-)?gaea-(bilevel|erm)(-25ep|-sc2|-nozero-(c10|c100|in16))?$"
+    r"|nb201-drnas-aligned-timing$"
 )
 
 
