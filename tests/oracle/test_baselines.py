@@ -10,9 +10,10 @@ order from the same seed.
 Checkouts (skipped without them, `_oracle.CHECKOUT_VARS`): NASREPRO_REF_DRNAS
 (xiangning-chen/DrNAS), NASREPRO_REF_BETA_DARTS (Sunshine-Ye/Beta-DARTS),
 NASREPRO_REF_GAEA (liamcli/gaea_release; its NB201 network lives in a fork of AutoDL that
-the repository does not include, so the reference model here is xautodl's NB201 search
-cell mixing with GAEA's α directly, which is what that fork's `forward_edge_weights` does
-with the edge weights fixed at 1).
+the repository does not include, so the search tests' reference model is xautodl's NB201
+search cell mixing with GAEA's α directly, which is what that fork's `forward_edge_weights`
+does with the edge weights fixed at 1), and, for GAEA's space without `none`, also
+NASREPRO_REF_GAEA_AUTODL (the fork itself, liamcli/AutoDL-Projects).
 """
 
 from __future__ import annotations
