@@ -51,6 +51,7 @@ import torch
 
 from nasrepro.catalog import Bool, Choice, Int, register_method, register_selector
 from nasrepro.methods.base import MethodHook
+from nasrepro.progress import Bar
 from nasrepro.select.pt import (
     NONE_OP,
     Projection,
@@ -272,12 +273,15 @@ class Sgas(MethodHook):
             if self.eval_batches is not None and i >= self.eval_batches:
                 break
             batches.append(tuple(v.to(ctx.device) for v in batch))
-        accs = []
-        for k in cols:
-            with torch.no_grad():
-                w = self.proj.cell_weights(ctx.supernet, perturb=(t, _mask_op(e, k)))
-            accs.append(heldout_accuracy(ctx, batches, w)[0])
         names = self.names[t][e]
+        accs = []
+        # its own bar: heldout_accuracy ticks the innermost one, else the search's
+        what = f"SGAS+PT decision ({self.alpha_names[t]} edge {e})"
+        with Bar(what, len(cols) * len(batches), "batch"):
+            for k in cols:
+                with torch.no_grad():
+                    w = self.proj.cell_weights(ctx.supernet, perturb=(t, _mask_op(e, k)))
+                accs.append(heldout_accuracy(ctx, batches, w)[0])
         # DARTS-PT Algorithm 1: the op whose removal costs most accuracy (first minimum).
         return cols[int(np.argmin(accs))], {
             "accuracy_without": {names[k]: a for k, a in zip(cols, accs, strict=True)}
