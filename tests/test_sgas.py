@@ -3,6 +3,7 @@ the decision schedule and order, node pruning, α of decided edges held, the for
 and SGAS+PT's op choice. The step-by-step comparison with lightaime/sgas is
 tests/oracle/test_sgas.py."""
 
+import copy
 import math
 
 import pytest
@@ -186,3 +187,37 @@ def test_sgas_needs_the_none_op_and_its_selector_the_method() -> None:
             net, SearchSettings(**SETTINGS), [], torch.device("cpu"), nn.CrossEntropyLoss()))
     with pytest.raises(ValueError, match="op_selection"):
         build_hooks(["sgas"], {"sgas": {"op_selection": "random"}})
+
+
+def test_a_resumed_search_takes_the_same_decisions() -> None:
+    """Killed after epoch 2 of 4 (between decisions at 1 and 3), resumed from the engine
+    state: the decisions, the held α rows and the final α equal the uninterrupted run's."""
+    args = {"warmup_dec_epoch": 1, "decision_freq": 2, "use_history": True, "history_size": 2}
+    ctx, hook, _, _ = _search(args)
+
+    seed_everything(0, deterministic=True)
+    data = build_search_data(
+        "synthetic", root=None, batch_size=8, seed=0, image_size=8,
+        options={"n": 48, "num_classes": 3},
+    )  # fmt: skip
+    net = build_space("darts").build_supernet(3, c=2, layers=3)
+    states: list[dict] = []
+
+    def fresh(hooks):
+        return SearchContext(
+            net, SearchSettings(**SETTINGS), hooks, torch.device("cpu"), nn.CrossEntropyLoss()
+        )
+
+    first = build_hooks(["sgas"], {"sgas": args})
+    run_search(  # a checkpoint is written at once: copy what later steps change in place
+        fresh(first), data.loader, data.steps_per_epoch,
+        checkpoint=lambda state: states.append(copy.deepcopy(state)),
+    )  # fmt: skip
+    assert first[0].decisions == hook.decisions  # the same run, uninterrupted
+    killed = states[1]  # the state after epoch 2
+    second = build_hooks(["sgas"], {"sgas": args})
+    run_search(fresh(second), data.loader, data.steps_per_epoch, resume=killed)
+    assert second[0].decisions == hook.decisions
+    assert second[0].proj.ops == hook.proj.ops and second[0].proj.pruned == hook.proj.pruned
+    for a, b in zip(net.arch_parameters(), ctx.supernet.arch_parameters(), strict=True):
+        assert torch.equal(a, b)
