@@ -22,6 +22,7 @@ import nasrepro.methods.robust_darts  # noqa: F401
 import nasrepro.methods.sampled_paths  # noqa: F401
 import nasrepro.methods.sdarts  # noqa: F401
 import nasrepro.methods.sdarts_adv  # noqa: F401
+import nasrepro.methods.sgas  # noqa: F401
 import nasrepro.methods.snas  # noqa: F401
 import nasrepro.methods.snas_darts  # noqa: F401
 import nasrepro.methods.stop_criteria  # noqa: F401

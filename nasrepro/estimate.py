@@ -154,6 +154,12 @@ ASSUMED_FACTORS: dict[str, tuple[float, str]] = {
     "snas": (1.0, "one Gumbel-softmax draw per α row and forward"),
     "beta_darts": (1.0, "a logsumexp of α added to the α loss"),
     "gaea": (1.0, "the α step's forward and backward as DARTS', a mirror step instead of Adam"),
+    "sgas": (
+        1.0,
+        "every op of every edge still runs (decided edges one-hot, pruned edges zero); SGAS' "
+        "own code runs the decided op alone and skips pruned edges, so its later epochs are "
+        "cheaper",
+    ),
 }
 
 
@@ -393,14 +399,43 @@ def search_estimate(config: dict[str, Any], device: str) -> dict[str, Any]:
         per_epoch = min(per_epoch, config["search"]["steps_per_epoch"])
     steps = config["search"]["epochs"] * per_epoch
     step_ms = _search_step_ms(config, device, basis)
+    arch_images = (split["arch"] or {}).get("images") or 0
+    extra = _sgas_pt_hours(config, step_ms, arch_images, basis)
     return {
         "steps": steps,
         "steps_per_epoch": per_epoch,
         "step_ms": round(step_ms, 2),
-        "hours": round(steps * step_ms / 3.6e6, 4),
-        "arch_images": (split["arch"] or {}).get("images") or 0,
+        "hours": round(steps * step_ms / 3.6e6 + extra, 4),
+        "arch_images": arch_images,
         "basis": basis,
     }
+
+
+def _sgas_pt_hours(
+    config: dict[str, Any], step_ms: float, arch_images: int, basis: list[str]
+) -> float:
+    """SGAS+PT's held-out evaluations during the search: per decision one forward pass over
+    the α split per candidate op (≈ 1/6 step per batch, assumed as for PT); decisions
+    counted from the schedule (8 per cell type at most: two inputs for each of 4 nodes)."""
+    if "sgas" not in config["methods"]:
+        return 0.0
+    from nasrepro.methods.sgas import is_decision_epoch
+
+    args = config["method_args"].get("sgas", {})
+    if args.get("op_selection", "magnitude") != "perturbation":
+        return 0.0
+    warmup, freq = int(args.get("warmup_dec_epoch", 9)), int(args.get("decision_freq", 5))
+    epochs = config["search"]["epochs"]
+    per_cell = min(8, sum(is_decision_epoch(e, warmup, freq) for e in range(epochs)))
+    ops = 7  # the 8-op DARTS space without `none`
+    batches = math.ceil(arch_images / config["search"]["batch_size"])
+    if args.get("eval_batches"):
+        batches = min(batches, int(args["eval_batches"]))
+    basis.append(
+        f"sgas perturbation: 2 x {per_cell} decisions x {ops} ops x {batches} held-out "
+        "batches at 1/6 step (counted decisions, assumed pass cost)"
+    )
+    return 2 * per_cell * ops * batches * step_ms / 6 / 3.6e6
 
 
 def selection_estimate(config: dict[str, Any], device: str) -> dict[str, Any]:

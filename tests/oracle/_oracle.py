@@ -37,6 +37,7 @@ CHECKOUT_VARS = {
     "xiangning-chen/SmoothDARTS": "NASREPRO_REF_SMOOTHDARTS",
     "D-X-Y/AutoDL-Projects": "NASREPRO_REF_AUTODL",
     "SNAS-Series/SNAS-Series": "NASREPRO_REF_SNAS",
+    "lightaime/sgas": "NASREPRO_REF_SGAS",
 }
 
 
