@@ -368,9 +368,10 @@ def search_estimate(config: dict[str, Any], device: str) -> dict[str, Any]:
     if config["search"].get("steps_per_epoch"):
         per_epoch = min(per_epoch, config["search"]["steps_per_epoch"])
     steps = config["search"]["epochs"] * per_epoch
-    step_ms = _search_step_ms(config, device, basis)
+    staged = bool(config["search"].get("stages"))
+    step_ms = _search_step_ms(config, device, [] if staged else basis)
     ms_total = steps * step_ms
-    if config["search"].get("stages"):
+    if staged:  # each stage's own supernet, listed per stage
         ms_total, steps = _stages_ms(config, device, per_epoch, basis), steps * len(
             config["search"]["stages"]
         )
