@@ -160,6 +160,14 @@ class SearchSettings(_Model):
             return self.alpha_step
         return "after_weights" if self.order == 1 else "before_weights"
 
+    def config(self) -> dict[str, Any]:
+        """The settings as a trial's configuration holds them. `stages` is left out when
+        unset, so a one-stage search keeps the identity (unit keys) it had before stages."""
+        out = self.model_dump(mode="json")
+        if out["stages"] is None:
+            del out["stages"]
+        return out
+
     def total_epochs(self) -> int:
         """Epochs of the whole search: `epochs` per stage of a progressive search."""
         return self.epochs * len(self.stages or [None])
