@@ -1,20 +1,25 @@
 """A budgeted plan: the trials that decide the most conclusions, then the most claims, within
 N GPU-hours (`nasrepro plan SUITE... --gpu-hours N`), and the plan file `run --plan` runs.
 
-Input is `plan.build_plan`'s public output: unique trials with their estimated hours, which
-(suite, experiment) need each and whether the registry holds it. A claim is *decided* once
-every trial of its experiment has a record (its verdict can then be computed, whatever it
-turns out to be); a conclusion (a suite's `comparisons:` entry) once both of its claims are.
+Input is `plan.build_plan`'s public output: unique trials and the units of work they need
+(nasrepro/units.py: searches with their selections, the retrainings some claim reads), with
+which (suite, experiment) need each and whether the registry or the store holds it. Costs are
+the units' hours, each unit once (a search two experiments share is paid once, a retraining
+no claim reads not at all): what `nasrepro run` spends, not the cost of whole trials. A
+trial is a zero-cost item of its experiment (query baselines and published cells train
+nothing). A claim is *decided* once every trial and unit of its experiment is done (its
+verdict can then be computed, whatever it turns out to be); a conclusion (a suite's
+`comparisons:` entry) once both of its claims are.
 Claims marked `not_runnable`, or whose experiment is pending or not in the plan (filtered by
 `--experiment` / `--datasets`), cannot be decided by running anything.
 
 The choice is greedy, cheapest decision first: repeatedly take the undecided conclusion
-whose still-missing trials cost the fewest hours (trials already chosen, or already
-recorded, cost nothing: a trial several claims share is counted once), while it fits the
+whose still-missing units cost the fewest hours (units already chosen, or already
+recorded, cost nothing: a unit several claims share is counted once), while it fits the
 budget; then the same over claims. Equal costs go to the conclusion needing fewer new
-trials, then by suite and id, so a plan is a deterministic function of its inputs. With unit
+items, then by suite and id, so a plan is a deterministic function of its inputs. With unit
 values per decision and independent costs, cheapest-first maximises the number decided; with
-shared trials it is a heuristic (costs are recomputed after every pick, so sharing is used).
+shared units it is a heuristic (costs are recomputed after every pick, so sharing is used).
 """
 
 from __future__ import annotations
@@ -45,42 +50,41 @@ PLAN_FORMAT = "nasrepro.plan/1"
 
 @dataclass(frozen=True)
 class WorkItem:
-    """One unique trial as the budget sees it: its identity, cost and who needs it."""
+    """A trial or a unit of work as the budget sees it: its identity, cost and who needs it.
+    `id` is unique over both kinds; `key` is the trial's config hash or the unit's key."""
 
+    kind: str  # "trial", or the unit's kind (search, selection, retrain)
     key: str
     hours: float
     cached: bool
     needed_by: tuple[tuple[str, str], ...]  # (suite, experiment)
     suite: str  # the first suite that needs it (runs it)
     experiment: str
-    seed: int
+    seed: int | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.key}"
 
 
 def work_items(plan: dict[str, Any]) -> list[WorkItem]:
-    """`build_plan`'s trials as work items; hours are GPU-hours on a GPU device, wall hours
-    on a CPU (the plan's own unit)."""
-    key = "gpu_hours" if plan["device"]["gpu"] else "hours"
+    """`build_plan`'s trials (zero cost: a trial's work is its units) and units, each once;
+    hours are GPU-hours on a GPU device, wall hours on a CPU (the plan's own unit)."""
     out = []
     for t in plan["trials"]:
         needs = tuple(dict.fromkeys((n["suite"], n["experiment"]) for n in t["needed_by"]))
-        hours = t["estimate"].get(key)
-        out.append(
-            WorkItem(
-                key=t["key"],
-                hours=float(hours or 0.0),
-                cached=bool(t["cached"]),
-                needed_by=needs,
-                suite=needs[0][0],
-                experiment=needs[0][1],
-                seed=int(t["seed"]),
-            )
-        )
+        out.append(WorkItem("trial", t["key"], 0.0, bool(t["cached"]), needs, *needs[0],
+                            int(t["seed"])))  # fmt: skip
+    for u in plan["units"]:
+        needs = tuple(dict.fromkeys((n["suite"], n["experiment"]) for n in u["needed_by"]))
+        out.append(WorkItem(u["kind"], u["key"], float(u["hours"] or 0.0), bool(u["cached"]),
+                            needs, *needs[0], u["seed"]))  # fmt: skip
     return out
 
 
 @dataclass
 class Decidable:
-    """Claims and conclusions with the trial keys each needs (those that can be decided)."""
+    """Claims and conclusions with the item ids each needs (those that can be decided)."""
 
     claims: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     conclusions: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
@@ -91,12 +95,16 @@ class Decidable:
 
 
 def decidable_sets(suites: Iterable[Any], items: list[WorkItem]) -> Decidable:
-    """Per claim and conclusion of `suites` (loaded `Suite`s), the trials deciding it; those
-    no trial of `items` serves are left out (they cannot be decided by these trials)."""
+    """Per claim and conclusion of `suites` (loaded `Suite`s), the trials and units deciding
+    it; those no trial of `items` serves are left out (they cannot be decided by running)."""
     by_exp: dict[tuple[str, str], set[str]] = {}
+    has_trial: set[tuple[str, str]] = set()
     for item in items:
         for need in item.needed_by:
-            by_exp.setdefault(need, set()).add(item.key)
+            by_exp.setdefault(need, set()).add(item.id)
+            if item.kind == "trial":
+                has_trial.add(need)
+    by_exp = {e: ids for e, ids in by_exp.items() if e in has_trial}
     out = Decidable()
     for suite in suites:
         ids = {}
@@ -130,12 +138,12 @@ def _greedy(
     decisions: list[dict[str, Any]],
 ) -> float:
     """Pick targets cheapest-first into `chosen` (ordered) within `left` hours; returns the
-    hours left. Targets whose trials are all chosen or `recorded` are decided already."""
-    open_ = {n: keys for n, keys in targets.items() if not keys <= chosen.keys() | recorded}
+    hours left. Targets whose items are all chosen or `recorded` are decided already."""
+    open_ = {n: ids for n, ids in targets.items() if not ids <= chosen.keys() | recorded}
     while open_:
         best = None
-        for name, keys in open_.items():
-            new = [k for k in keys if k not in chosen and k not in recorded]
+        for name, ids in open_.items():
+            new = [k for k in ids if k not in chosen and k not in recorded]
             cost = sum(hours[k] for k in new)
             rank = (round(cost, 9), len(new), name)
             if best is None or rank < best[0]:
@@ -147,9 +155,10 @@ def _greedy(
         for k in sorted(new):
             chosen[k] = None
         left -= cost
+        units = sum(not k.startswith("trial:") for k in new)
         decisions.append(
             {"kind": kind, "suite": name[0], "id": name[1], "hours": round(cost, 4)}
-            | {"new": len(new)}
+            | {"new": units, "new_trials": len(new) - units}
         )
         del open_[name]
     return left
@@ -162,26 +171,27 @@ def budget_plan(
     min_seeds: int | None = None,
 ) -> dict[str, Any]:
     """The trials that decide the most conclusions, then the most claims, within `limit`
-    hours (GPU-hours on a GPU device); see the module docstring for the rule. `min_seeds`:
-    also simulate what sequential seeds with this minimum would save of the chosen trials
-    (nasrepro/sequential.py; the choice itself assumes every seed runs)."""
+    hours (GPU-hours on a GPU device), costed by their units of work; see the module
+    docstring for the rule. `min_seeds`: also simulate what sequential seeds with this
+    minimum would save of the chosen work (nasrepro/sequential.py; the choice itself
+    assumes every seed runs)."""
     if limit < 0:
         raise ValueError(f"--gpu-hours: must be >= 0, got {limit}")
     suites = list(suites)
     items = work_items(plan)
-    by_key = {i.key: i for i in items}
-    # a trial already recorded costs nothing: it is decided by the registry
-    hours = {i.key: 0.0 if i.cached else i.hours for i in items}
+    by_id = {i.id: i for i in items}
+    # a trial or unit already recorded costs nothing: the registry or the store has it
+    hours = {i.id: 0.0 if i.cached else i.hours for i in items}
     sets = decidable_sets(suites, items)
     chosen: dict[str, None] = {}
-    recorded = {i.key for i in items if i.cached}
+    recorded = {i.id for i in items if i.cached}
     decisions: list[dict[str, Any]] = []
     left = _greedy(sets.conclusions, chosen, recorded, hours, limit, "conclusion", decisions)
     left = _greedy(sets.claims, chosen, recorded, hours, left, "claim", decisions)
     covered = set(chosen) | recorded
-    decided_conclusions = sorted(c for c, keys in sets.conclusions.items() if keys <= covered)
-    decided_claims = sorted(c for c, keys in sets.claims.items() if keys <= covered)
-    to_run = list(chosen)
+    decided_conclusions = sorted(c for c, ids in sets.conclusions.items() if ids <= covered)
+    decided_claims = sorted(c for c, ids in sets.claims.items() if ids <= covered)
+    trials = [by_id[k] for k in chosen if by_id[k].kind == "trial"]
     used = set().union(*(sets.claims[c] for c in decided_claims))  # recorded ones it reads
     total = 0.0
     for d in decisions:
@@ -191,10 +201,18 @@ def budget_plan(
     if min_seeds is not None and plan["budget"] == "full":
         from nasrepro.sequential import simulate_savings
 
-        seeds: dict[tuple[str, str], list[float]] = {}
-        for k in to_run:  # each chosen trial under the experiment that runs it
-            seeds.setdefault((by_key[k].suite, by_key[k].experiment), []).append(hours[k])
-        experiments = {e: (len(h), sum(h) / len(h)) for e, h in seeds.items()}
+        # each chosen trial under the experiment that runs it, at that experiment's mean
+        # hours per seed (its chosen units' hours over its chosen trials)
+        n_of: dict[tuple[str, str], int] = {}
+        for t in trials:
+            n_of[(t.suite, t.experiment)] = n_of.get((t.suite, t.experiment), 0) + 1
+        spent: dict[tuple[str, str], float] = dict.fromkeys(n_of, 0.0)
+        for k in chosen:
+            item = by_id[k]
+            owner = next((e for e in item.needed_by if e in spent), None)
+            if owner is not None:
+                spent[owner] += hours[k]
+        experiments = {e: (n, spent[e] / n) for e, n in n_of.items()}
         sequential = simulate_savings(suites, experiments, min_seeds)
     return {
         "limit_hours": limit,
@@ -202,7 +220,8 @@ def budget_plan(
         "device": plan["device"],
         "budget": plan["budget"],
         "fidelity_version": plan["fidelity_version"],
-        "hours": round(sum(hours[k] for k in to_run), 4),
+        "hours": round(sum(hours[k] for k in chosen), 4),
+        "units": sum(by_id[k].kind != "trial" for k in chosen),
         "conclusions": {
             "decided": len(decided_conclusions),
             "decidable": len(sets.conclusions),
@@ -217,16 +236,10 @@ def budget_plan(
         "decisions": decisions,
         "sequential": sequential,
         "trials": [
-            {
-                "key": k,
-                "suite": by_key[k].suite,
-                "experiment": by_key[k].experiment,
-                "seed": by_key[k].seed,
-                "hours": by_key[k].hours,
-            }
-            for k in to_run
+            {"key": t.key, "suite": t.suite, "experiment": t.experiment, "seed": t.seed}
+            for t in trials
         ],
-        "already_recorded": len(recorded & used),
+        "already_recorded": sum(by_id[k].kind == "trial" for k in recorded & used),
     }
 
 
@@ -255,11 +268,12 @@ def format_budget(result: dict[str, Any]) -> str:
         if d["new"] == 0 and len(lines) > 2:
             free = lines[-1].rsplit(" [+", 1)
             count = int(free[1].split()[0]) + 1 if len(free) == 2 else 1
-            lines[-1] = f"{free[0]} [+{count} decided with no further trial]"
+            lines[-1] = f"{free[0]} [+{count} decided with no further unit]"
             continue
         lines.append(
             f"  {d['kind']:<10} {d['suite']}/{d['id']}: +{d['hours']:,.2f} {unit} "
-            f"({d['new']} new trial(s); {d['cumulative_hours']:,.1f} {unit} so far)"
+            f"({d['new']} new unit(s), {d['new_trials']} new trial(s); "
+            f"{d['cumulative_hours']:,.1f} {unit} so far)"
         )
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ import nasrepro.methods.beta_darts  # noqa: F401
 import nasrepro.methods.darts  # noqa: F401
 import nasrepro.methods.darts_minus  # noqa: F401
 import nasrepro.methods.drnas  # noqa: F401
+import nasrepro.methods.enas  # noqa: F401
 import nasrepro.methods.exchanged_lr  # noqa: F401
 import nasrepro.methods.fix_alpha  # noqa: F401
 import nasrepro.methods.gaea  # noqa: F401

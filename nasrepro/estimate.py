@@ -157,6 +157,30 @@ ASSUMED_FACTORS: dict[str, tuple[float, str]] = {
 }
 
 
+def _enas_factor(config: dict[str, Any], args: dict[str, Any], basis: list[str]) -> float:
+    """ENAS (methods/enas.py): its weight step trains one sampled cell, as RSPS' (measured
+    ratio); each epoch then scores train_steps·num_aggregate controller samples with one
+    forward pass each on a validation batch of the same size, counted per weight step at
+    1/3 of a forward+backward step (assumed); the controller's LSTM is not counted."""
+    # without a search (a bare factor query): ENAS.sh's CIFAR-10 search, batch 128
+    search = config.get("search") or {"batch_size": 128}
+    split = search_split(config.get("dataset", "cifar10"), search, config.get("space", "nb201"))
+    images = (split["weights"] or {}).get("images") or 0
+    per_epoch = max(1, math.ceil(images / search["batch_size"]))
+    if search.get("steps_per_epoch"):
+        per_epoch = min(per_epoch, int(search["steps_per_epoch"]))
+    samples = int(args.get("train_steps", 50)) * int(args.get("num_aggregate", 20))
+    rsps = _ratio("method", "rsps")
+    path = rsps.get("used", rsps["ratio"]) if rsps is not None else 1.0
+    factor = round(path * (1 + samples / (3 * per_epoch)), 4)
+    basis.append(
+        f"enas: x{factor} = rsps' one-path weight step x{path} (CPU ratio, measured) x (1 + "
+        f"{samples} controller forwards per epoch / (3 x {per_epoch} weight steps)) (counted; "
+        "a forward = 1/3 step, assumed)"
+    )
+    return factor
+
+
 def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
     """Product of the methods' step-time factors: measured on the H200 where a GPU session
     measured one (Λ-DARTS), else the CPU ratio against plain DARTS (on S0, or on NB201 for
@@ -197,6 +221,8 @@ def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
                 "1/3 each, on top of first-order DARTS' two passes; DARTS- (Chu et al. 2021, "
                 "S0-S4 results) reports SDARTS-ADV needs 3x its search time)"
             )
+        elif m == "enas":
+            total *= _enas_factor(config, args, basis)
         elif m in ASSUMED_FACTORS:
             factor, why = ASSUMED_FACTORS[m]
             total *= factor

@@ -193,6 +193,7 @@ class TrialJob:
     sequential: tuple[int, int] | None = None
     # Images held and augmented on the device (datasets/device_data.py); None: on a GPU.
     data_on_device: bool | None = None
+    hours: float | None = None  # the plan's estimate (cluster time limits; packed searches)
 
 
 @dataclass(frozen=True)

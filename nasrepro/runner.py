@@ -624,6 +624,8 @@ def _run_packs(
     interrupted) search is left in its search-unit checkpoint under the child run the pack
     opened, which the seed's own search job continues. A pack's failure only means its
     seeds search alone."""
+    from nasrepro.estimate import unit_hours
+
     k, measured = ctx.packing
     if k <= 1:
         return
@@ -638,7 +640,11 @@ def _run_packs(
             chunk = jobs[i : i + k]
             if len(chunk) > 1:
                 partners = tuple(j.trial for j in chunk[1:])
-                packs.append(replace(chunk[0], pack=partners, pack_measured=measured))
+                # the time limit of a cluster job: the seeds' searches one after another,
+                # an upper bound until a GPU measures what a packed step costs
+                hours = len(chunk) * unit_hours("search", chunk[0].trial.config, None, "h200")
+                packs.append(replace(chunk[0], pack=partners, pack_measured=measured,
+                                     hours=hours))  # fmt: skip
                 packed += group[i : i + k]
     if not packs:
         return

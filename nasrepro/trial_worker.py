@@ -49,6 +49,7 @@ def main(spec_path: str) -> None:
                 ddp=ddp,
                 fast=job.fast,
                 store=job.registry,
+                data_on_device=job.data_on_device,
             )
             if ddp.main:
                 assert outcome is not None and outcome.selection is not None
@@ -68,6 +69,7 @@ def main(spec_path: str) -> None:
             ddp=ddp,
             fast=job.fast,
             retrain=job.retrain,
+            data_on_device=job.data_on_device,
         )
         if ddp.main:
             assert record is not None

@@ -253,6 +253,7 @@ def planned_units(
     plans = list(plans)
     best_of: dict[tuple[str, str, str, int], list[TrialPlan]] = {}
     every: dict[tuple[str, str, str], set[int]] = {}
+    retrained: dict[tuple[tuple[str, str, str], int], str] = {}  # (group, seed) -> unit key
     for p in plans:
         t, who = p.trial, (p.trial.suite, p.trial.experiment)
         by_trial.setdefault(t.config_hash, [])
@@ -279,13 +280,21 @@ def planned_units(
                 unit = PlannedUnit("retrain", key, retrain_phase(ds), hours, t.seed, ds, [], why,
                                    trial=t)  # fmt: skip
                 add(unit, who, t)
+                retrained[(group, t.seed)] = unit.key
             if ALL not in modes:
                 for n in selected_ns(modes):
                     if t.seed < n:
                         best_of.setdefault((*group, n), []).append(p)
     for (cell, ds, recipe, n), members in best_of.items():
         if set(range(n)) <= every.get((cell, ds, recipe), set()):
-            continue  # every seed retrained anyway: the selected one among them
+            # every seed retrained anyway: the selected one among them, so those units are
+            # needed by these experiments too (what is left of a paper counts them)
+            for s in range(n):
+                have = units[retrained[((cell, ds, recipe), s)]]
+                for q in members:
+                    if (q.trial.suite, q.trial.experiment) not in have.needed_by:
+                        have.needed_by.append((q.trial.suite, q.trial.experiment))
+            continue
         key = stable_hash({"retrain": (cell, ds, recipe), "best_of": n})
         hours = estimate("retrain", members[0].trial, ds)
         for q in members:  # every trial whose experiment's selection this is

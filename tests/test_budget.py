@@ -14,6 +14,7 @@ from nasrepro.budget import (
     PlanFileError,
     budget_plan,
     check_plan_file,
+    format_budget,
     read_plan_file,
     write_plan_file,
 )
@@ -21,8 +22,12 @@ from nasrepro.budget import (
 ROOT = Path(__file__).parents[1]
 
 
-def _plan(trials, gpu=True):
-    """A `build_plan`-shaped dict: (key, hours, cached, [(suite, experiment), ...])."""
+def _plan(trials, gpu=True, units=None):
+    """A `build_plan`-shaped dict: trials (key, hours, cached, [(suite, experiment), ...]),
+    each with one unit of work of its hours (keyed "u" + key), unless `units` gives the
+    units (key, hours, cached, needers) themselves."""
+    if units is None:
+        units = [("u" + key, hours, cached, needs) for key, hours, cached, needs in trials]
     return {
         "budget": "full",
         "fidelity_version": 2,
@@ -36,6 +41,17 @@ def _plan(trials, gpu=True):
                 "needed_by": [{"suite": s, "experiment": e, "claims": []} for s, e in needs],
             }
             for key, hours, cached, needs in trials
+        ],
+        "units": [
+            {
+                "kind": "search",
+                "key": key,
+                "hours": hours,
+                "seed": 0,
+                "cached": cached,
+                "needed_by": [{"suite": s, "experiment": e} for s, e in needs],
+            }
+            for key, hours, cached, needs in units
         ],
     }
 
@@ -84,8 +100,30 @@ def test_greedy_cheapest_decision_first_shared_trials_once():
     assert [t["key"] for t in first["trials"]] == ["A1", "A2"]
     assert first["claims"]["decided"] == 2 and first["already_recorded"] == 1
     assert budget_plan(_plan(TRIALS), [_suite()], 0.0)["conclusions"]["decided"] == 0
+    assert first["units"] == 2 and "decided with no further unit" not in format_budget(first)
     with pytest.raises(ValueError, match="--gpu-hours"):
         budget_plan(_plan(TRIALS), [_suite()], -1)
+
+
+def test_costs_are_units_of_work_each_once():
+    """Two experiments share one search (4 h); `a` also retrains (1 h), `b` reads only the
+    search, and `d` is a query baseline with no unit at all. By hand: cd costs 0 (its trial
+    only), cb 4, ca 1 more once cb's search is paid: whole trials would have cost 5 + 4."""
+    trials = [("TA", 5.0, False, [("p", "a")]), ("TB", 4.0, False, [("p", "b")]),
+              ("TD", 9.9, False, [("p", "d")])]  # fmt: skip
+    units = [("search", 4.0, False, [("p", "a"), ("p", "b")]), ("retrain", 1.0, False,
+             [("p", "a")])]  # fmt: skip
+    suite = NS(suite="p", claims=[NS(id=i, experiment=e, not_runnable=None)
+                                  for i, e in (("ca", "a"), ("cb", "b"), ("cd", "d"))],
+               comparisons=[])  # fmt: skip
+    out = budget_plan(_plan(trials, units=units), [suite], 5.0)
+    assert [(d["id"], d["hours"], d["new"]) for d in out["decisions"]] == [
+        ("cd", 0.0, 0), ("cb", 4.0, 1), ("ca", 1.0, 1)]  # fmt: skip
+    assert out["hours"] == pytest.approx(5.0) and out["units"] == 2
+    assert [t["key"] for t in out["trials"]] == ["TD", "TB", "TA"]
+    # the search already in the store: a costs only its retraining
+    stored = [(k, h, k == "search", n) for k, h, _, n in units]
+    assert budget_plan(_plan(trials, units=stored), [suite], 1.0)["claims"]["decided"] == 3
 
 
 def test_docs_plan_figures_are_what_the_code_gives(tmp_path, monkeypatch):
@@ -123,7 +161,7 @@ def test_docs_plan_figures_are_what_the_code_gives(tmp_path, monkeypatch):
     c, k = everything["conclusions"], everything["claims"]
     assert f"{c['decidable']} of the {c['total']} conclusions" in doc
     assert f"{k['decidable']:,} of the {k['total']:,} claims" in doc
-    assert f"the {everything['hours']:,.0f} GPU-hours of those trials" in doc
+    assert f"the {everything['hours']:,.0f} GPU-hours of those trials' units" in doc
     c10 = build_plan(paths, registry=tmp_path, datasets=["cifar10"])
     assert f"Of the {plan['totals']['unique_trials']:,} unique full-budget trials" in doc
     assert f"{c10['totals']['unique_trials']:,} need only" in doc

@@ -205,3 +205,31 @@ def test_retraining_reads_images_from_the_device_loader(tmp_path):
     assert "device_data.py" in run["train_transform"] and "Cutout(16)" in run["train_transform"]
     assert run["steps_per_epoch"] == 2 and run["test_images_evaluated"] == 64
     assert 0 <= result.metrics["cifar10"]["test_acc"] <= 100
+
+
+def test_data_parallel_ranks_hold_slices_of_the_one_process_device_batch(tmp_path, monkeypatch):
+    """FIXTURE CIFAR-10 files. A data-parallel search on the device loader: rank r of 2
+    augments the r-th half of every batch, and the two halves together are the one-process
+    device batch, crop for crop (each item's augmentation comes from its key)."""
+    from nasrepro.datasets import search
+
+    _cifar(tmp_path)
+    split = {"train": list(range(0, 40)), "valid": list(range(40, 80))}
+    real = search.build_search_data
+    monkeypatch.setattr(search, "build_search_data",
+                        lambda *a, **k: real(*a, **k, split_override=split))  # fmt: skip
+    config = {"dataset": "cifar10", "space": "nb201",
+              "search": {"batch_size": 16, "data_protocol": "nb201"}}  # fmt: skip
+    release()
+
+    def batches(rank, world):
+        data = search.trial_search_data(config, root=tmp_path, seed=3, rank=rank, world=world,
+                                 on_device=torch.device("cpu"))  # fmt: skip
+        assert isinstance(data.loader, DeviceSearchLoader), data.split.get("loader")
+        return list(data.loader)
+
+    whole, r0, r1 = batches(0, 1), batches(0, 2), batches(1, 2)
+    assert len(r0) == len(r1) and all(len(b[1]) == 8 for b in r0 + r1)
+    for one, a, b in zip(whole, r0, r1, strict=False):  # the last short batch: dropped
+        for i in range(4):
+            assert torch.equal(torch.cat([a[i], b[i]]), one[i])

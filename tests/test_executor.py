@@ -89,3 +89,37 @@ def test_fast_run_records_its_switches_and_matches_the_plain_run(suite, tmp_path
         for ha, hb in zip(a["search"]["history"], b["search"]["history"], strict=True):
             assert hb["train_loss"] == pytest.approx(ha["train_loss"], rel=1e-5)
             assert hb["valid_loss"] == pytest.approx(ha["valid_loss"], rel=1e-5)
+
+
+def test_ray_address_auto_attaches_to_a_running_cluster(suite, tmp_path, monkeypatch):
+    """`--ray-address auto`: the cluster `ray start --head` started is found as Ray finds
+    it, and the trials run there; once it is stopped, `auto` is refused in one line."""
+    ray = pytest.importorskip("ray")
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nasrepro.cli import main
+
+    cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    start = [cli, "start", "--head", "--num-cpus", "2", "--include-dashboard", "false",
+             "--disable-usage-stats"]  # fmt: skip
+    started = subprocess.run(start, capture_output=True, text=True, timeout=180)
+    if started.returncode != 0:
+        pytest.skip(f"`ray start --head` failed here: {started.stderr.strip()[-300:]}")
+    try:
+        argv = ["run", str(suite), "--budget", "smoke", "--device", "cpu", "--executor", "ray",
+                "--ray-address", "auto"]  # fmt: skip
+        assert main(argv) == 0
+        assert len(trial_records(tmp_path / "registry")) == 2
+        children, runs = _children(tmp_path)
+        assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    finally:
+        ray.shutdown()
+        subprocess.run([cli, "stop", "--force"], capture_output=True, timeout=120)
+    from nasrepro.preflight import PreflightError, check_ray
+
+    with pytest.raises(PreflightError, match="--ray-address auto: no running Ray cluster"):
+        check_ray("auto")

@@ -218,6 +218,8 @@ def test_run_packs_seeds_and_a_killed_pack_resumes_per_seed(tmp_path, monkeypatc
 
     from mlflow.tracking import MlflowClient
 
+    from nasrepro.estimate import unit_hours
+    from nasrepro.executor import LocalExecutor
     from nasrepro.registry import scan_registry
     from nasrepro.runner import run_suite
     from nasrepro.search import packed
@@ -243,10 +245,22 @@ def test_run_packs_seeds_and_a_killed_pack_resumes_per_seed(tmp_path, monkeypatc
     suite.write_text(SUITE)
     lines = []
     uri = mlflow_uri
+    seen = []
+
+    class Recording(LocalExecutor):
+        def run(self, jobs, progress):
+            seen.extend(jobs)
+            return super().run(jobs, progress)
+
     run_suite(
         suite, registry=tmp_path / "reg", tracking_uri=uri, device="cpu",
         checkpoint_dir=tmp_path / "ck", pack_seeds=2, progress=lines.append,
+        executor=Recording(["cpu"]),
     )  # fmt: skip
+    # the pack job's time limit on a cluster: both seeds' searches, one after another
+    (pack,) = [j for j in seen if getattr(j, "pack", ())]
+    one = unit_hours("search", pack.trial.config, None, "h200")
+    assert pack.hours is not None and pack.hours == pytest.approx(2 * one)  # None: 1 h default
     assert saved == [(0, 1), (1, 1)]
     assert any("packed search stopped (RuntimeError: pack killed)" in line for line in lines)
     assert sum("resuming after epoch 1" in line for line in lines) == 2

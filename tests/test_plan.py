@@ -182,11 +182,11 @@ def plan_doc_figures(plan: dict) -> dict[str, str]:
 
 # The experiments of issue 25's baselines (suites/README.md, "Conventions"), added after
 # issue 21 costed the suites: part 1's R-DARTS(L2)/(DP), DARTS-ADA, SDARTS-ADV,
-# GDAS/SETN/RSPS on NB201, NB201's query baselines and GDAS' published cell; part 2's
+# GDAS/SETN/RSPS/ENAS on NB201, NB201's query baselines and GDAS' published cell; part 2's
 # DrNAS, SNAS, β-DARTS, GAEA (with its EX-, SS-, DARTS+ and PC-DARTS combinations), iDARTS;
 # P-DARTS' progressive search (with its w/o-priors, DARTS- and Λ variants).
 ISSUE25_BASELINE = re.compile(
-    r".*-(rdarts-l2|rdarts-dp|rdarts-ada|sdartsadv)$|nb201-(gdas|setn|rsps)(-bn)?$"
+    r".*-(rdarts-l2|rdarts-dp|rdarts-ada|sdartsadv)$|nb201-(gdas|setn|rsps|enas)(-bn)?$"
     r"|nb201-(random|rea|reinforce|bohb)$|art-gdas.*"
     r"|nb201-(drnas|snas|idarts|betadarts)$|darts-c10-(betadarts|gaea-pcdarts)$"
     r"|nb201-(ex-|ss-)?gaea-(bilevel|erm)(-25ep|-sc2)?$"
@@ -302,3 +302,8 @@ def test_every_method_is_costed_by_a_named_factor():
     basis = []
     adv = _method_factor({"methods": ["sdarts_adv"], "method_args": {}}, basis)
     assert adv == pytest.approx(1 + 8 / 3, abs=1e-3) and "counted" in basis[0]
+    basis = []
+    enas = _method_factor({"methods": ["enas"], "method_args": {}}, basis)
+    # RSPS' measured one-path step, plus 50 x 20 controller forwards per 196 weight steps
+    assert enas == pytest.approx(0.057 * (1 + 1000 / (3 * 196)), abs=1e-4)
+    assert "measured" in basis[0] and "counted" in basis[0]

@@ -425,7 +425,8 @@ def test_page_opens_with_verdicts_judged_claims_and_what_is_left(
     # valid_acc claim has records that lack its metric, the ImageNet one is not runnable
     (left,) = _tables(_section(md, "What is left"))
     plan = build_plan([suite_file], "full", ["smokeonly", "never"], "h200", reg)
-    hours = sum(t["estimate"]["gpu_hours"] for t in plan["trials"])
+    # the units of work those experiments still need, each once (not whole trials)
+    hours = sum(u["hours"] for u in plan["units"] if not u["cached"])
     assert left == [
         {
             "table": "Table 4",
@@ -507,7 +508,7 @@ def test_index_and_summary(world: tuple[Path, Path], tmp_path: Path) -> None:
     (rows,) = _tables(index)
     row, total = rows
     assert total["paper"] == "**all**" and total["claims"] == "11"
-    assert total["GPU-hours to run the rest (NVIDIA H200)"].endswith("(shared trials once)")
+    assert total["GPU-hours to run the rest (NVIDIA H200)"].endswith("(shared units once)")
     md = (out / "toy_suite.md").read_text(encoding="utf-8")
     (left,) = _tables(_section(md, "What is left"))
     assert row == {

@@ -298,3 +298,22 @@ def test_best_by_valid_reads_the_search_unit_s_own_score_first():
     own = {"value": 61.5, "epoch": 1, "how": "infer"}
     assert search_valid_acc({"history": history, "valid_acc": own}) == 61.5
     assert search_valid_acc({"history": [], "valid_acc": None}) is None
+
+
+def test_a_selection_covered_by_every_seed_names_its_experiment(tmp_path: Path) -> None:
+    """b's best_by_valid claim on CIFAR-10 needs no unit of its own (a retrains every seed
+    of the same cell there), but those retrainings are needed by b too: the report's *What
+    is left* of a paper with only b left must count them."""
+    path = tmp_path / "units.yaml"
+    path.write_text(
+        SUITE.replace(
+            "dataset: cifar100,\n     metric: test_err, value: 20.0",
+            "dataset: cifar10,\n     metric: test_err, value: 20.0",
+        )
+    )
+    plan = build_plan([path], "full", registry=tmp_path / "none")
+    c10 = [u for u in plan["units"] if u["kind"] == "retrain" and u["dataset"] == "cifar10"]
+    assert sorted(u["seed"] for u in c10) == [0, 1]  # a's two seeds; no best-of unit
+    for u in c10:
+        assert {"suite": "unittest", "experiment": "b"} in u["needed_by"]
+        assert {"suite": "unittest", "experiment": "a"} in u["needed_by"]

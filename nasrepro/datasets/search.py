@@ -444,7 +444,9 @@ def trial_search_data(
     """The search data of a resolved trial config (`plan.resolve_experiment`): the one way
     trials and the runner's preflight build it, so both see the same split. `on_device`:
     hold the images there and augment them there (datasets/device_data.py) where the data
-    allow it (uint8 arrays under a known recipe, one process); `split["loader"]` says so."""
+    allow it (uint8 arrays under a known recipe); `split["loader"]` says so. Data-parallel
+    (`world` > 1), each rank holds the images and augments its slice of every batch: the
+    ranks' slices together are the one-process batch, crop for crop."""
     search = config["search"]
     data = build_search_data(
         config["dataset"],
@@ -459,7 +461,7 @@ def trial_search_data(
         rank=rank,
         world=world,
     )
-    if on_device is not None and world == 1:
+    if on_device is not None:
         from nasrepro.datasets.device_data import DeviceSearchLoader, supported
 
         paired = data.loader._loader.dataset

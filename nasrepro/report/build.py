@@ -22,7 +22,7 @@ from nasrepro.report.alpha_plot import alpha_figure_name, plot_alpha
 from nasrepro.report.analysis import CLASSES, FULL, Analysis, analyse, budget_key, record_index
 from nasrepro.report.claims_plot import claims_figure_name, plot_claims
 from nasrepro.report.files import write_text_atomic
-from nasrepro.report.remaining import remaining
+from nasrepro.report.remaining import hours_left_in_all, remaining
 from nasrepro.report.render import render_index, render_page, tables_in_order
 from nasrepro.report.site import build_site
 from nasrepro.report.tuned import tuned_section
@@ -104,7 +104,9 @@ def _render_all(analyses: list[Analysis], registry: Path, out: Path) -> dict[Pat
                 claims[table] = f"figures/{fig}"
                 files[out / "figures" / fig] = None
         files[out / f"{name}.md"] = render_page(a, claims, alpha, tuned_section(a), left[name])
-    files[out / "index.md"] = render_index(analyses, left)
+    files[out / "index.md"] = render_index(
+        analyses, left, hours_left_in_all(analyses, left, registry)
+    )
     return files
 
 

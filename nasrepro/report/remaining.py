@@ -2,7 +2,10 @@
 estimated GPU-hours they need (from `nasrepro plan`) and the command that runs them.
 
 A pure function of the suite, the registry and the measured step times, like the rest of
-the report: the hours are `nasrepro.plan.build_plan`'s estimates on the device below.
+the report. The hours are those of `nasrepro.plan.build_plan`'s units of work on the device
+below (a search with its selection, each retraining some claim reads), each unit counted
+once and units already in the store not at all: what `nasrepro run` would spend, not the
+cost of whole trials.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class Left:
     experiments: tuple[str, ...]
     trials: int  # unique trials not in the registry
     datasets: tuple[str, ...]
-    gpu_hours: float
+    gpu_hours: float  # of the units these trials still need, each once
     recorded_not_judged: int  # not-run claims whose experiment is fully recorded
     not_runnable: int
 
@@ -36,13 +39,26 @@ class Remaining:
     device: str  # device name the hours are estimated on
     tables: list[Left]
     total: Left
-    trial_hours: dict[str, float]  # config hash -> GPU-hours of every trial left to run
 
 
-def union_hours(remainders: list[Remaining]) -> float:
-    """GPU-hours of the trials several papers leave, each shared trial counted once."""
-    merged = {k: h for r in remainders for k, h in r.trial_hours.items()}
-    return round(sum(merged.values()), 1)
+def hours_left_in_all(
+    analyses: list[Analysis], remainders: dict[str, Remaining], registry: Path
+) -> float:
+    """GPU-hours of the units several papers leave, from one plan of all their suites: a
+    unit two papers need is counted once, and a best_by_valid retraining one paper needs is
+    free where another retrains every seed of that cell anyway."""
+    from nasrepro.plan import build_plan
+
+    left = {(name, e) for name, r in remainders.items() for e in r.total.experiments}
+    if not left:
+        return 0.0
+    plan = build_plan([a.path for a in analyses], "full", None, DEVICE, registry)
+    hours = sum(
+        u["hours"]
+        for u in plan["units"]
+        if not u["cached"] and any((n["suite"], n["experiment"]) in left for n in u["needed_by"])
+    )
+    return round(hours, 1)
 
 
 def datasets_needed(config: dict[str, Any]) -> list[str]:
@@ -78,10 +94,20 @@ def remaining(a: Analysis, registry: Path) -> Remaining:
         for need in trial["needed_by"]:
             if need["suite"] == a.suite.suite:
                 uncached.setdefault(need["experiment"], {})[trial["key"]] = trial
+    units_of: dict[str, dict[str, float]] = {}  # experiment -> unit key -> hours, not cached
+    for unit in plan["units"]:
+        if unit["cached"]:
+            continue
+        for need in unit["needed_by"]:
+            if need["suite"] == a.suite.suite:
+                units_of.setdefault(need["experiment"], {})[unit["key"]] = unit["hours"]
     rows_by_table: dict[str | None, list[Any]] = {}
     for row in a.rows:
         rows_by_table.setdefault(row.claim.table, []).append(row)
     rows_by_table[None] = list(a.rows)
+
+    def _units(experiments: list[str] | tuple[str, ...]) -> dict[str, float]:
+        return {k: h for e in experiments for k, h in units_of.get(e, {}).items()}
 
     def left(table: str | None) -> Left:
         rows = [r for r in rows_by_table[table] if r.verdict in TO_RUN]
@@ -90,7 +116,7 @@ def remaining(a: Analysis, registry: Path) -> Remaining:
         experiments = sorted({str(r.claim.experiment) for r in to_run})
         trials = {k: t for e in experiments for k, t in uncached[e].items()}
         datasets = sorted({d for t in trials.values() for d in datasets_needed(t["config"])})
-        hours = sum((t["estimate"].get("gpu_hours") or 0.0) for t in trials.values())
+        hours = sum(_units(experiments).values())
         return Left(
             table,
             len(to_run),
@@ -104,9 +130,4 @@ def remaining(a: Analysis, registry: Path) -> Remaining:
 
     tables = [left(t) for t in rows_by_table if t is not None]
     total = left(None)
-    hours = {
-        k: float(t["estimate"].get("gpu_hours") or 0.0)
-        for e in total.experiments
-        for k, t in uncached[e].items()
-    }
-    return Remaining(plan["device"]["name"], [t for t in tables if t.claims], total, hours)
+    return Remaining(plan["device"]["name"], [t for t in tables if t.claims], total)

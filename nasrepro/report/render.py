@@ -25,7 +25,7 @@ from nasrepro.report.analysis import (
     budget_key,
 )
 from nasrepro.report.records import evaluator_text, is_fixture
-from nasrepro.report.remaining import Left, Remaining, suite_command, union_hours
+from nasrepro.report.remaining import Left, Remaining, suite_command
 from nasrepro.report.verdict import COMPARISON_RULE, RULE, VERDICTS, Judgement, Statistic
 from nasrepro.suite import Claim, metric_kind
 
@@ -389,8 +389,10 @@ def _what_is_left(a: Analysis, rem: Remaining) -> list[str]:
     t = rem.total
     lines = wrap(
         f"{t.claims} claim(s) still to run, {t.trials} trial(s): about {_hours(t.gpu_hours)} "
-        f"GPU-hours on an {rem.device}, estimated by `nasrepro plan` from measured step times "
-        "(scaled where not measured; docs/plan.md). "
+        f"GPU-hours on an {rem.device}: the units of work `nasrepro plan` costs for them "
+        "(each search and each retraining a claim reads, counted once; units already in "
+        "the store are free), from measured step times, scaled where not measured "
+        "(docs/plan.md). "
         f"{t.not_runnable} claim(s) cannot be run here ([reasons](#not-runnable-by-reason))"
         + (
             f"; {t.recorded_not_judged} have records that lack their metric (see their notes)."
@@ -794,7 +796,9 @@ def render_page(
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def render_index(analyses: list[Analysis], remaining: dict[str, Remaining]) -> str:
+def render_index(
+    analyses: list[Analysis], remaining: dict[str, Remaining], hours_left: float
+) -> str:
     rows = []
     device = ""
     totals: Counter[str] = Counter()
@@ -819,7 +823,6 @@ def render_index(analyses: list[Analysis], remaining: dict[str, Remaining]) -> s
                 _hours(rem.total.gpu_hours),
             ]
         )
-    hours = union_hours(list(remaining.values()))
     rows.append(
         [
             "**all**",
@@ -830,7 +833,7 @@ def render_index(analyses: list[Analysis], remaining: dict[str, Remaining]) -> s
             totals["inconclusive"],
             totals["not run"] + totals["other budget"],
             f"{totals['tested']} / {totals['comparisons']}",
-            f"{_hours(hours)} (shared trials once)",
+            f"{_hours(hours_left)} (shared units once)",
         ]
     )
     headers = [

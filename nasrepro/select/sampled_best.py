@@ -1,4 +1,5 @@
-"""Selection among sampled cells by the supernet's accuracy on validation batches (SETN, RSPS).
+"""Selection among sampled cells by the supernet's accuracy on validation batches (SETN, RSPS,
+ENAS).
 
 AutoDL-Projects exps/NAS-Bench-201-algos/SETN.py `get_best_arch` and RANDOM-NAS.py
 `search_find_best`: the supernet in eval mode scores `n` candidate cells (each with every
@@ -11,6 +12,10 @@ when it runs out), and keeps the first with the highest batch accuracy (`np.argm
   the order of `Structure.gen_all` (every cell, the first edge the slowest digit).
 - `candidates: random` (RSPS, `random_genotype`): `n` cells drawn uniformly, each edge's op by
   Python's `random.choice`.
+- `candidates: controller` (ENAS.py `get_best_arch(..., controller_num_samples)`): `n` cells
+  drawn from the trained controller of method `enas`, scored on ENAS' validation loader: the
+  validation half with the training transform (`augment: true`) in batches of the search's
+  128.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 import torch
 
-from nasrepro.catalog import Choice, Int, register_selector
+from nasrepro.catalog import Bool, Choice, Int, register_selector
 from nasrepro.methods.sampled_paths import uniform_path
 from nasrepro.spaces.base import SearchSpace, Supernet
 from nasrepro.spaces.mixed import SampledOps
@@ -76,10 +81,24 @@ def score_candidates(
     return accs
 
 
+def _enas_hook(ctx: Any) -> Any:
+    from nasrepro.methods.enas import Enas
+
+    hooks = [h for h in getattr(ctx, "hooks", []) if isinstance(h, Enas)]
+    if not hooks:
+        raise ValueError("sampled_best: candidates 'controller' needs the search's method enas")
+    return hooks[0]
+
+
 @register_selector(
     "sampled_best",
     "SETN/RSPS: the best of n sampled cells by supernet accuracy on a validation batch each",
-    args={"candidates": Choice("alpha_top", "random"), "n": Int(1), "batch_size": Int(1)},
+    args={
+        "candidates": Choice("alpha_top", "random", "controller"),
+        "n": Int(1),
+        "batch_size": Int(1),
+        "augment": Bool(),
+    },
 )
 def sampled_best(
     space: SearchSpace,
@@ -90,11 +109,14 @@ def sampled_best(
     candidates: str = "alpha_top",
     n: int = 100,  # SETN.sh / RANDOM-NAS.sh --select_num 100
     batch_size: int = 512,  # configs/nas-benchmark/algos/{SETN,RANDOM}.config test_batch_size
+    augment: bool = False,  # SETN/RANDOM-NAS: the test transform; ENAS.py: the training one
     **_: Any,
 ) -> Any:
     (alpha,) = supernet.arch_parameters()
     if candidates == "alpha_top":
         cells = alpha_top(alpha, n)
+    elif candidates == "controller":
+        cells = [tuple(_enas_hook(ctx).sample()) for _ in range(n)]
     else:
         cells = [tuple(uniform_path(*alpha.shape).index.tolist()) for _ in range(n)]
     if tuple(space.edge_op_names("cell", 0)) != OPS:
@@ -102,7 +124,7 @@ def sampled_best(
 
     def passes(k: int) -> Any:  # its own stream, after the search's epochs
         key = 10**6 + k
-        return data.loader.arch_pass(key, augment=False, shuffle=True, batch_size=batch_size)
+        return data.loader.arch_pass(key, augment=augment, shuffle=True, batch_size=batch_size)
 
     accs = score_candidates(supernet, cells, _cycle(passes), alpha.device)
     best = max(range(len(accs)), key=lambda i: (accs[i], -i))  # np.argmax: the first maximum
@@ -113,9 +135,13 @@ def sampled_best(
             "candidates": candidates,
             "n": len(cells),
             "batch_size": batch_size,
+            "augment": augment,
             "best_batch_acc": accs[best],
             "genotype": space.format_genotype(genotype),
-            "argmax_genotype": space.format_genotype(space.derive_argmax(supernet)),
         }
+        if candidates != "controller":  # ENAS' supernet has no trained α
+            ctx.state["selection"]["argmax_genotype"] = space.format_genotype(
+                space.derive_argmax(supernet)
+            )
     return genotype
 
