@@ -9,6 +9,7 @@ import nasrepro.methods.beta_darts  # noqa: F401
 import nasrepro.methods.darts  # noqa: F401
 import nasrepro.methods.darts_minus  # noqa: F401
 import nasrepro.methods.drnas  # noqa: F401
+import nasrepro.methods.dsnas  # noqa: F401
 import nasrepro.methods.enas  # noqa: F401
 import nasrepro.methods.exchanged_lr  # noqa: F401
 import nasrepro.methods.fix_alpha  # noqa: F401
@@ -22,6 +23,7 @@ import nasrepro.methods.sampled_paths  # noqa: F401
 import nasrepro.methods.sdarts  # noqa: F401
 import nasrepro.methods.sdarts_adv  # noqa: F401
 import nasrepro.methods.snas  # noqa: F401
+import nasrepro.methods.snas_darts  # noqa: F401
 import nasrepro.methods.stop_criteria  # noqa: F401
 import nasrepro.select.argmax  # noqa: F401
 import nasrepro.select.best_valid  # noqa: F401

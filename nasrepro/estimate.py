@@ -58,7 +58,7 @@ def _split_len(name: str, half: str) -> int:
 
 # The protocols each dataset offers, first = its default (nasrepro/datasets/*.py).
 PROTOCOLS = {
-    "cifar10": ("nb201", "darts", "nb201-single-level"),
+    "cifar10": ("nb201", "darts", "nb201-single-level", "darts-single-level"),
     "cifar100": ("nb201", "darts"),
     "svhn": ("darts",),
     "imagenet16-120": ("nb201",),
@@ -95,7 +95,7 @@ def search_split(dataset: str, search: dict[str, Any], space: str = "nb201") -> 
             "weights": ("train", "cifar-split.txt train", _split_len("cifar-split.txt", "train")),
             "arch": ("train", "cifar-split.txt valid", _split_len("cifar-split.txt", "valid")),
         }
-    elif protocol == "nb201-single-level":  # GAEA-ERM: both sides read the whole training set
+    elif protocol in ("nb201-single-level", "darts-single-level"):  # both sides: all of train
         sides = {"weights": ("train", "all", n), "arch": ("train", "all", n)}
     elif protocol == "nb201":
         file = (
@@ -220,6 +220,12 @@ def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
                 "passes backward to α only, 2/3 of a weight pass each, and two loss forwards, "
                 "1/3 each, on top of first-order DARTS' two passes; DARTS- (Chu et al. 2021, "
                 "S0-S4 results) reports SDARTS-ADV needs 3x its search time)"
+            )
+        elif m == "snas_darts":  # single level: the weight batch's pass trains α too
+            total *= 0.5
+            basis.append(
+                "snas_darts: x0.5 (counted, not measured: one forward and backward per step, "
+                "where first-order DARTS runs two, the weight pass and the α pass)"
             )
         elif m == "enas":
             total *= _enas_factor(config, args, basis)

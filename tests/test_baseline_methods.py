@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from nasrepro.datasets import build_search_data
+from nasrepro.datasets.transforms import describe_transform, train_transform
 from nasrepro.methods.base import build_hooks
 from nasrepro.methods.beta_darts import beta_decay_loss, beta_lambda
 from nasrepro.methods.drnas import concentration, dirichlet_sample, kl_to_uniform
@@ -249,9 +250,13 @@ def test_gaea_edge_lr_goes_with_edge_normalization() -> None:
 # ------------------------------------------------------------- GAEA-ERM's search data
 
 
-def test_single_level_protocol_reads_the_whole_training_set(monkeypatch, tmp_path: Path) -> None:
-    """`nb201-single-level` on CIFAR-10: weights and α both index all 50,000 training
-    images (labels = indices here) and never a test image."""
+@pytest.mark.parametrize("protocol", ["nb201-single-level", "darts-single-level"])
+def test_single_level_protocol_reads_the_whole_training_set(
+    protocol: str, monkeypatch, tmp_path: Path
+) -> None:
+    """`nb201-single-level` (GAEA-ERM) and `darts-single-level` (SNAS) on CIFAR-10: weights
+    and α both index all 50,000 training images (labels = indices here) and never a test
+    image; each with its own augmentation."""
     import nasrepro.datasets.cifar as cifar
 
     def fake(tv_name, dataset, root, *, train, download):
@@ -260,9 +265,9 @@ def test_single_level_protocol_reads_the_whole_training_set(monkeypatch, tmp_pat
         return images, np.arange(n) + (0 if train else 10**7), {}
 
     monkeypatch.setattr(cifar, "load_cifar", fake)
-    data = build_search_data(
-        "cifar10", root=tmp_path, batch_size=64, seed=0, protocol="nb201-single-level"
-    )
+    data = build_search_data("cifar10", root=tmp_path, batch_size=64, seed=0, protocol=protocol)
+    style = protocol.split("-")[0]
+    assert data.split["augmentation"] == describe_transform(train_transform("cifar10", style))
     keys = data.loader.sampler.keys(0)
     assert sorted(k[0] for k in keys) == list(range(50_000))
     assert max(k[1] for k in keys) < 50_000 and len({k[1] for k in keys}) > 25_000

@@ -133,7 +133,9 @@ class Cifar10(_Cifar):
     # `nb201-single-level`: GAEA-ERM's data (liamcli/gaea_release cnn/train_utils.py
     # create_nasbench_201_data_queues with single_level): weights and α both read the whole
     # training set, each α batch drawn independently of the weight batch; NB201 augmentation.
-    protocols = ("nb201", "darts", "nb201-single-level")
+    # `darts-single-level`: the same sides with DARTS' augmentation (SNAS-Series SNAS/
+    # train_search.py: one train_queue over all 50,000 training images, crop + flip).
+    protocols = ("nb201", "darts", "nb201-single-level", "darts-single-level")
 
     def search_parts(
         self,
@@ -146,8 +148,9 @@ class Cifar10(_Cifar):
         protocol = self.check_protocol(protocol)
         if protocol == "darts":
             return self._darts_parts(root, download, split_override)
-        if protocol == "nb201-single-level":
-            train = self._images("train", root, download, "nb201", augment=True)
+        if protocol in ("nb201-single-level", "darts-single-level"):
+            style = protocol.split("-")[0]
+            train = self._images("train", root, download, style, augment=True)
             every = list(range(len(train)))
             side = {"part": "train", "split": "all", "single_level": True}
             sides = {"weights": side, "arch": dict(side)}

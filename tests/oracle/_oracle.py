@@ -34,6 +34,7 @@ CHECKOUT_VARS = {
     "liamcli/gaea_release": "NASREPRO_REF_GAEA",
     "xiangning-chen/SmoothDARTS": "NASREPRO_REF_SMOOTHDARTS",
     "D-X-Y/AutoDL-Projects": "NASREPRO_REF_AUTODL",
+    "SNAS-Series/SNAS-Series": "NASREPRO_REF_SNAS",
 }
 
 
