@@ -253,6 +253,8 @@ def skip_reason(case: BenchCase, switch: str, device: torch.device) -> str | Non
         return None if switch in RETRAIN_SWITCHES else "not a retraining switch"
     if "fused" in feats and case.space != "nb201":
         return "fused is an nb201 space arg"
+    if "fused" in feats and case.space_args.get("drop_ops"):
+        return "fused mixes all five NB201 ops (the space drops some)"
     if "cudagraph" in feats and device.type != "cuda":
         return "CUDA graphs need a CUDA device"
     if "cudagraph" in feats and case.method != "darts-1st":

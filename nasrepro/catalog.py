@@ -33,7 +33,7 @@ class Arg:
     """One declared argument: its type, range or choices; strict (no coercion: `true` is
     not 1, "5" is not 5; an integer is accepted where a number is expected)."""
 
-    kind: str  # int | float | bool | str | choice | mapping | list | any
+    kind: str  # int | float | bool | str | choice | subset | mapping | list | any
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False
@@ -52,6 +52,18 @@ class Arg:
         if kind == "choice":
             if isinstance(value, bool) or value not in self.choices:
                 return f"must be one of {', '.join(map(repr, self.choices))}, got {value!r}"
+            return None
+        if kind == "subset":
+            if not isinstance(value, list | tuple):
+                return f"must be {self.describe()}, got {_shown(value)}"
+            bad = [v for v in value if isinstance(v, bool) or v not in self.choices]
+            if bad:
+                return f"unknown {bad[0]!r}: must be {self.describe()}"
+            if len(set(value)) != len(value):
+                return f"names an entry twice: {list(value)!r}"
+            if self.hi is not None and len(value) > self.hi:
+                n = len(self.choices)
+                return f"may name at most {self.hi:g} of the {n}, got {list(value)!r}"
             return None
         ok = {
             "int": isinstance(value, int) and not isinstance(value, bool),
@@ -79,6 +91,11 @@ class Arg:
     def describe(self) -> str:
         if self.kind == "choice":
             text = "one of " + ", ".join(map(repr, self.choices))
+        elif self.kind == "subset":
+            text = "a list of distinct entries of " + ", ".join(map(repr, self.choices))
+            if self.hi is not None:
+                text += f" (at most {self.hi:g})"
+            return text
         else:
             text = {
                 "int": "an integer",
@@ -128,6 +145,12 @@ def Str(*, nullable: bool = False, required: bool = False) -> Arg:  # noqa: N802
 
 def Choice(*choices: Any, nullable: bool = False) -> Arg:  # noqa: N802
     return Arg("choice", choices=tuple(choices), nullable=nullable)
+
+
+def Subset(*choices: Any, at_most: int | None = None) -> Arg:  # noqa: N802
+    """A list of at most `at_most` distinct values, each one of `choices` (e.g. ops to drop
+    from a space)."""
+    return Arg("subset", hi=at_most, choices=tuple(choices))
 
 
 def Map(*, nullable: bool = False, required: bool = False) -> Arg:  # noqa: N802

@@ -59,9 +59,9 @@ def _split_len(name: str, half: str) -> int:
 # The protocols each dataset offers, first = its default (nasrepro/datasets/*.py).
 PROTOCOLS = {
     "cifar10": ("nb201", "darts", "nb201-single-level", "darts-single-level"),
-    "cifar100": ("nb201", "darts"),
+    "cifar100": ("nb201", "darts", "nb201-single-level"),
     "svhn": ("darts",),
-    "imagenet16-120": ("nb201",),
+    "imagenet16-120": ("nb201", "nb201-single-level"),
     "imagenet": ("darts",),
     "digits": ("holdout",),
 }
@@ -291,7 +291,29 @@ def _search_step_ms(config: dict[str, Any], device: str, basis: list[str]) -> fl
             f"search x{scale:.3g} (batch {search['batch_size']}/{case['batch']}, cells "
             f"{cells}/{case['cells']}, image area {area:.3g}, linear; {channels})"
         )
-    return ms * scale * _method_factor(config, basis)
+    return ms * scale * _drop_ops_factor(config, basis) * _method_factor(config, basis)
+
+
+# Convolution work per mixed NB201 edge, in C²·H·W multiply-adds: the ops a space may drop
+# (nb201 `drop_ops`); none, skip and pooling do no convolution (counted as free).
+_NB201_CONV_WORK = {"nor_conv_1x1": 1, "nor_conv_3x3": 9}
+
+
+def _drop_ops_factor(config: dict[str, Any], basis: list[str]) -> float:
+    """NB201 without some ops (GAEA's space without `none`): the mixed ops' convolution
+    work of the kept ops over all five's (counted; stem and reduction blocks ignored, so a
+    dropped convolution's saving is an upper bound)."""
+    dropped = (config["space_args"] or {}).get("drop_ops") or []
+    if config["space"] != "nb201" or not dropped:
+        return 1.0
+    full = sum(_NB201_CONV_WORK.values())
+    kept = sum(w for op, w in _NB201_CONV_WORK.items() if op not in dropped)
+    factor = round(kept / full, 3)
+    basis.append(
+        f"drop_ops {', '.join(dropped)}: x{factor} (counted: convolution work of the kept "
+        "mixed ops; none, skip and pooling free)"
+    )
+    return factor
 
 
 # A weight-only step (α frozen) ≈ half a first-order bilevel step (one forward-backward of

@@ -35,9 +35,12 @@ METRICS = (
     "params_m",
     "flops_m",
     "search_cost_gpu_days",
+    # EX/SS-DARTS Table 3 "optimal": the best test accuracy over the cells of every search
+    # epoch, an oracle statistic of an NB201 trial (evaluate/trajectory.py), not a selection
+    "trajectory_best_test_acc",
 )
 # Direction of each metric, for reports (an error falls, an accuracy rises).
-HIGHER_IS_BETTER = {"test_acc": True, "valid_acc": True}
+HIGHER_IS_BETTER = {"test_acc": True, "valid_acc": True, "trajectory_best_test_acc": True}
 
 # How a claim's number was obtained; the verdict computes the same statistic from records
 # (docs/verdicts.md).
@@ -798,6 +801,13 @@ def _protocol_problem(claim: Claim, exp: Experiment) -> str | None:
     if exp.is_artifact and claim.protocol != "cell_property":
         return (
             f"experiment {claim.experiment!r} scores a published cell: use protocol cell_property"
+        )
+    if claim.metric == "trajectory_best_test_acc" and not (
+        exp.genotype is None and exp.space == "nb201" and exp.evaluator.startswith("nb201")
+    ):
+        return (
+            "metric trajectory_best_test_acc is recorded by NB201 searches scored by an NB201 "
+            f"table; experiment {claim.experiment!r} is not one"
         )
     if claim.protocol == "retrain_k" and exp.genotype is None:
         return "protocol retrain_k retrains one given cell: its experiment needs a `genotype`"

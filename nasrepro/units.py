@@ -35,8 +35,9 @@ POLICIES = ("claims", "all")
 # What each evaluator can record (the report derives *_err from *_acc of the same name).
 PRODUCES = {
     "retrain": {"test_acc", "test_err", "top1_err", "top5_err", "params_m", "flops_m"},
-    "nb201-table": {"test_acc", "test_err"},
-    "nb201-api": {"test_acc", "test_err", "valid_acc", "valid_err"},
+    # and, for searches, the oracle over the per-epoch cells (evaluate/trajectory.py)
+    "nb201-table": {"test_acc", "test_err", "trajectory_best_test_acc"},
+    "nb201-api": {"test_acc", "test_err", "valid_acc", "valid_err", "trajectory_best_test_acc"},
     "complexity": {"params_m", "flops_m"},
 }
 PHASES = ("search", "selection", "retrain_cifar", "retrain_imagenet")

@@ -250,13 +250,17 @@ def test_gaea_edge_lr_goes_with_edge_normalization() -> None:
 # ------------------------------------------------------------- GAEA-ERM's search data
 
 
-@pytest.mark.parametrize("protocol", ["nb201-single-level", "darts-single-level"])
+@pytest.mark.parametrize(
+    ("dataset", "protocol"),
+    [("cifar10", "nb201-single-level"), ("cifar100", "nb201-single-level"),
+     ("cifar10", "darts-single-level")],
+)  # fmt: skip
 def test_single_level_protocol_reads_the_whole_training_set(
-    protocol: str, monkeypatch, tmp_path: Path
+    monkeypatch, tmp_path: Path, dataset: str, protocol: str
 ) -> None:
-    """`nb201-single-level` (GAEA-ERM) and `darts-single-level` (SNAS) on CIFAR-10: weights
-    and α both index all 50,000 training images (labels = indices here) and never a test
-    image; each with its own augmentation."""
+    """`nb201-single-level` (GAEA-ERM, which searches CIFAR-10 and CIFAR-100) and
+    `darts-single-level` (SNAS, CIFAR-10): weights and α both index all 50,000 training
+    images (labels = indices here) and never a test image; each with its own augmentation."""
     import nasrepro.datasets.cifar as cifar
 
     def fake(tv_name, dataset, root, *, train, download):
@@ -265,14 +269,33 @@ def test_single_level_protocol_reads_the_whole_training_set(
         return images, np.arange(n) + (0 if train else 10**7), {}
 
     monkeypatch.setattr(cifar, "load_cifar", fake)
-    data = build_search_data("cifar10", root=tmp_path, batch_size=64, seed=0, protocol=protocol)
+    data = build_search_data(dataset, root=tmp_path, batch_size=64, seed=0, protocol=protocol)
     style = protocol.split("-")[0]
-    assert data.split["augmentation"] == describe_transform(train_transform("cifar10", style))
+    assert data.split["augmentation"] == describe_transform(train_transform(dataset, style))
     keys = data.loader.sampler.keys(0)
     assert sorted(k[0] for k in keys) == list(range(50_000))
     assert max(k[1] for k in keys) < 50_000 and len({k[1] for k in keys}) > 25_000
     assert data.split["weights"]["split"] == data.split["arch"]["split"] == "all"
     assert data.steps_per_epoch == math.ceil(50_000 / 64)
+
+
+def test_single_level_protocol_on_imagenet16_reads_its_training_set(monkeypatch) -> None:
+    """ImageNet16-120's `nb201-single-level`: both sides are the training part (read with
+    NB201's training transform), never the validation part NB201's α split reads."""
+    from nasrepro.datasets.base import get_source
+
+    source = get_source("imagenet16-120")(None)
+    asked = []
+
+    def fake(self, part, root=None, *, download=False, augment=False, protocol=None):
+        asked.append((part, augment))
+        return list(range(300 if part == "train" else 100))
+
+    monkeypatch.setattr(type(source), "dataset", fake)
+    parts = source.search_parts(None, protocol="nb201-single-level")
+    assert asked == [("train", True)]
+    assert parts.weight_indices == parts.arch_indices == list(range(300))
+    assert parts.provenance["arch"] == {"part": "train", "split": "all", "single_level": True}
 
 
 # ------------------------------------------------------------------------------ iDARTS

@@ -64,6 +64,11 @@ def test_smoke_run_end_to_end(workdir, capsys):
     assert 0 < rec["metrics"]["cifar10"]["test_acc"] < 100
     assert rec["provenance"]["deterministic"] is True and rec["provenance"]["wall_time_s"] > 0
     assert len(rec["search"]["history"]) == 1
+    # the trajectory oracle: the best per-epoch lookup, recorded beside the selected cell
+    for ds in ("cifar10", "cifar100"):
+        best = max(h["diagnostics"][f"lookup.{ds}.test_acc"] for h in rec["search"]["history"])
+        assert rec["metrics"][ds]["trajectory_best_test_acc"] == best
+        assert rec["search"]["trajectory_oracle"][ds]["test_acc"] == best
 
     from mlflow.tracking import MlflowClient
 

@@ -120,6 +120,17 @@ CASES = {
         r"experiments\.d1\.space_args\.nn",
         r"unknown argument of space 'nb201' \(did you mean 'n'\?\)",
     ),
+    "unknown op to drop": (
+        {"space_args": "{c: 16, n: 5, drop_ops: [zero]}"},
+        r"experiments\.d1\.space_args\.drop_ops",
+        r"unknown 'zero': must be a list of distinct entries of 'none', 'skip_connect', ",
+    ),
+    "every op dropped": (
+        {"space_args": "{c: 16, n: 5, drop_ops: [none, skip_connect, nor_conv_1x1, "
+         "nor_conv_3x3, avg_pool_3x3]}"},
+        r"experiments\.d1\.space_args\.drop_ops",
+        r"may name at most 4 of the 5",
+    ),
     "unsupported eval dataset": (
         {"eval_datasets": "[cifar10, svhn]"},
         r"experiments\.d1\.eval_datasets\[1\]",

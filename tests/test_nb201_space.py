@@ -148,3 +148,41 @@ def test_per_cell_weights_override_shared_alpha():
     assert torch.allclose(net(x), same)
     other = [shared, shared, torch.full_like(shared, 0.2)]
     assert not torch.allclose(net(x), net(x, cell_weights=other))
+
+
+def test_dropping_none_keeps_nb201_cells_and_their_table_index():
+    """GAEA's space without `none` (`drop_ops: [none]`): α has four columns in NB201's order
+    less `none`; argmax column k is op k of that list, and the derived cell is the NB201
+    cell of the same arch string (table index as the benchmark's own)."""
+    from nasrepro.evaluate.nb201 import Nb201Table
+    from nasrepro.spaces import build_space
+
+    space = build_space("nb201")
+    net = space.build_supernet(10, c=4, n=1, drop_ops=["none"])
+    assert space.edge_op_names("cell", 0) == net.op_names == OPS[1:]
+    assert net.arch_alpha.shape == (len(EDGES), 4)
+    assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    with torch.no_grad():
+        net.arch_alpha.zero_()
+        net.arch_alpha[:, 0] = 1.0  # column 0 is skip_connect now, not none
+        net.arch_alpha[5, 2] = 2.0
+    g = space.derive_argmax(net)
+    assert g.ops == ("skip_connect",) * 5 + ("nor_conv_3x3",)
+    table = Nb201Table.load()
+    assert g.index() == table.index_of(g.to_arch_str())
+    assert Nb201Genotype.from_arch_str(table.arch_str(g.index())) == g
+    # the five-op space is back for the next supernet built without drop_ops
+    assert space.build_supernet(10, c=4, n=1).arch_alpha.shape == (len(EDGES), 5)
+    assert space.edge_op_names("cell", 0) == OPS
+
+
+def test_drop_ops_refuses_unknown_ops_all_ops_and_fusion():
+    from nasrepro.spaces.nb201 import kept_ops
+
+    assert kept_ops(["avg_pool_3x3", "none"]) == ("skip_connect", "nor_conv_1x1", "nor_conv_3x3")
+    with pytest.raises(ValueError, match="drop_ops: unknown NB201 op 'zero'"):
+        kept_ops(["zero"])
+    with pytest.raises(ValueError, match="drops every NB201 op"):
+        kept_ops(list(OPS))
+    with pytest.raises(ValueError, match="fused needs all five NB201 ops"):
+        Nb201Supernet(10, c=4, n=1, fused=True, ops=OPS[1:])

@@ -190,7 +190,8 @@ ISSUE25_BASELINE = re.compile(
     r".*-(rdarts-l2|rdarts-dp|rdarts-ada|sdartsadv)$|nb201-(gdas|setn|rsps|enas)(-bn)?$"
     r"|nb201-(random|rea|reinforce|bohb)$|art-gdas.*"
     r"|nb201-(drnas|snas|idarts|betadarts)$|darts-c10-(betadarts|gaea-pcdarts|snas)$"
-    r"|nb201-(ex-|ss-)?gaea-(bilevel|erm)(-25ep|-sc2)?$"
+    r"|nb201-(ex-|ss-)?gaea-(bilevel|erm)(-25ep|-sc2|-nozero-(c10|c100|in16))?$"
+    r"|nb201-drnas-aligned-timing$"
     r"|darts-c100?-(lambda-)?pdarts(minus)?(-nopriors)?$"
 )
 
@@ -308,3 +309,17 @@ def test_every_method_is_costed_by_a_named_factor():
     # RSPS' measured one-path step, plus 50 x 20 controller forwards per 196 weight steps
     assert enas == pytest.approx(0.057 * (1 + 1000 / (3 * 196)), abs=1e-4)
     assert "measured" in basis[0] and "counted" in basis[0]
+
+
+def test_dropped_nb201_ops_scale_the_step_by_their_convolution_work():
+    """GAEA's space without `none`: x1 (the zero op does no work); without the 3x3
+    convolution, the 1x1's share of the mixed ops' convolution work (1 of 1 + 9)."""
+    from nasrepro.estimate import _drop_ops_factor
+
+    basis: list[str] = []
+    nb201 = {"space": "nb201", "space_args": {"drop_ops": ["none"]}}
+    assert _drop_ops_factor(nb201, basis) == 1.0 and "counted" in basis[-1]
+    three = {"space": "nb201", "space_args": {"drop_ops": ["nor_conv_3x3", "none"]}}
+    assert _drop_ops_factor(three, basis) == 0.1
+    assert _drop_ops_factor({"space": "nb201", "space_args": {}}, basis) == 1.0
+    assert len(basis) == 2

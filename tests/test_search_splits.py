@@ -19,12 +19,32 @@ from nasrepro._compat import ensure_torchvision
 ensure_torchvision()
 
 from nasrepro.datasets import SearchSplitLeak, build_search_data, trial_search_data  # noqa: E402
+from nasrepro.datasets.imagenet16 import ImageNet16_120  # noqa: E402
 from nasrepro.plan import expand  # noqa: E402
 from nasrepro.suite import load_suite  # noqa: E402
 
 SUITES = sorted((Path(__file__).resolve().parents[1] / "suites").glob("*.yaml"))
 TEST = 10_000_000
-SIZES = {"cifar": {"train": 50_000, "test": 10_000}, "svhn": {"train": 73_257, "test": 26_032}}
+SIZES = {
+    "cifar": {"train": 50_000, "test": 10_000},
+    "svhn": {"train": 73_257, "test": 26_032},
+    "imagenet16-120": {"train": 151_700, "test": 6_000},
+}
+
+
+class _Labelled:
+    """FIXTURE: a full-size ImageNet16-120 stand-in (zero images, labels as for CIFAR)."""
+
+    def __init__(self, n: int, test: bool) -> None:
+        self.n, self.offset = n, TEST if test else 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        import torch
+
+        return torch.zeros(3, 16, 16), self.offset + int(i)
 
 
 def _stand_in(n: int, test: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +64,12 @@ def full_size_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     def fake_svhn(root: Path, *, part: str, download: bool):
         return (*_stand_in(SIZES["svhn"][part], part == "test"), {})
 
+    def fake_in16(self, part, root=None, *, download=False, augment=False, protocol=None):
+        return _Labelled(SIZES["imagenet16-120"][part], part == "test")
+
     monkeypatch.setattr(cifar, "load_cifar", fake_cifar)
     monkeypatch.setattr(svhn, "load_svhn", fake_svhn)
+    monkeypatch.setattr(ImageNet16_120, "dataset", fake_in16)
     _imagenet_tree(tmp_path)
     return tmp_path
 
@@ -63,8 +87,19 @@ def _imagenet_tree(root: Path, per_class: int = 40) -> None:
                 img.save(folder / f"{c}_{i}.png")
 
 
+# Searches that steer α with test images on purpose: NAS-Bench-201's own protocol on CIFAR-100
+# and ImageNet16-120 (α on the test set's xvalid half), named in the suite (`data_protocol:
+# nb201`). Only GAEA's own NB201 protocol (its README: bilevel searched on each dataset) does.
+NAMED_TEST_ALPHA = {
+    "ex_ss_darts/nb201-gaea-bilevel-nozero-c100",
+    "ex_ss_darts/nb201-gaea-bilevel-nozero-in16",
+}
+TEST_ALPHA: dict[str, dict[str, Any]] = {}
+
+
 def _suite_configs() -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
-    """(space, dataset) -> [(suite/experiment, full-budget config)] over all suites."""
+    """(space, dataset) -> [(suite/experiment, full-budget config)] over all suites, less
+    the searches that name a protocol steering α with test images (TEST_ALPHA)."""
     out: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for path in SUITES:
         suite = load_suite(path)
@@ -74,6 +109,11 @@ def _suite_configs() -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
             if t.experiment in seen or t.given_cell or t.benchmark_query:
                 continue
             seen.add(t.experiment)
+            if t.config["dataset"] in ("cifar100", "imagenet16-120") and (
+                t.config["search"].get("data_protocol") == "nb201"
+            ):
+                TEST_ALPHA[f"{path.stem}/{t.experiment}"] = t.config
+                continue
             key = (t.config["space"], t.config["dataset"])
             out.setdefault(key, []).append((f"{path.stem}/{t.experiment}", t.config))
     return out
@@ -107,6 +147,9 @@ EXPECTED = {
     **{(s, d): "darts" for s in DARTS_SPACES for d in ("cifar10", "cifar100", "svhn")},
     ("darts", "imagenet"): "darts",
     ("nb201", "cifar10"): "nb201",
+    # NB201's own protocol here steers α with test images: a search must name its protocol
+    ("nb201", "cifar100"): "nb201",
+    ("nb201", "imagenet16-120"): "nb201",
 }
 
 
@@ -124,7 +167,7 @@ def test_trial_search_data_keeps_test_images_out(pair: tuple[str, str], full_siz
         keys = data.loader.sampler.keys(0)
         w_idx = {k[0] for k in keys}
         a_idx = set(data.loader.sampler.arch_indices.tolist())
-        n = SIZES["svhn" if dataset == "svhn" else "cifar"]["train"]
+        n = SIZES[dataset if dataset in SIZES else "cifar"]["train"]
         if split["protocol"].endswith("single-level"):  # single level: both sides all of train
             assert w_idx == a_idx == set(range(n)), where
             continue
@@ -193,3 +236,17 @@ def test_runner_preflight_names_the_file_and_field(full_size_data: Path) -> None
     with pytest.raises(SuiteError, match=f"{field}: cifar100 has no search protocol 'xvalid'"):
         preflight([trial(data_protocol="xvalid")], str(full_size_data))
     preflight([trial(data_protocol="nb201")], str(full_size_data))  # named: accepted
+
+
+def test_only_named_searches_steer_alpha_with_test_images(full_size_data: Path) -> None:
+    """The suites' searches whose α reads test images are exactly the named ones, each naming
+    NB201's protocol; on their data the weights see all of train and α only the xvalid half."""
+    assert set(TEST_ALPHA) == NAMED_TEST_ALPHA
+    for where, config in sorted(TEST_ALPHA.items()):
+        data = trial_search_data(config, root=str(full_size_data), seed=0)
+        assert data.split["test_images_reach"] == ["arch"], where
+        assert data.split["protocol_from"] == "named by the suite", where
+        n = SIZES["imagenet16-120" if "in16" in where else "cifar"]["train"]
+        assert data.split["weights"]["size"] == n, where
+        _, y_a = _labels(data, data.loader.sampler.keys(0)[:8])
+        assert all(y >= TEST for y in y_a), where

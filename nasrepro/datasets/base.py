@@ -139,6 +139,16 @@ class SearchParts:
                 self.provenance[side] = {**self.provenance[side], "data_files": files}
 
 
+def single_level_parts(train: Dataset) -> SearchParts:
+    """GAEA-ERM's data (`nb201-single-level`; liamcli/gaea_release cnn/train_utils.py
+    create_nasbench_201_data_queues with single_level): weights and α both read the whole
+    training set (with its augmentation), each α batch drawn independently of the weight
+    batch."""
+    every = list(range(len(train)))  # type: ignore[arg-type]
+    side = {"part": "train", "split": "all", "single_level": True}
+    return SearchParts(train, every, train, list(every), {"weights": side, "arch": dict(side)})
+
+
 class DataSource(abc.ABC):
     """A registered dataset: its shape, its train/test sets and its search split.
 

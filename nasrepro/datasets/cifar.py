@@ -20,6 +20,7 @@ from nasrepro.datasets.base import (
     register,
     require_files,
     resolve_root,
+    single_level_parts,
 )
 from nasrepro.datasets.splits import load_split
 from nasrepro.datasets.transforms import eval_transform, train_transform
@@ -85,7 +86,9 @@ def load_cifar(
 
 class _Cifar(DataSource):
     native_size = 32
-    protocols = ("nb201", "darts")
+    # `nb201-single-level`: GAEA-ERM's data (datasets/base.py single_level_parts), NB201
+    # augmentation, on whichever dataset GAEA searches (its README: cifar10, cifar100)
+    protocols = ("nb201", "darts", "nb201-single-level")
     tv_name: ClassVar[str]
 
     def _images(
@@ -130,12 +133,10 @@ class Cifar10(_Cifar):
 
     num_classes = 10
     tv_name = "CIFAR10"
-    # `nb201-single-level`: GAEA-ERM's data (liamcli/gaea_release cnn/train_utils.py
-    # create_nasbench_201_data_queues with single_level): weights and α both read the whole
-    # training set, each α batch drawn independently of the weight batch; NB201 augmentation.
-    # `darts-single-level`: the same sides with DARTS' augmentation (SNAS-Series SNAS/
-    # train_search.py: one train_queue over all 50,000 training images, crop + flip).
-    protocols = ("nb201", "darts", "nb201-single-level", "darts-single-level")
+    # `darts-single-level`: SNAS' data, the single-level sides with DARTS' augmentation
+    # (SNAS-Series SNAS/train_search.py: one train_queue over all 50,000 training images,
+    # crop + flip); `nb201-single-level` is _Cifar's.
+    protocols = (*_Cifar.protocols, "darts-single-level")
 
     def search_parts(
         self,
@@ -150,11 +151,7 @@ class Cifar10(_Cifar):
             return self._darts_parts(root, download, split_override)
         if protocol in ("nb201-single-level", "darts-single-level"):
             style = protocol.split("-")[0]
-            train = self._images("train", root, download, style, augment=True)
-            every = list(range(len(train)))
-            side = {"part": "train", "split": "all", "single_level": True}
-            sides = {"weights": side, "arch": dict(side)}
-            return SearchParts(train, every, train, list(every), sides)
+            return single_level_parts(self._images("train", root, download, style, True))
         # AutoDL get_nas_search_loaders: both halves of cifar-split.txt come from the
         # training set and both carry the training augmentation.
         split = (
@@ -192,6 +189,8 @@ class Cifar100(_Cifar):
         protocol = self.check_protocol(protocol)
         if protocol == "darts":
             return self._darts_parts(root, download, split_override)
+        if protocol == "nb201-single-level":
+            return single_level_parts(self._images("train", root, download, "nb201", True))
         # AutoDL get_nas_search_loaders: the full training set for the weights, the xvalid
         # half of the test set (given the training augmentation) for α.
         split = (

@@ -22,6 +22,7 @@ from nasrepro.datasets.base import (
     register,
     require_files,
     resolve_root,
+    single_level_parts,
 )
 from nasrepro.datasets.splits import load_split
 from nasrepro.datasets.transforms import eval_transform, train_transform
@@ -110,7 +111,8 @@ class ImageNet16_120(DataSource):
 
     num_classes = 120
     native_size = 16
-    protocols = ("nb201",)
+    # `nb201-single-level`: GAEA-ERM's data (datasets/base.py single_level_parts)
+    protocols = ("nb201", "nb201-single-level")
 
     def dataset(
         self,
@@ -124,6 +126,8 @@ class ImageNet16_120(DataSource):
         if part not in ("train", "test"):
             raise ValueError(f"imagenet16-120 has parts 'train' and 'test', not {part!r}")
         protocol = self.check_protocol(protocol)
+        if protocol == "nb201-single-level":
+            protocol = "nb201"  # GAEA-ERM reads the data with NB201's transforms
         make = train_transform if augment else eval_transform
         return ImageNet16(
             imagenet16_folder(resolve_root(root)),
@@ -140,7 +144,8 @@ class ImageNet16_120(DataSource):
         protocol: str | None = None,
         split_override: Mapping[str, Sequence[int]] | None = None,
     ) -> SearchParts:
-        self.check_protocol(protocol)
+        if self.check_protocol(protocol) == "nb201-single-level":
+            return single_level_parts(self.dataset("train", root, augment=True))
         # AutoDL get_nas_search_loaders: full training set for the weights, the xvalid half of
         # the (120-class) validation set with the training augmentation for α.
         split = (

@@ -326,7 +326,12 @@ def resolve_protocol(
 
 
 def _test_sides(parts: SearchParts) -> list[str]:
-    return [side for side in ("weights", "arch") if parts.provenance[side].get("part") == "test"]
+    # ImageNet16-120's test part is named "test (val_data)": its file is NB201's val_data
+    return [
+        side
+        for side in ("weights", "arch")
+        if str(parts.provenance[side].get("part", "")).split(" ")[0] == "test"
+    ]
 
 
 def build_search_data(

@@ -48,6 +48,7 @@ METRIC_TEXT = {
     "params_m": "params (M)",
     "flops_m": "FLOPs (M)",
     "search_cost_gpu_days": "search cost (GPU-days)",
+    "trajectory_best_test_acc": "best test accuracy over the search's epochs (%, oracle)",
 }
 # Verdict marks: a reader scanning a column sees the outcome before reading the word.
 MARKS = {"reproduced": "✓", "not reproduced": "✗", "inconclusive": "?"}

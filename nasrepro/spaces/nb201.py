@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasrepro.catalog import Bool, Int, register_op, register_space
+from nasrepro.catalog import Bool, Int, Subset, register_op, register_space
 from nasrepro.spaces.base import Supernet
 from nasrepro.spaces.mixed import MixedOp, PartialMixedOp
 
@@ -111,8 +111,9 @@ class ResNetBasicBlock(nn.Module):
 class SearchCell(nn.Module):
     """Four nodes, six mixed edges; the output is node 3 alone (no concatenation).
 
-    `partial_channels` K > 1: PC-DARTS partial channels on every edge (ops on C/K channels,
-    `PartialMixedOp`). PC-DARTS' authors published no NB201 code; this follows the
+    `ops`: the candidate ops of every edge, in NB201's order (all five unless a suite drops
+    some, `drop_ops`). `partial_channels` K > 1: PC-DARTS partial channels on every edge (ops
+    on C/K channels, `PartialMixedOp`). PC-DARTS' authors published no NB201 code; this follows the
     third-party NB201 port aoiang/few-shot-NAS Few-Shot_NasBench201/lib/models/cell_searchs/
     search_cells.py `forward_pcdarts` (commit d3423c1): NB201 ops unchanged (no BN after
     pooling), channel shuffle, no edge normalization.
@@ -125,6 +126,7 @@ class SearchCell(nn.Module):
         track_running_stats: bool,
         partial_channels: int = 1,
         channel_shuffle: bool = True,
+        ops: tuple[str, ...] = OPS,
     ) -> None:
         super().__init__()
         k = partial_channels
@@ -132,10 +134,10 @@ class SearchCell(nn.Module):
             raise ValueError(f"partial_channels={k} must divide the cell's channels {c}")
 
         def edge() -> MixedOp:
-            ops = [_OP_BUILDERS[op](c // k, affine, track_running_stats) for op in OPS]
+            built = [_OP_BUILDERS[op](c // k, affine, track_running_stats) for op in ops]
             if k > 1:
-                return PartialMixedOp(ops, OPS, channels=c, k=k, shuffle=channel_shuffle)
-            return MixedOp(ops, OPS, channels=c)
+                return PartialMixedOp(built, ops, channels=c, k=k, shuffle=channel_shuffle)
+            return MixedOp(built, ops, channels=c)
 
         self.edges = nn.ModuleList(edge() for _ in EDGES)
 
@@ -201,8 +203,23 @@ class _Nb201Body(nn.Module):
         return self.classifier(x.flatten(1))
 
 
+def kept_ops(drop_ops: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """NB201's ops less `drop_ops`, in NB201's order: GAEA's `search.exclude_zero` space is
+    `drop_ops=("none",)`, AutoDL's NAS_BENCH_201_NOZERO in liamcli/AutoDL-Projects
+    lib/models/cell_operations.py. Every cell it holds is still an NB201 cell (same arch
+    string, same table index)."""
+    unknown = [op for op in drop_ops if op not in OPS]
+    if unknown:
+        raise ValueError(f"drop_ops: unknown NB201 op {unknown[0]!r} (known: {', '.join(OPS)})")
+    ops = tuple(op for op in OPS if op not in drop_ops)
+    if not ops:
+        raise ValueError("drop_ops: drops every NB201 op; at least one must stay")
+    return ops
+
+
 class Nb201Supernet(Supernet):
-    """TinyNetworkDarts: one α (6 edges x 5 ops, init 1e-3·randn) shared by all 15 cells."""
+    """TinyNetworkDarts: one α (6 edges x |ops| ops, init 1e-3·randn) shared by all 15 cells;
+    `op_names` are the edge's candidate ops (NB201's five unless some are dropped)."""
 
     def __init__(
         self,
@@ -216,6 +233,7 @@ class Nb201Supernet(Supernet):
         edge_normalization: bool = False,
         channel_shuffle: bool = True,
         fused: bool = False,
+        ops: tuple[str, ...] = OPS,
     ) -> None:
         super().__init__()
         if edge_normalization:
@@ -225,6 +243,9 @@ class Nb201Supernet(Supernet):
                 "edge_normalization is not defined on nb201; set method_args.pc."
                 "edge_normalization: false"
             )
+        if fused and tuple(ops) != OPS:
+            raise ValueError("fused needs all five NB201 ops; set fused: false with drop_ops")
+        self.op_names = tuple(ops)
         cell_cls = SearchCell
         if fused:  # one conv/BN per source node, same parameters (nb201_fused.py, issue #6)
             from nasrepro.spaces.nb201_fused import FusedSearchCell as cell_cls
@@ -236,12 +257,15 @@ class Nb201Supernet(Supernet):
                 cells.append(ResNetBasicBlock(c_prev, c_cur))
             else:
                 cells.append(
-                    cell_cls(c_cur, affine, track_running_stats, partial_channels, channel_shuffle)
+                    cell_cls(
+                        c_cur, affine, track_running_stats, partial_channels, channel_shuffle,
+                        self.op_names,
+                    )
                 )
                 self.search_cell_index.append(idx)
             c_prev = c_cur
         self.body = _Nb201Body(cells, c, c_prev, num_classes, in_channels)
-        self.arch_alpha = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(OPS)))
+        self.arch_alpha = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(self.op_names)))
 
     @property
     def num_search_cells(self) -> int:
@@ -351,10 +375,11 @@ class Nb201Genotype:
         return Nb201Table.load().index_of(self.to_arch_str())
 
 
-def derive_argmax(alpha: torch.Tensor) -> Nb201Genotype:
-    """DARTS on NB201: per edge, argmax over all five ops, `none` included (AutoDL genotype())."""
+def derive_argmax(alpha: torch.Tensor, ops: tuple[str, ...] = OPS) -> Nb201Genotype:
+    """DARTS on NB201: per edge, argmax over the edge's ops (all five, `none` included, unless
+    some are dropped), as AutoDL's genotype() and GAEA's NASBENCH201Network.genotype()."""
     idx = alpha.detach().argmax(dim=-1).tolist()
-    return Nb201Genotype(tuple(OPS[k] for k in idx))
+    return Nb201Genotype(tuple(ops[k] for k in idx))
 
 
 @register_space(
@@ -370,6 +395,7 @@ def derive_argmax(alpha: torch.Tensor) -> Nb201Genotype:
         "edge_normalization": Bool(),
         "channel_shuffle": Bool(),
         "fused": Bool(),
+        "drop_ops": Subset(*OPS, at_most=len(OPS) - 1),
     },
 )
 class Nb201Space:
@@ -381,14 +407,17 @@ class Nb201Space:
     edges = EDGES
 
     def build_supernet(self, num_classes: int, **args: Any) -> Nb201Supernet:
-        return Nb201Supernet(num_classes, **args)
+        """`drop_ops` removes ops from every edge; as DartsSpace does with include_none, the
+        space object then names the ops of the supernet it built last (`edge_op_names`)."""
+        self.ops = kept_ops(args.pop("drop_ops", ()))
+        return Nb201Supernet(num_classes, ops=self.ops, **args)
 
     def build_network(self, genotype: Nb201Genotype, num_classes: int, **args: Any) -> Nb201Network:
         return Nb201Network(genotype, num_classes, **args)
 
     def edge_op_names(self, alpha_name: str, edge: int) -> tuple[str, ...]:
         """Names of the ops mixed on `edge` of α tensor `alpha_name` (for logs and plots)."""
-        return OPS
+        return self.ops
 
     def parse_genotype(self, text: str) -> Nb201Genotype:
         return Nb201Genotype.from_arch_str(text)
@@ -397,4 +426,4 @@ class Nb201Space:
         return genotype.to_arch_str()
 
     def derive_argmax(self, supernet: Nb201Supernet) -> Nb201Genotype:
-        return derive_argmax(supernet.arch_alpha)
+        return derive_argmax(supernet.arch_alpha, supernet.op_names)

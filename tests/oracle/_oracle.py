@@ -32,6 +32,9 @@ CHECKOUT_VARS = {
     "chenxin061/pdarts": "NASREPRO_REF_PDARTS",
     "Sunshine-Ye/Beta-DARTS": "NASREPRO_REF_BETA_DARTS",
     "liamcli/gaea_release": "NASREPRO_REF_GAEA",
+    # GAEA's fork of AutoDL (its docker/config.dockerfile clones it to /code/AutoDL): the NB201
+    # cells and op lists GAEA's search_spaces/nasbench_201/model_search.py imports
+    "liamcli/AutoDL-Projects": "NASREPRO_REF_GAEA_AUTODL",
     "xiangning-chen/SmoothDARTS": "NASREPRO_REF_SMOOTHDARTS",
     "D-X-Y/AutoDL-Projects": "NASREPRO_REF_AUTODL",
     "SNAS-Series/SNAS-Series": "NASREPRO_REF_SNAS",

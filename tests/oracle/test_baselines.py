@@ -10,9 +10,10 @@ order from the same seed.
 Checkouts (skipped without them, `_oracle.CHECKOUT_VARS`): NASREPRO_REF_DRNAS
 (xiangning-chen/DrNAS), NASREPRO_REF_BETA_DARTS (Sunshine-Ye/Beta-DARTS),
 NASREPRO_REF_GAEA (liamcli/gaea_release; its NB201 network lives in a fork of AutoDL that
-the repository does not include, so the reference model here is xautodl's NB201 search
-cell mixing with GAEA's α directly, which is what that fork's `forward_edge_weights` does
-with the edge weights fixed at 1).
+the repository does not include, so the search tests' reference model is xautodl's NB201
+search cell mixing with GAEA's α directly, which is what that fork's `forward_edge_weights`
+does with the edge weights fixed at 1), and, for GAEA's space without `none`, also
+NASREPRO_REF_GAEA_AUTODL (the fork itself, liamcli/AutoDL-Projects).
 """
 
 from __future__ import annotations
@@ -485,3 +486,54 @@ def test_gaea_pc_darts_search_with_learned_edges_matches_the_reference() -> None
         torch.testing.assert_close(probs[kind], p, rtol=1e-9, atol=1e-15)
         torch.testing.assert_close(probs[f"betas_{kind}"].squeeze(-1), e, rtol=1e-9, atol=1e-15)
         assert (e - e[0]).abs().max().item() > 1e-6  # the edges moved from uniform
+
+
+def test_gaea_nb201_space_without_none_matches_the_reference(monkeypatch) -> None:
+    """GAEA's NB201 protocol (README: `search.exclude_zero=true`): NASBENCH201Network with
+    the fork's `nas-bench-201-nozero` op list against `space_args: {drop_ops: [none]}`: the
+    op list and its order, the genotype of random p (model.genotype, argmax over the four
+    ops) as the same NB201 arch string and table index, and the supernet forward mixing
+    with p, bit for bit (float64, C=4, N=1, identical weights)."""
+    root = checkout("liamcli/gaea_release") / "cnn"
+    fork = checkout("liamcli/AutoDL-Projects")
+    monkeypatch.syspath_prepend(str(fork / "lib"))  # lib/models imports `config_utils`
+    monkeypatch.syspath_prepend(str(fork))  # model_search imports `lib.models`
+    from nasrepro.evaluate.nb201 import Nb201Table
+    from nasrepro.spaces import build_space
+
+    with reference_modules(root, "search_spaces.nasbench_201.model_search") as (ms,):
+        torch.manual_seed(0)
+        ref = ms.NASBENCH201Network(
+            C, CLASSES, 3, N, nn.CrossEntropyLoss(), exclude_zero=True, affine=False,
+            track_running_stats=True,
+        ).double()  # fmt: skip
+        _randomise_bn(ref)
+        space = build_space("nb201")
+        ours = space.build_supernet(
+            CLASSES, c=C, n=N, affine=False, track_running_stats=True, drop_ops=["none"]
+        ).double()
+        assert list(ref.op_names) == list(space.edge_op_names("cell", 0)) == list(ours.op_names)
+        assert "none" not in ours.op_names and ours.arch_alpha.shape == (6, 4)
+        copy_by_structure(ref, ours, skip_dst=("arch_alpha",))
+        table = Nb201Table.load()
+        gen = torch.Generator().manual_seed(1)
+        x = torch.randn(2, 3, 8, 8, generator=gen, dtype=torch.float64)
+        seen = set()
+        for _ in range(20):
+            p = torch.softmax(3 * torch.randn(6, 4, generator=gen, dtype=torch.float64), -1)
+            ref_arch = ref.genotype({"normal": p}).tostr()
+            with torch.no_grad():
+                ours.arch_alpha.copy_(p.log())
+            arch = space.format_genotype(space.derive_argmax(ours))
+            assert arch == ref_arch
+            assert table.index_of(arch) == space.derive_argmax(ours).index()
+            seen.add(arch)
+        assert len(seen) > 10  # the draws reach many cells, not one
+        ref.alphas, ref.edges = {"normal": p}, {"normal": torch.ones(6, dtype=torch.float64)}
+        ref.train()
+        ours.train()
+        out = ours(x, cell_weights=[p] * ours.num_search_cells)
+        assert torch.equal(ref(x)[0], out)
+        # control: the five-op space's α cannot take GAEA's p
+        five = space.build_supernet(CLASSES, c=C, n=N, affine=False, track_running_stats=True)
+        assert five.arch_alpha.shape == (6, 5) and space.edge_op_names("cell", 0)[0] == "none"
