@@ -1,5 +1,5 @@
 """The progressive search (search/stages.py) and P-DARTS' genotype (select/pdarts.py)
-against their definitions on hand-computed cases; the authors' code: tests/oracle/test_pdarts.py."""
+against their definitions on hand-computed cases; the authors' code: tests/oracle/test_pdarts_oracle.py."""
 
 from __future__ import annotations
 
