@@ -322,6 +322,36 @@ def _drop_ops_factor(config: dict[str, Any], basis: list[str]) -> float:
     return factor
 
 
+# A weight-only step (α frozen) ≈ half a first-order bilevel step (one forward-backward of
+# two), assumed as for PT's tuning.
+WEIGHT_ONLY_STEP = 0.5
+
+
+def _stages_ms(config: dict[str, Any], device: str, per_epoch: int, basis: list[str]) -> float:
+    """A progressive search (search.stages): per stage, the step of its supernet (cells,
+    channels) x the share of the space's ops its edges still mix (linear, assumed), its
+    α-frozen epochs at WEIGHT_ONLY_STEP of a step."""
+    search = config["search"]
+    full = 8 if config["space_args"].get("include_none", True) else 7
+    total = 0.0
+    for i, stage in enumerate(search["stages"]):
+        sized = {k: stage[k] for k in ("layers", "c") if stage.get(k) is not None}
+        args = {**config["space_args"], **sized}
+        own: list[str] = []
+        ms = _search_step_ms({**config, "space_args": args}, device, own)
+        ops = stage.get("ops_per_edge") or full
+        ms *= ops / full
+        frozen = int(stage.get("frozen_epochs") or 0)
+        epochs = search["epochs"] - frozen + WEIGHT_ONLY_STEP * frozen
+        total += epochs * per_epoch * ms
+        basis.append(
+            f"stage {i + 1}: {args.get('layers', 8)} cells, {ops}/{full} ops per edge (linear, "
+            f"assumed), {frozen} of {search['epochs']} epochs α frozen at x{WEIGHT_ONLY_STEP} "
+            f"(assumed): {ms:.0f} ms per step [{'; '.join(own)}]"
+        )
+    return total
+
+
 def _pt_hours(
     config: dict[str, Any], step_ms: float, steps: int, arch_images: int, basis: list[str]
 ) -> float:
@@ -398,14 +428,21 @@ def search_estimate(config: dict[str, Any], device: str) -> dict[str, Any]:
     if config["search"].get("steps_per_epoch"):
         per_epoch = min(per_epoch, config["search"]["steps_per_epoch"])
     steps = config["search"]["epochs"] * per_epoch
-    step_ms = _search_step_ms(config, device, basis)
+    staged = bool(config["search"].get("stages"))
+    step_ms = _search_step_ms(config, device, [] if staged else basis)
+    ms_total = steps * step_ms
+    if staged:  # each stage's own supernet, listed per stage
+        ms_total, steps = _stages_ms(config, device, per_epoch, basis), steps * len(
+            config["search"]["stages"]
+        )
+        step_ms = ms_total / steps if steps else step_ms
     arch_images = (split["arch"] or {}).get("images") or 0
     extra = _sgas_pt_hours(config, step_ms, arch_images, basis)
     return {
         "steps": steps,
         "steps_per_epoch": per_epoch,
         "step_ms": round(step_ms, 2),
-        "hours": round(steps * step_ms / 3.6e6 + extra, 4),
+        "hours": round(ms_total / 3.6e6 + extra, 4),
         "arch_images": arch_images,
         "basis": basis,
     }

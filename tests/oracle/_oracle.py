@@ -29,6 +29,7 @@ CHECKOUT_VARS = {
     "Meituan-AutoML/DARTS-": "NASREPRO_REF_DARTS_MINUS",
     "dr-faustus/Lambda-DARTS": "NASREPRO_REF_LAMBDA_DARTS",
     "xiangning-chen/DrNAS": "NASREPRO_REF_DRNAS",
+    "chenxin061/pdarts": "NASREPRO_REF_PDARTS",
     "Sunshine-Ye/Beta-DARTS": "NASREPRO_REF_BETA_DARTS",
     "liamcli/gaea_release": "NASREPRO_REF_GAEA",
     # GAEA's fork of AutoDL (its docker/config.dockerfile clones it to /code/AutoDL): the NB201
