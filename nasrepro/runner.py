@@ -375,13 +375,14 @@ def run_suite(
             n = paper_n[td.trial.experiment]
             td.sequential = (seq, n) if n > seq else None
     runner = executor if executor is not None else LocalExecutor.for_device(dev)
+    # absolute paths in the jobs: a Ray or Slurm worker runs in a working directory of its own
     ctx = _Context(
         tracker.uri,
         exp_id,
-        data_root,
+        None if data_root is None else str(Path(data_root).resolve()),
         dev,
-        str(reg),
-        str(ckpt_root),
+        str(reg.resolve()),
+        str(ckpt_root.resolve()),
         search_processes,
         fast,
         tracker,

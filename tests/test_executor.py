@@ -109,10 +109,15 @@ def test_ray_address_auto_attaches_to_a_running_cluster(suite, tmp_path, monkeyp
     started = subprocess.run(start, capture_output=True, text=True, timeout=180)
     if started.returncode != 0:
         pytest.skip(f"`ray start --head` failed here: {started.stderr.strip()[-300:]}")
+    ray.shutdown()  # an earlier test's local instance would take the jobs instead
     try:
+        from nasrepro.preflight import _auto_ray_address
+
+        cluster = _auto_ray_address()
         argv = ["run", str(suite), "--budget", "smoke", "--device", "cpu", "--executor", "ray",
                 "--ray-address", "auto"]  # fmt: skip
         assert main(argv) == 0
+        assert ray.get_runtime_context().gcs_address == cluster  # attached, not a local one
         assert len(trial_records(tmp_path / "registry")) == 2
         children, runs = _children(tmp_path)
         assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs)

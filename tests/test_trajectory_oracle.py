@@ -116,7 +116,7 @@ def test_the_per_epoch_lookup_is_kept_out_of_the_search_seconds():
             return super().score(*a, **k)
 
     config = {"space": "nb201", "evaluator": "nb201-table", "eval_datasets": ["cifar10"]}
-    trial = SimpleNamespace(config=config, search=SimpleNamespace(epochs=1))
+    trial = SimpleNamespace(config=config, search=SimpleNamespace(epochs=1, total_epochs=lambda: 1))
     space = build_space("nb201")
     net = space.build_supernet(10, c=4, n=1)
     log_epoch = epoch_logger(trial, space, net, Evaluator(), NullTracker(), "r", lambda m: None,
