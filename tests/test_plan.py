@@ -188,7 +188,7 @@ def plan_doc_figures(plan: dict) -> dict[str, str]:
 ISSUE25_BASELINE = re.compile(
     r".*-(rdarts-l2|rdarts-dp|rdarts-ada|sdartsadv)$|nb201-(gdas|setn|rsps|enas)(-bn)?$"
     r"|nb201-(random|rea|reinforce|bohb)$|art-gdas.*"
-    r"|nb201-(drnas|snas|idarts|betadarts)$|darts-c10-(betadarts|gaea-pcdarts|snas)$"
+    r"|nb201-(drnas|snas|idarts|betadarts)$|darts-c10-(betadarts|gaea-pcdarts|snas|randomnas)$"
     r"|nb201-(ex-|ss-)?gaea-(bilevel|erm)(-25ep|-sc2|-nozero-(c10|c100|in16))?$"
     r"|nb201-drnas-aligned-timing$"
 )
