@@ -22,11 +22,13 @@ import nasrepro.methods.robust_darts  # noqa: F401
 import nasrepro.methods.sampled_paths  # noqa: F401
 import nasrepro.methods.sdarts  # noqa: F401
 import nasrepro.methods.sdarts_adv  # noqa: F401
+import nasrepro.methods.sgas  # noqa: F401
 import nasrepro.methods.snas  # noqa: F401
 import nasrepro.methods.snas_darts  # noqa: F401
 import nasrepro.methods.stop_criteria  # noqa: F401
 import nasrepro.select.argmax  # noqa: F401
 import nasrepro.select.best_valid  # noqa: F401
+import nasrepro.select.pdarts  # noqa: F401
 import nasrepro.select.pt  # noqa: F401
 import nasrepro.select.sampled_best  # noqa: F401
 import nasrepro.select.selective_stop  # noqa: F401

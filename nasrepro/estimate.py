@@ -154,6 +154,12 @@ ASSUMED_FACTORS: dict[str, tuple[float, str]] = {
     "snas": (1.0, "one Gumbel-softmax draw per α row and forward"),
     "beta_darts": (1.0, "a logsumexp of α added to the α loss"),
     "gaea": (1.0, "the α step's forward and backward as DARTS', a mirror step instead of Adam"),
+    "sgas": (
+        1.0,
+        "every op of every edge still runs (decided edges one-hot, pruned edges zero); SGAS' "
+        "own code runs the decided op alone and skips pruned edges, so its later epochs are "
+        "cheaper",
+    ),
 }
 
 
@@ -347,6 +353,36 @@ def _drop_ops_factor(config: dict[str, Any], basis: list[str]) -> float:
     return factor
 
 
+# A weight-only step (α frozen) ≈ half a first-order bilevel step (one forward-backward of
+# two), assumed as for PT's tuning.
+WEIGHT_ONLY_STEP = 0.5
+
+
+def _stages_ms(config: dict[str, Any], device: str, per_epoch: int, basis: list[str]) -> float:
+    """A progressive search (search.stages): per stage, the step of its supernet (cells,
+    channels) x the share of the space's ops its edges still mix (linear, assumed), its
+    α-frozen epochs at WEIGHT_ONLY_STEP of a step."""
+    search = config["search"]
+    full = 8 if config["space_args"].get("include_none", True) else 7
+    total = 0.0
+    for i, stage in enumerate(search["stages"]):
+        sized = {k: stage[k] for k in ("layers", "c") if stage.get(k) is not None}
+        args = {**config["space_args"], **sized}
+        own: list[str] = []
+        ms = _search_step_ms({**config, "space_args": args}, device, own)
+        ops = stage.get("ops_per_edge") or full
+        ms *= ops / full
+        frozen = int(stage.get("frozen_epochs") or 0)
+        epochs = search["epochs"] - frozen + WEIGHT_ONLY_STEP * frozen
+        total += epochs * per_epoch * ms
+        basis.append(
+            f"stage {i + 1}: {args.get('layers', 8)} cells, {ops}/{full} ops per edge (linear, "
+            f"assumed), {frozen} of {search['epochs']} epochs α frozen at x{WEIGHT_ONLY_STEP} "
+            f"(assumed): {ms:.0f} ms per step [{'; '.join(own)}]"
+        )
+    return total
+
+
 def _pt_hours(
     config: dict[str, Any], step_ms: float, steps: int, arch_images: int, basis: list[str]
 ) -> float:
@@ -423,15 +459,51 @@ def search_estimate(config: dict[str, Any], device: str) -> dict[str, Any]:
     if config["search"].get("steps_per_epoch"):
         per_epoch = min(per_epoch, config["search"]["steps_per_epoch"])
     steps = config["search"]["epochs"] * per_epoch
-    step_ms = _search_step_ms(config, device, basis)
+    staged = bool(config["search"].get("stages"))
+    step_ms = _search_step_ms(config, device, [] if staged else basis)
+    ms_total = steps * step_ms
+    if staged:  # each stage's own supernet, listed per stage
+        ms_total, steps = _stages_ms(config, device, per_epoch, basis), steps * len(
+            config["search"]["stages"]
+        )
+        step_ms = ms_total / steps if steps else step_ms
+    arch_images = (split["arch"] or {}).get("images") or 0
+    extra = _sgas_pt_hours(config, step_ms, arch_images, basis)
     return {
         "steps": steps,
         "steps_per_epoch": per_epoch,
         "step_ms": round(step_ms, 2),
-        "hours": round(steps * step_ms / 3.6e6, 4),
-        "arch_images": (split["arch"] or {}).get("images") or 0,
+        "hours": round(ms_total / 3.6e6 + extra, 4),
+        "arch_images": arch_images,
         "basis": basis,
     }
+
+
+def _sgas_pt_hours(
+    config: dict[str, Any], step_ms: float, arch_images: int, basis: list[str]
+) -> float:
+    """SGAS+PT's held-out evaluations during the search: per decision one forward pass over
+    the α split per candidate op (≈ 1/6 step per batch, assumed as for PT); decisions
+    counted from the schedule (8 per cell type at most: two inputs for each of 4 nodes)."""
+    if "sgas" not in config["methods"]:
+        return 0.0
+    from nasrepro.methods.sgas import is_decision_epoch
+
+    args = config["method_args"].get("sgas", {})
+    if args.get("op_selection", "magnitude") != "perturbation":
+        return 0.0
+    warmup, freq = int(args.get("warmup_dec_epoch", 9)), int(args.get("decision_freq", 5))
+    epochs = config["search"]["epochs"]
+    per_cell = min(8, sum(is_decision_epoch(e, warmup, freq) for e in range(epochs)))
+    ops = 7  # the 8-op DARTS space without `none`
+    batches = math.ceil(arch_images / config["search"]["batch_size"])
+    if args.get("eval_batches"):
+        batches = min(batches, int(args["eval_batches"]))
+    basis.append(
+        f"sgas perturbation: 2 x {per_cell} decisions x {ops} ops x {batches} held-out "
+        "batches at 1/6 step (counted decisions, assumed pass cost)"
+    )
+    return 2 * per_cell * ops * batches * step_ms / 6 / 3.6e6
 
 
 def selection_estimate(config: dict[str, Any], device: str) -> dict[str, Any]:

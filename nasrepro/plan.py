@@ -68,7 +68,7 @@ def resolve_experiment(
         dataset = rule.dataset or dataset
         seeds = rule.seeds or seeds
     try:
-        search = SearchSettings.model_validate(search).model_dump(mode="json")
+        search = SearchSettings.model_validate(search).config()
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])

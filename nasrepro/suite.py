@@ -98,6 +98,25 @@ class Paper(_Model):
     venue: str | None = None
 
 
+class SearchStage(_Model):
+    """One stage of a progressive search (search/stages.py): a fresh supernet, searched for
+    `search.epochs` epochs. P-DARTS (chenxin061/pdarts train_search.py `main`): 5, 11, 17
+    cells, 8 -> 5 -> 3 ops per edge, skip dropout 0.0/0.4/0.7, α frozen for 10 epochs."""
+
+    # Cells and initial channels of this stage's supernet (None: the experiment's space_args).
+    layers: int | None = Field(default=None, gt=0)
+    c: int | None = Field(default=None, gt=0)
+    # PC-DARTS' partial-channel K of this stage (DrNAS' progressive stages); None: space_args.
+    partial_channels: int | None = Field(default=None, gt=0)
+    # Ops each edge mixes: the first stage keeps the space's; a later stage keeps this many
+    # of the previous stage's ops per edge, those of the largest softmax(α).
+    ops_per_edge: int | None = Field(default=None, gt=0)
+    # Initial dropout rate on the (stride-1) skip connections, decayed within the stage.
+    skip_dropout: float = Field(default=0.0, ge=0, lt=1)
+    # Leading epochs of the stage that update the weights only (α frozen).
+    frozen_epochs: int = Field(default=0, ge=0)
+
+
 class SearchSettings(_Model):
     """The bilevel search at the paper's settings (full budget)."""
 
@@ -136,11 +155,37 @@ class SearchSettings(_Model):
     data_protocol: str | None = None
     # TF32 convolutions/matmuls on Ampere+ GPUs: off, as the papers ran, unless opted in.
     tf32: bool = False
+    # A progressive search (P-DARTS): these stages in turn, each of `epochs` epochs.
+    stages: list[SearchStage] | None = Field(default=None, min_length=1)
 
     def resolved_alpha_step(self) -> str:
         if self.alpha_step is not None:
             return self.alpha_step
         return "after_weights" if self.order == 1 else "before_weights"
+
+    def config(self) -> dict[str, Any]:
+        """The settings as a trial's configuration holds them. `stages` is left out when
+        unset, so a one-stage search keeps the identity (unit keys) it had before stages."""
+        out = self.model_dump(mode="json")
+        if out["stages"] is None:
+            del out["stages"]
+        return out
+
+    def total_epochs(self) -> int:
+        """Epochs of the whole search: `epochs` per stage of a progressive search."""
+        return self.epochs * len(self.stages or [None])
+
+    @model_validator(mode="after")
+    def _stages(self) -> SearchSettings:
+        for i, stage in enumerate(self.stages or []):
+            if stage.frozen_epochs >= self.epochs:
+                raise ValueError(
+                    f"stages[{i}].frozen_epochs ({stage.frozen_epochs}) must be below epochs "
+                    f"({self.epochs}): the stage would never update α"
+                )
+            if i == 0 and stage.ops_per_edge is not None:
+                raise ValueError("stages[0].ops_per_edge: the first stage mixes the space's ops")
+        return self
 
 
 class Experiment(_Model):

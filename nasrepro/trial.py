@@ -56,7 +56,8 @@ from nasrepro.methods.base import search_hooks
 from nasrepro.progress import emit, trial_scope
 from nasrepro.provenance import device_name, provenance, set_tf32
 from nasrepro.registry import SCHEMA
-from nasrepro.search.engine import EpochLog, SearchContext, run_search, seed_everything
+from nasrepro.search.engine import EpochLog, SearchContext, seed_everything
+from nasrepro.search.stages import run_stages
 from nasrepro.spaces import build_space
 from nasrepro.tracking import (
     ALPHA_TABLE,
@@ -226,6 +227,7 @@ def run_search_unit(
             cfg["space"], space_args, settings.order, settings.batch_size,
             data.image_size, data.num_classes, data.in_channels, search_device,
             graphable=not hooks
+            and not settings.stages
             and settings.order == 1
             and not settings.clip_includes_alpha  # the graphed step clips the weights alone
             and settings.arch_grad_clip is None
@@ -325,14 +327,21 @@ def run_search_unit(
             label, on_epoch, clock,
         )  # fmt: skip
 
-        history = run_search(
+        def build_stage(args: dict[str, Any]) -> Any:  # a progressive search's supernets
+            return space.build_supernet(
+                data.num_classes, in_channels=data.in_channels, **{**space_args, **args}
+            )
+
+        history = run_stages(
             ctx,
+            build_stage,
             data.loader,
             data.steps_per_epoch,
             on_epoch_end,
             save,
             None if resume is None else resume["engine"],
         )
+        supernet = ctx.supernet  # the last stage's
         if ddp is not None:
             check_replicas(ddp, supernet)
             if not ddp.main:
@@ -345,7 +354,7 @@ def run_search_unit(
             return SearchOutcome(search_only, None, run_id)
         if search_rec is None:
             result = {
-                "epochs": settings.epochs,
+                "epochs": settings.total_epochs(),
                 "history": history_json,
                 "stopped_by": ctx.state.get("stopped_by"),
                 "stopped_at_epoch": ctx.state.get("stopped_at_epoch"),
@@ -659,7 +668,7 @@ def epoch_logger(
     `clock`, the lookup's time is kept out of the search's seconds: a search cost holds no
     benchmark queries (EX/SS-DARTS §3's aligned timing protocol)."""
     cfg = trial.config
-    epochs = trial.search.epochs
+    epochs = trial.search.total_epochs()
     lookup_each_epoch = (
         evaluator is not None and cfg["space"] == "nb201" and cfg["evaluator"].startswith("nb201")
     )

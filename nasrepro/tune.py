@@ -696,9 +696,7 @@ def tune_experiment(
             config = copy.deepcopy(base.config)
             for p in tuned:
                 p.apply(config, values[p.name])
-            config["search"] = SearchSettings.model_validate(config["search"]).model_dump(
-                mode="json"
-            )
+            config["search"] = SearchSettings.model_validate(config["search"]).config()
             run_tracker = _TrialTracker(
                 tracker,
                 {

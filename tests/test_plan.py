@@ -184,13 +184,16 @@ def plan_doc_figures(plan: dict) -> dict[str, str]:
 # issue 21 costed the suites: part 1's R-DARTS(L2)/(DP), DARTS-ADA, SDARTS-ADV,
 # GDAS/SETN/RSPS/ENAS on NB201, NB201's query baselines and GDAS' published cell; part 2's
 # DrNAS, SNAS (on NB201 and its own DARTS-space search), β-DARTS, GAEA (with its EX-, SS-,
-# DARTS+ and PC-DARTS combinations), iDARTS.
+# DARTS+ and PC-DARTS combinations), iDARTS, SGAS (+PT);
+# P-DARTS' progressive search (with its w/o-priors, DARTS- and Λ variants).
 ISSUE25_BASELINE = re.compile(
     r".*-(rdarts-l2|rdarts-dp|rdarts-ada|sdartsadv)$|nb201-(gdas|setn|rsps|enas)(-bn)?$"
     r"|nb201-(random|rea|reinforce|bohb)$|art-gdas.*"
-    r"|nb201-(drnas|snas|idarts|betadarts)$|darts-c10-(betadarts|gaea-pcdarts|snas|randomnas)$"
+    r"|nb201-(drnas|snas|idarts|betadarts)$"
+    r"|darts-c10-(betadarts|gaea-pcdarts|snas|sgas|sgas-pt|randomnas)$"
     r"|nb201-(ex-|ss-)?gaea-(bilevel|erm)(-25ep|-sc2|-nozero-(c10|c100|in16))?$"
     r"|nb201-drnas-aligned-timing$"
+    r"|darts-c100?-(lambda-)?pdarts(minus)?(-nopriors)?$"
 )
 
 

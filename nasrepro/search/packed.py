@@ -52,6 +52,8 @@ def not_packable(config: dict[str, Any], processes: int = 1) -> str | None:
     if hooks:
         names = "+".join(h.name for h in hooks)
         return f"method hooks {names} (packing runs plain DARTS only)"
+    if search.get("stages"):
+        return "a progressive search (a new supernet per stage)"
     if search.get("order", 1) != 1:
         return "second order (packing runs the first-order step only)"
     if search.get("arch_grad_clip") is not None:

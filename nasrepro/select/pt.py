@@ -30,7 +30,7 @@ that follow node i - 1's) and how a cell is read off mixing weights (`derive_cel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -233,7 +233,9 @@ class HeldOutBatches:
 
 @torch.no_grad()
 def heldout_accuracy(
-    ctx: SearchContext, batches: HeldOutBatches, cell_weights: list[torch.Tensor]
+    ctx: SearchContext,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    cell_weights: list[torch.Tensor],
 ) -> tuple[float, float]:
     """(accuracy %, mean loss) of the supernet with `cell_weights` in train() mode: batch
     statistics, as darts-pt's infer(..., eval=False) ("disable running stats for projection")."""

@@ -124,6 +124,21 @@ def build_stem(
     return conv, None, c_stem, c_stem, c, False
 
 
+class SkipDropout(nn.Module):
+    """A stride-1 skip connection followed by dropout at rate `p` in training mode: P-DARTS'
+    search-time regularisation of skips (chenxin061/pdarts model_search.py MixedOp:
+    `nn.Sequential(Identity(), nn.Dropout(p))`, built only when the stage's rate is > 0;
+    the rate is set per epoch, `Network.update_p`)."""
+
+    def __init__(self, op: nn.Module) -> None:
+        super().__init__()
+        self.op = op
+        self.p = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(self.op(x), self.p, self.training)
+
+
 class SearchCell(nn.Module):
     """quark0 model_search.Cell: preprocess both inputs to C channels, 4 nodes each summing
     a mixed edge from every earlier state, output = concat of the 4 nodes (4C channels)."""
@@ -139,6 +154,7 @@ class SearchCell(nn.Module):
         partial_channels: int = 1,
         affine: bool = False,
         channel_shuffle: bool = True,
+        skip_dropout: bool = False,
     ) -> None:
         super().__init__()
         self.reduction = reduction
@@ -152,6 +168,11 @@ class SearchCell(nn.Module):
         for (_, j), names in zip(EDGES, edge_ops, strict=True):
             stride = 2 if reduction and j < 2 else 1
             ops = [search_op(name, c // k, stride, affine) for name in names]
+            if skip_dropout and stride == 1:  # pdarts: on Identity only, not FactorizedReduce
+                ops = [
+                    SkipDropout(op) if n == "skip_connect" else op
+                    for n, op in zip(names, ops, strict=True)
+                ]
             if k > 1:
                 self.edges.append(
                     PartialMixedOp(ops, names, stride, channels=c, k=k, shuffle=channel_shuffle)
@@ -225,6 +246,7 @@ class DartsSupernet(Supernet):
         affine: bool = False,
         channel_shuffle: bool = True,
         stem: str = "cifar",
+        skip_dropout: bool = False,
     ) -> None:
         super().__init__()
         if cell_ops is None:
@@ -255,6 +277,7 @@ class DartsSupernet(Supernet):
                     partial_channels,
                     affine,
                     channel_shuffle,
+                    skip_dropout,
                 )
             )
             reduction_prev = reduction
@@ -270,6 +293,12 @@ class DartsSupernet(Supernet):
             # PC-DARTS Network._initialize_alphas: betas 1e-3·randn(k)
             self.betas_normal = nn.Parameter(1e-3 * torch.randn(NUM_EDGES))
             self.betas_reduce = nn.Parameter(1e-3 * torch.randn(NUM_EDGES))
+
+    def set_skip_dropout(self, p: float) -> None:
+        """The dropout rate of every skip built with `skip_dropout` (P-DARTS `update_p`)."""
+        for m in self.modules():
+            if isinstance(m, SkipDropout):
+                m.p = p
 
     def arch_parameters(self) -> list[nn.Parameter]:
         params = [self.alphas_normal, self.alphas_reduce]
@@ -615,7 +644,9 @@ class DartsSpaceBase:
     edges = EDGES
 
     def _supernet(self, num_classes: int, **args: Any) -> DartsSupernet:
-        return DartsSupernet(num_classes, cell_ops=self.cell_ops, **args)
+        # a progressive search's later stages pass their pruned `cell_ops` (search/stages.py)
+        cell_ops = args.pop("cell_ops", None) or self.cell_ops
+        return DartsSupernet(num_classes, cell_ops=cell_ops, **args)
 
     def build_supernet(self, num_classes: int, **args: Any) -> DartsSupernet:
         return self._supernet(num_classes, **args)
@@ -674,6 +705,7 @@ class DartsSpace(DartsSpaceBase):
 
     def build_supernet(self, num_classes: int, **args: Any) -> DartsSupernet:
         include_none = args.pop("include_none", True)
-        self.cell_ops = CellOps.uniform(PRIMITIVES if include_none else PRIMITIVES_NO_NONE)
-        self.ops = self.cell_ops.all_ops()
+        if args.get("cell_ops") is None:  # a pruned stage keeps the names of the full space
+            self.cell_ops = CellOps.uniform(PRIMITIVES if include_none else PRIMITIVES_NO_NONE)
+            self.ops = self.cell_ops.all_ops()
         return self._supernet(num_classes, **args)

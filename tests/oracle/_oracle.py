@@ -29,6 +29,7 @@ CHECKOUT_VARS = {
     "Meituan-AutoML/DARTS-": "NASREPRO_REF_DARTS_MINUS",
     "dr-faustus/Lambda-DARTS": "NASREPRO_REF_LAMBDA_DARTS",
     "xiangning-chen/DrNAS": "NASREPRO_REF_DRNAS",
+    "chenxin061/pdarts": "NASREPRO_REF_PDARTS",
     "Sunshine-Ye/Beta-DARTS": "NASREPRO_REF_BETA_DARTS",
     "liamcli/gaea_release": "NASREPRO_REF_GAEA",
     # GAEA's fork of AutoDL (its docker/config.dockerfile clones it to /code/AutoDL): the NB201
@@ -37,6 +38,7 @@ CHECKOUT_VARS = {
     "xiangning-chen/SmoothDARTS": "NASREPRO_REF_SMOOTHDARTS",
     "D-X-Y/AutoDL-Projects": "NASREPRO_REF_AUTODL",
     "SNAS-Series/SNAS-Series": "NASREPRO_REF_SNAS",
+    "lightaime/sgas": "NASREPRO_REF_SGAS",
     "liamcli/randomNAS_release": "NASREPRO_REF_RANDOMNAS",
     # the fork of darts whose cnn/ the RandomNAS wrapper imports (model_search discrete=True)
     "liamcli/darts": "NASREPRO_REF_RANDOMNAS_DARTS",
