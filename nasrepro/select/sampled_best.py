@@ -151,7 +151,7 @@ def _enas_hook(ctx: Any) -> Any:
 
 @register_selector(
     "sampled_best",
-    "SETN/RSPS: the best of n sampled cells by supernet accuracy on a validation batch each",
+    "SETN/RSPS/RandomNAS: the best of n sampled cells by supernet accuracy on validation batches",
     args={
         "candidates": Choice("alpha_top", "random", "controller"),
         "n": Int(1),
