@@ -187,6 +187,34 @@ def _enas_factor(config: dict[str, Any], args: dict[str, Any], basis: list[str])
     return factor
 
 
+def _randomnas_factor(config: dict[str, Any], basis: list[str]) -> float:
+    """RandomNAS on the DARTS space (`rsps`, methods/sampled_paths.py): each weight step runs
+    the whole supernet forward and backward with one-hot weights, one of first-order DARTS'
+    two passes (counted x0.5), and no α step; selector `sampled_best` then runs n·batches
+    candidate forwards plus finalists × (α split batches) full-pass forwards, spread over the
+    search's weight steps at 1/3 of a forward+backward pass each (assumed)."""
+    search = config.get("search") or {"batch_size": 64, "epochs": 100}
+    split = search_split(config.get("dataset", "cifar10"), search, "darts")
+    images = (split["weights"] or {}).get("images") or 0
+    per_epoch = max(1, math.ceil(images / search["batch_size"]))
+    if search.get("steps_per_epoch"):
+        per_epoch = min(per_epoch, int(search["steps_per_epoch"]))
+    steps = per_epoch * int(search.get("epochs", 1))
+    sel = config.get("selector_args") or {}
+    batch = int(sel.get("batch_size", search["batch_size"]))
+    valid = math.ceil(((split["arch"] or {}).get("images") or 0) / batch)
+    n, batches = int(sel.get("n", 100)), int(sel.get("batches", 1))
+    finalists = int(sel.get("finalists", 0))
+    forwards = n * batches + min(finalists, n) * valid
+    factor = round(0.5 * (1 + forwards / (3 * 0.5 * steps)), 4) if steps else 0.5
+    basis.append(
+        f"rsps (DARTS space, RandomNAS): x{factor} = 0.5 (one whole-supernet pass per step, "
+        f"first-order DARTS runs two; counted) x (1 + {forwards} selection forwards / (3 x 0.5 "
+        f"x {steps} weight steps)) (counted; a forward = 1/3 step, assumed)"
+    )
+    return factor
+
+
 def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
     """Product of the methods' step-time factors: measured on the H200 where a GPU session
     measured one (Λ-DARTS), else the CPU ratio against plain DARTS (on S0, or on NB201 for
@@ -199,6 +227,9 @@ def _method_factor(config: dict[str, Any], basis: list[str]) -> float:
             key = "lambda/forward_backward" if args.get("difference") == "forward_backward" else m
             total *= gpu[key]["factor"]
             basis.append(f"{key} x{gpu[key]['factor']} (measured, H200 ratio)")
+            continue
+        if m == "rsps" and config.get("space") == "darts":
+            total *= _randomnas_factor(config, basis)
             continue
         name = f"pc/k{int(args.get('k', 4))}" if m == "pc" else m
         cpu = _ratio("method", name)

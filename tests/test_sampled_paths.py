@@ -145,3 +145,61 @@ def test_setn_trial_at_the_smoke_budget_of_a_real_suite():
     assert sel["selector"] == "sampled_best" and sel["n"] == 4 and sel["batch_size"] == 32
     assert rec["genotype"] == sel["genotype"] and rec["config"]["methods"] == ["setn"]
     assert math.isfinite(rec["metrics"]["cifar10"]["test_acc"]) and rec["budget"] == "smoke"
+
+
+def test_randomnas_darts_cells_are_uniform_over_ops_and_distinct_input_pairs():
+    """DartsWrapper.sample_arch's definition, on counts: each node's ops uniform over all 8
+    (none included), its two inputs distinct and every ordered pair of the i + 2 earlier states
+    equally likely; the one-hot weights put exactly those (input, op) pairs on the edges."""
+    import numpy as np
+
+    from nasrepro.methods.sampled_paths import darts_arch, darts_arch_weights
+
+    np.random.seed(0)
+    draws = 4000
+    ops = np.zeros(8)
+    pairs = [dict() for _ in range(4)]
+    for _ in range(draws):
+        arch = darts_arch(8)
+        for cell in arch:
+            assert len(cell) == 8
+            for i in range(4):
+                (j0, k0), (j1, k1) = cell[2 * i : 2 * i + 2]
+                assert j0 != j1 and 0 <= j0 < i + 2 and 0 <= j1 < i + 2
+                pairs[i][(j0, j1)] = pairs[i].get((j0, j1), 0) + 1
+                ops[[k0, k1]] += 1
+    n_ops = draws * 2 * 8
+    assert abs(ops / n_ops - 1 / 8).max() < 0.01  # ~5 standard errors of 0.0018
+    for i in range(4):
+        n_pairs = (i + 2) * (i + 1)
+        assert len(pairs[i]) == n_pairs  # every ordered pair of distinct inputs occurs
+        freq = np.array(list(pairs[i].values())) / (2 * draws)
+        assert abs(freq - 1 / n_pairs).max() < 5 * math.sqrt(1 / n_pairs / (2 * draws))
+    like = torch.zeros(1, dtype=torch.float64)
+    normal, reduce = darts_arch_weights(arch, 8, like)
+    assert normal.shape == (14, 8) and normal.dtype == torch.float64
+    for w, cell in ((normal, arch[0]), (reduce, arch[1])):
+        starts = [0, 2, 5, 9]
+        hot = {(int(e), int(k)) for e, k in w.nonzero()}
+        assert hot == {(starts[t // 2] + j, k) for t, (j, k) in enumerate(cell)}
+        assert w.sum() == 8
+
+
+def test_randomnas_trial_at_the_smoke_budget_of_a_real_suite():
+    from nasrepro.tracking import NullTracker
+    from nasrepro.trial import execute_trial
+
+    (trial,) = [
+        t
+        for t in nr.plan(str(ROOT / "suites" / "rf_darts.yaml"), budget="smoke")
+        if t.experiment == "darts-c10-randomnas"
+    ]
+    rec = execute_trial(
+        trial, tracker=NullTracker(), experiment_id="x", parent_run_id="p", data_root=None,
+        device="cpu",
+    )  # fmt: skip
+    sel = rec["search"]["selection"]
+    assert sel["selector"] == "sampled_best" and sel["n"] == 4 and sel["batch_size"] == 32
+    assert sel["batches"] == 10 and sel["finalists"] == 10 and sel["augment"] is True
+    assert rec["genotype"] == sel["genotype"] and rec["config"]["methods"] == ["rsps"]
+    assert math.isfinite(rec["metrics"]["cifar10"]["test_err"]) and rec["budget"] == "smoke"

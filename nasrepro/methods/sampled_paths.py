@@ -16,10 +16,19 @@ xautodl/models/cell_searchs/search_model_{gdas,setn,random}.py and search_cells.
   validation batch.
 - RSPS (random search with parameter sharing, Li & Talwalkar, UAI 2019, `rsps`): the same
   uniformly drawn paths, no α at all; selector `sampled_best` scores 100 uniformly drawn cells.
+  On the DARTS space it is the authors' own RandomNAS (liamcli/randomNAS_release,
+  benchmarks/cnn/darts/darts_wrapper_discrete.py `DartsWrapper.sample_arch`,
+  `get_weights_from_arch`, `train_batch`): every minibatch trains one architecture drawn with
+  numpy, per node four ops `np.random.choice(range(num_ops), 4)` (every op of the space, `none`
+  included: their fork of darts keeps it in PRIMITIVES and scripts/parse_cnn_arch.py maps index
+  0 to 'none') and, for the normal then the reduction cell, two distinct inputs
+  `np.random.choice(range(i + 2), 2, replace=False)`; the supernet mixes with the one-hot
+  weights (1 on the drawn (input, op) pairs, 0 elsewhere), so every op still runs, as their
+  `model(input, discrete=True)` does.
 
 Sampling draws from the global random streams the references use (torch's for the Gumbel
 noise, Python's `random` for uniform paths), which the search seeds; only the supernets that
-hold one α per edge (NB201) are supported, as the references' NB201 models.
+hold one α per edge for the whole network (NB201) or one per cell type (DARTS) are supported.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from nasrepro.catalog import Float, register_method
@@ -67,6 +77,55 @@ def uniform_path(num_edges: int, num_ops: int) -> SampledOps:
     `random_genotype`, TinyNetworkSETN `dync_genotype(True)`)."""
     ops = list(range(num_ops))
     return SampledOps(torch.tensor([random.choice(ops) for _ in range(num_edges)]))
+
+
+DartsArch = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
+
+
+def darts_arch(num_ops: int, steps: int = 4) -> DartsArch:
+    """DartsWrapper.sample_arch: per node i, four ops drawn with replacement from every op,
+    then two distinct inputs among the i + 2 earlier states for the normal cell, two for the
+    reduction cell, all from numpy's global stream in that order. Returns (normal, reduce),
+    each two (input, op) pairs per node."""
+    normal: list[tuple[int, int]] = []
+    reduce: list[tuple[int, int]] = []
+    for i in range(steps):
+        ops = np.random.choice(range(num_ops), 4)
+        nodes_normal = np.random.choice(range(i + 2), 2, replace=False)
+        nodes_reduce = np.random.choice(range(i + 2), 2, replace=False)
+        normal += [(int(nodes_normal[0]), int(ops[0])), (int(nodes_normal[1]), int(ops[1]))]
+        reduce += [(int(nodes_reduce[0]), int(ops[2])), (int(nodes_reduce[1]), int(ops[3]))]
+    return tuple(normal), tuple(reduce)
+
+
+def darts_arch_weights(
+    arch: DartsArch, num_ops: int, like: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DartsWrapper.get_weights_from_arch: one-hot (edges × ops) weights per cell type, the
+    edge of node i's input j at offset Σ_{i' < i}(i' + 2) + j."""
+    out = []
+    for pairs in arch:
+        steps = len(pairs) // 2
+        w = torch.zeros(sum(i + 2 for i in range(steps)), num_ops, dtype=like.dtype)
+        offset = 0
+        for i in range(steps):
+            for j, k in pairs[2 * i : 2 * i + 2]:
+                w[offset + j, k] = 1.0
+            offset += i + 2
+        out.append(w.to(like.device))
+    return out[0], out[1]
+
+
+def darts_cell_weights(supernet: Any, arch: DartsArch) -> list[torch.Tensor]:
+    """The per-cell weights of `arch` on a DARTS supernet (normal cells, reduction cells)."""
+    normal = supernet.arch_parameters()[0]
+    weights = darts_arch_weights(arch, normal.shape[1], normal)
+    return [weights[i] for i in supernet.cell_alpha_index()]
+
+
+def is_darts_supernet(supernet: Any) -> bool:
+    """A supernet with an α per cell type (normal, reduce), as DARTS' Network."""
+    return set(supernet.cell_alpha_index()) == {0, 1} and len(supernet.arch_parameters()) == 2
 
 
 def tau_schedule(tau_max: float, tau_min: float, epoch: int, epochs: int) -> float:
@@ -117,11 +176,17 @@ class Gdas(MethodHook):
 
 
 class _UniformPaths(MethodHook):
-    """The weight step trains one uniformly drawn architecture, shared by every cell."""
+    """The weight step trains one uniformly drawn architecture, shared by every cell (NB201)
+    or by every cell of a type (DARTS, `darts_arch`)."""
+
+    darts_space = False  # whether the space draws DARTS cells (RandomNAS); SETN's NB201 only
 
     def weight_step_cell_weights(
         self, ctx: SearchContext, weights: list[torch.Tensor]
     ) -> list[torch.Tensor]:
+        if self.darts_space and is_darts_supernet(ctx.supernet):
+            num_ops = ctx.supernet.arch_parameters()[0].shape[1]
+            return darts_cell_weights(ctx.supernet, darts_arch(num_ops))
         alpha = _one_alpha(ctx, self.name)
         path = uniform_path(alpha.shape[0], alpha.shape[1])
         return [path] * ctx.supernet.num_search_cells  # type: ignore[attr-defined,list-item]
@@ -132,9 +197,14 @@ class Setn(_UniformPaths):
     name = "setn"
 
 
-@register_method("rsps", "RSPS: uniform paths for the weights, no α (random search)", args={})
+@register_method(
+    "rsps",
+    "RSPS / RandomNAS: uniform paths (NB201) or uniform DARTS cells for the weights, no α",
+    args={},
+)
 class Rsps(_UniformPaths):
     name = "rsps"
+    darts_space = True
 
     def update_alpha(self, ctx: SearchContext) -> bool:
         return False  # RANDOM-NAS.py trains the weights only

@@ -39,6 +39,9 @@ CHECKOUT_VARS = {
     "D-X-Y/AutoDL-Projects": "NASREPRO_REF_AUTODL",
     "SNAS-Series/SNAS-Series": "NASREPRO_REF_SNAS",
     "lightaime/sgas": "NASREPRO_REF_SGAS",
+    "liamcli/randomNAS_release": "NASREPRO_REF_RANDOMNAS",
+    # the fork of darts whose cnn/ the RandomNAS wrapper imports (model_search discrete=True)
+    "liamcli/darts": "NASREPRO_REF_RANDOMNAS_DARTS",
 }
 
 
