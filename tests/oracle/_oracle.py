@@ -39,6 +39,7 @@ CHECKOUT_VARS = {
     "D-X-Y/AutoDL-Projects": "NASREPRO_REF_AUTODL",
     "SNAS-Series/SNAS-Series": "NASREPRO_REF_SNAS",
     "lightaime/sgas": "NASREPRO_REF_SGAS",
+    "xiaomi-automl/FairDARTS": "NASREPRO_REF_FAIRDARTS",
 }
 
 
