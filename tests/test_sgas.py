@@ -1,7 +1,7 @@
 """SGAS (Li et al., CVPR 2020) against its definitions: the criteria on hand-computed cases,
 the decision schedule and order, node pruning, α of decided edges held, the forced genotype,
 and SGAS+PT's op choice. The step-by-step comparison with lightaime/sgas is
-tests/oracle/test_sgas.py."""
+tests/oracle/test_sgas_oracle.py."""
 
 import copy
 import math

@@ -5,7 +5,7 @@ NASREPRO_REF_DARTS (quark0/darts), NASREPRO_REF_ROBUSTDARTS (automl/RobustDARTS)
 NASREPRO_REF_PC_DARTS (yuhuixu1993/PC-DARTS), NASREPRO_REF_DARTS_PT (ruocwang/darts-pt);
 P-DARTS' progressive search against NASREPRO_REF_PDARTS (chenxin061/pdarts) is test_pdarts_oracle.py.
 NASREPRO_REF_SNAS (SNAS-Series/SNAS-Series) drives tests/oracle/test_snas.py (SNAS' and DSNAS'
-DARTS-space searches step by step); NASREPRO_REF_SGAS (lightaime/sgas) test_sgas.py (SGAS);
+DARTS-space searches step by step); NASREPRO_REF_SGAS (lightaime/sgas) test_sgas_oracle.py (SGAS);
 NASREPRO_REF_FAIRDARTS (xiaomi-automl/FairDARTS) test_fairdarts_oracle.py (FairDARTS).
 The references hard-code `.cuda()`; it is a no-op while they are imported and built here.
 Networks run in float64 on the CPU with the reference's weights and α copied across, so the
