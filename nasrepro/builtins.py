@@ -12,6 +12,7 @@ import nasrepro.methods.drnas  # noqa: F401
 import nasrepro.methods.dsnas  # noqa: F401
 import nasrepro.methods.enas  # noqa: F401
 import nasrepro.methods.exchanged_lr  # noqa: F401
+import nasrepro.methods.fair_darts  # noqa: F401
 import nasrepro.methods.fix_alpha  # noqa: F401
 import nasrepro.methods.gaea  # noqa: F401
 import nasrepro.methods.idarts  # noqa: F401
@@ -28,6 +29,7 @@ import nasrepro.methods.snas_darts  # noqa: F401
 import nasrepro.methods.stop_criteria  # noqa: F401
 import nasrepro.select.argmax  # noqa: F401
 import nasrepro.select.best_valid  # noqa: F401
+import nasrepro.select.fair_darts  # noqa: F401
 import nasrepro.select.pdarts  # noqa: F401
 import nasrepro.select.pt  # noqa: F401
 import nasrepro.select.sampled_best  # noqa: F401

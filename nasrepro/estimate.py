@@ -153,6 +153,7 @@ ASSUMED_FACTORS: dict[str, tuple[float, str]] = {
     "drnas": (1.0, "one Dirichlet draw per α row and forward"),
     "snas": (1.0, "one Gumbel-softmax draw per α row and forward"),
     "beta_darts": (1.0, "a logsumexp of α added to the α loss"),
+    "fair_darts": (1.0, "sigmoid(α) instead of softmax(α), a mean over σ(α) in the α loss"),
     "gaea": (1.0, "the α step's forward and backward as DARTS', a mirror step instead of Adam"),
     "sgas": (
         1.0,

@@ -190,7 +190,7 @@ ISSUE25_BASELINE = re.compile(
     r".*-(rdarts-l2|rdarts-dp|rdarts-ada|sdartsadv)$|nb201-(gdas|setn|rsps|enas)(-bn)?$"
     r"|nb201-(random|rea|reinforce|bohb)$|art-gdas.*"
     r"|nb201-(drnas|snas|idarts|betadarts)$"
-    r"|darts-c10-(betadarts|gaea-pcdarts|snas|sgas|sgas-pt|randomnas)$"
+    r"|darts-c10-(betadarts|gaea-pcdarts|snas|sgas|sgas-pt|randomnas|fairdarts)$"
     r"|nb201-(ex-|ss-)?gaea-(bilevel|erm)(-25ep|-sc2|-nozero-(c10|c100|in16))?$"
     r"|nb201-drnas-aligned-timing$"
     r"|darts-c100?-(lambda-)?pdarts(minus)?(-nopriors)?$"

@@ -42,6 +42,7 @@ CHECKOUT_VARS = {
     "liamcli/randomNAS_release": "NASREPRO_REF_RANDOMNAS",
     # the fork of darts whose cnn/ the RandomNAS wrapper imports (model_search discrete=True)
     "liamcli/darts": "NASREPRO_REF_RANDOMNAS_DARTS",
+    "xiaomi-automl/FairDARTS": "NASREPRO_REF_FAIRDARTS",
 }
 
 

@@ -5,7 +5,8 @@ NASREPRO_REF_DARTS (quark0/darts), NASREPRO_REF_ROBUSTDARTS (automl/RobustDARTS)
 NASREPRO_REF_PC_DARTS (yuhuixu1993/PC-DARTS), NASREPRO_REF_DARTS_PT (ruocwang/darts-pt);
 P-DARTS' progressive search against NASREPRO_REF_PDARTS (chenxin061/pdarts) is test_pdarts_oracle.py.
 NASREPRO_REF_SNAS (SNAS-Series/SNAS-Series) drives tests/oracle/test_snas.py (SNAS' and DSNAS'
-DARTS-space searches step by step); NASREPRO_REF_SGAS (lightaime/sgas) test_sgas_oracle.py (SGAS).
+DARTS-space searches step by step); NASREPRO_REF_SGAS (lightaime/sgas) test_sgas_oracle.py (SGAS);
+NASREPRO_REF_FAIRDARTS (xiaomi-automl/FairDARTS) test_fairdarts_oracle.py (FairDARTS).
 NASREPRO_REF_RANDOMNAS (liamcli/randomNAS_release) with NASREPRO_REF_RANDOMNAS_DARTS (liamcli/darts)
 drives tests/oracle/test_randomnas.py (RandomNAS' DARTS-space search and selection).
 The references hard-code `.cuda()`; it is a no-op while they are imported and built here.
