@@ -375,19 +375,20 @@ def run_suite(
             n = paper_n[td.trial.experiment]
             td.sequential = (seq, n) if n > seq else None
     runner = executor if executor is not None else LocalExecutor.for_device(dev)
-    # absolute paths in the jobs: a Ray or Slurm worker runs in a working directory of its own
     ctx = _Context(
         tracker.uri,
         exp_id,
-        None if data_root is None else str(Path(data_root).resolve()),
+        data_root,
         dev,
-        str(reg.resolve()),
-        str(ckpt_root.resolve()),
+        str(reg),
+        str(ckpt_root),
         search_processes,
         fast,
         tracker,
         data_on_device,
         _packing(pack_seeds, dev),
+        # a Ray or Slurm worker runs in a working directory of its own
+        absolute=bool(getattr(runner, "own_workdir", False)),
     )
     failed: dict[str, str] = {}  # config hash -> error
     every = list(plans.values())
@@ -513,9 +514,18 @@ class _Context:
     elsewhere: set[str] = field(default_factory=set)
     # child runs a job of this run logged a computed unit to
     computed_runs: set[str] = field(default_factory=set)
+    absolute: bool = False  # jobs get absolute paths (workers elsewhere: Ray, Slurm)
+
+    def paths(self) -> tuple[str | None, str, str]:
+        """(data root, registry, checkpoint folder) as a job sees them."""
+        if not self.absolute:
+            return self.data_root, self.registry, self.checkpoint_dir
+        root = None if self.data_root is None else str(Path(self.data_root).resolve())
+        return root, str(Path(self.registry).resolve()), str(Path(self.checkpoint_dir).resolve())
 
 
 def _unit_job(ctx: _Context, td: _Todo, kind: str, key: str, **extra: Any) -> UnitJob:
+    root, registry, checkpoints = ctx.paths()
     return UnitJob(
         kind,
         td.trial,
@@ -524,10 +534,10 @@ def _unit_job(ctx: _Context, td: _Todo, kind: str, key: str, **extra: Any) -> Un
         ctx.experiment_id,
         td.parent,
         _child_run(td, ctx.tracker, ctx.experiment_id),
-        ctx.data_root,
+        root,
         ctx.device,
-        ctx.registry,
-        ctx.checkpoint_dir,
+        registry,
+        checkpoints,
         search_processes=ctx.search_processes,
         fast=ctx.fast,
         data_on_device=ctx.data_on_device,
@@ -664,15 +674,16 @@ def _run_packs(
 
 
 def _trial_job(ctx: _Context, td: _Todo, **extra: Any) -> TrialJob:
+    root, registry, checkpoints = ctx.paths()
     return TrialJob(
         td.trial,
         ctx.tracking_uri,
         ctx.experiment_id,
         td.parent,
-        ctx.data_root,
+        root,
         ctx.device,
-        ctx.registry,
-        ctx.checkpoint_dir,
+        registry,
+        checkpoints,
         search_processes=ctx.search_processes,
         fast=ctx.fast,
         data_on_device=ctx.data_on_device,

@@ -34,6 +34,7 @@ def gpu_request(job: Job) -> int:
 class RayExecutor:
     address: str | None = None  # None: start a local Ray instance
     num_cpus: int | None = None  # for a local instance only
+    own_workdir = True  # workers run elsewhere: jobs carry absolute paths
 
     def preflight(self) -> None:
         """Ray is installed and the cluster at `address` (or RAY_ADDRESS) accepts

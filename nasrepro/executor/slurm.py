@@ -84,6 +84,7 @@ class SlurmExecutor:
     poll_s: float = 5.0
     submitted: list[str] = field(default_factory=list)  # array job ids, for callers and tests
     remote = True  # jobs run on other nodes: `--device cuda` needs no GPU here
+    own_workdir = True  # tasks run elsewhere: jobs carry absolute paths
 
     @classmethod
     def from_options(
