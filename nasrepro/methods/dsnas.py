@@ -24,14 +24,14 @@ does not either.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from nasrepro.catalog import Float, register_method
 from nasrepro.methods.base import MethodHook
-from nasrepro.methods.snas_darts import check_method_args
+from nasrepro.methods.snas_darts import SnasSupernet, check_method_args
 from nasrepro.spaces.mixed import SampledOps
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def low_bias_alpha_grad(alpha: torch.Tensor, z: torch.Tensor, reward: torch.Tens
     "DSNAS on the DARTS space: one sampled path per step, single level, low-bias α gradient",
     args={"drop_path_prob": Float(0, 1, hi_open=True), "loc_mean": Float(), "loc_std": Float(0)},
 )
-class Dsnas(MethodHook):
+class Dsnas(SnasSupernet, MethodHook):
     """Args (SNAS/train_search.py defaults): drop_path_prob 0.3, loc_mean 1, loc_std 0.01."""
 
     name = "dsnas"
@@ -66,19 +66,6 @@ class Dsnas(MethodHook):
         check_method_args(self.name, given)
         self.drop_path_prob, self.loc_mean, self.loc_std = drop_path_prob, loc_mean, loc_std
         self._z: list[torch.Tensor] = []
-
-    def on_build(self, ctx: SearchContext) -> None:
-        net = ctx.supernet
-        if list(net.alpha_names()) != ["normal", "reduce"]:  # type: ignore[attr-defined]
-            raise ValueError("method 'dsnas' needs the DARTS space (α normal, reduce)")
-        self.init_alpha(net)
-        net.drop_path_prob = self.drop_path_prob  # type: ignore[attr-defined]
-
-    def init_alpha(self, net: Any) -> None:
-        """model_search.py: torch.zeros(k, ops).normal_(loc_mean, loc_std), normal first."""
-        with torch.no_grad():
-            for a in net.arch_parameters():
-                a.normal_(self.loc_mean, self.loc_std)
 
     def update_alpha(self, ctx: SearchContext) -> bool:
         return False  # α steps in `after_weight_backward`, from the same batch

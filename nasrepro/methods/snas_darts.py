@@ -140,6 +140,30 @@ def log_resource(weights: torch.Tensor, costs: torch.Tensor) -> torch.Tensor:
     return (clean.abs().log().sum(-1) / 3).sum()
 
 
+class SnasSupernet:
+    """What SNAS-Series' model_search.py does to the supernet, for `snas_darts` and `dsnas`
+    alike: the DARTS space only, α drawn from N(loc_mean, loc_std) (normal cell first), drop
+    path on the cells' ops."""
+
+    name: str
+    loc_mean: float
+    loc_std: float
+    drop_path_prob: float
+
+    def on_build(self, ctx: SearchContext) -> None:
+        net = ctx.supernet
+        if list(net.alpha_names()) != ["normal", "reduce"]:  # type: ignore[attr-defined]
+            raise ValueError(f"method {self.name!r} needs the DARTS space (α normal, reduce)")
+        self.init_alpha(net)
+        net.drop_path_prob = self.drop_path_prob  # type: ignore[attr-defined]
+
+    def init_alpha(self, net: Any) -> None:
+        """model_search.py: torch.zeros(k, ops).normal_(loc_mean, loc_std), normal first."""
+        with torch.no_grad():
+            for a in net.arch_parameters():
+                a.normal_(self.loc_mean, self.loc_std)
+
+
 @register_method(
     "snas_darts",
     "SNAS on the DARTS space: single-level Gumbel-softmax search with the log resource penalty",
@@ -154,7 +178,7 @@ def log_resource(weights: torch.Tensor, costs: torch.Tensor) -> torch.Tensor:
         "loc_std": Float(0),
     },
 )
-class SnasDarts(MethodHook):
+class SnasDarts(SnasSupernet, MethodHook):
     """Args (the README command, else train_search.py's defaults): temp 1, temp_min 0.03,
     temp_epochs 150, resource_lambda 1.5e-3, ratio 1, drop_path_prob 0.3, loc_mean 1,
     loc_std 0.01. α's clip norm (10) is the search setting `arch_grad_clip`."""
@@ -189,19 +213,6 @@ class SnasDarts(MethodHook):
         self._u: list[torch.Tensor] = []
         self._costs: list[torch.Tensor] | None = None
         self._penalties: list[float] = []
-
-    def on_build(self, ctx: SearchContext) -> None:
-        net = ctx.supernet
-        if list(net.alpha_names()) != ["normal", "reduce"]:  # type: ignore[attr-defined]
-            raise ValueError("method 'snas_darts' needs the DARTS space (α normal, reduce)")
-        self.init_alpha(net)
-        net.drop_path_prob = self.drop_path_prob  # type: ignore[attr-defined]
-
-    def init_alpha(self, net: Any) -> None:
-        """model_search.py: torch.zeros(k, ops).normal_(loc_mean, loc_std), normal first."""
-        with torch.no_grad():
-            for a in net.arch_parameters():
-                a.normal_(self.loc_mean, self.loc_std)
 
     def on_epoch_start(self, ctx: SearchContext) -> None:
         self.tau = temperature(self.temp, self.temp_min, ctx.epoch, int(self.temp_epochs))
