@@ -35,7 +35,6 @@ a period of 20 epochs (`lr_t_max`).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +44,7 @@ from torch.distributions.categorical import Categorical
 
 from nasrepro.catalog import Float, Int, register_method
 from nasrepro.methods.base import MethodHook
+from nasrepro.methods.sampled_paths import cycle_batches
 from nasrepro.search.schedule import cosine_lr
 from nasrepro.spaces.mixed import SampledOps
 
@@ -106,17 +106,6 @@ def top1_fraction(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     supernet is float64: the reward then is float32, as in the script)."""
     correct = (logits.argmax(1) == y).view(-1).float().sum(0, keepdim=True)
     return correct.mul_(100.0 / y.size(0)).view(-1) / 100
-
-
-def cycle_batches(make: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """`make(k)`'s batches for k = 0, 1, ...: the script's loader restarted on exhaustion."""
-    for k in itertools.count():
-        empty = True
-        for batch in make(k):
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("enas: the validation split is empty")
 
 
 @register_method(
@@ -227,7 +216,7 @@ class Enas(MethodHook):
         def passes(k: int) -> Any:  # the validation half with the training transform
             return make(_CONTROLLER_PASSES + epoch * 10**4 + k, augment=True, shuffle=True)
 
-        return self.train_controller(ctx.supernet, cycle_batches(passes), ctx.device)
+        return self.train_controller(ctx.supernet, cycle_batches(passes, "enas"), ctx.device)
 
     def train_controller(
         self, supernet: Any, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],

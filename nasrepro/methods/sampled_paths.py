@@ -33,7 +33,9 @@ hold one α per edge for the whole network (NB201) or one per cell type (DARTS) 
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -126,6 +128,18 @@ def darts_cell_weights(supernet: Any, arch: DartsArch) -> list[torch.Tensor]:
 def is_darts_supernet(supernet: Any) -> bool:
     """A supernet with an α per cell type (normal, reduce), as DARTS' Network."""
     return set(supernet.cell_alpha_index()) == {0, 1} and len(supernet.arch_parameters()) == 2
+
+
+def cycle_batches(make: Any, who: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`make(k)`'s batches for k = 0, 1, ...: the validation loader restarted (reshuffled)
+    whenever it runs out, as the references' `except:` branches restart it."""
+    for k in itertools.count():
+        empty = True
+        for batch in make(k):
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError(f"{who}: the validation split is empty")
 
 
 def tau_schedule(tau_max: float, tau_min: float, epoch: int, epochs: int) -> float:

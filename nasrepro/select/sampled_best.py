@@ -39,6 +39,7 @@ import torch
 from nasrepro.catalog import Bool, Choice, Int, register_selector
 from nasrepro.methods.sampled_paths import (
     DartsArch,
+    cycle_batches,
     darts_arch,
     darts_cell_weights,
     is_darts_supernet,
@@ -61,18 +62,6 @@ def alpha_top(alpha: torch.Tensor, n: int) -> list[tuple[int, ...]]:
         total = total + logp[e, cells[:, e]]
     order = sorted(range(len(cells)), key=lambda i: -float(total[i]))
     return [tuple(cells[i].tolist()) for i in order[: n if 0 <= n < len(cells) else len(cells)]]
-
-
-def _cycle(make: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The validation loader's batches, restarted (reshuffled) whenever it runs out (the
-    reference's `except:` branch); `make(k)` gives the k-th pass."""
-    for k in itertools.count():
-        empty = True
-        for batch in make(k):
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("sampled_best: the validation split is empty")
 
 
 def score_candidates(
@@ -128,7 +117,7 @@ def _darts_best(
     num_ops = supernet.arch_parameters()[0].shape[1]
     device = supernet.arch_parameters()[0].device
     cells = [darts_arch(num_ops) for _ in range(n)]
-    stream = _cycle(passes)
+    stream = cycle_batches(passes, "sampled_best")
     accs = score_candidates(supernet, cells, stream, device, batches)
     order = sorted(range(len(cells)), key=lambda i: -accs[i])  # sorted by error, stable
     if finalists > 0:
@@ -206,7 +195,7 @@ def sampled_best(
     if tuple(space.edge_op_names("cell", 0)) != OPS:
         raise ValueError("sampled_best scores NAS-Bench-201 or DARTS cells (space nb201, darts)")
 
-    accs = score_candidates(supernet, cells, _cycle(passes), alpha.device)
+    accs = score_candidates(supernet, cells, cycle_batches(passes, "sampled_best"), alpha.device)
     best = max(range(len(accs)), key=lambda i: (accs[i], -i))  # np.argmax: the first maximum
     genotype = Nb201Genotype(tuple(OPS[k] for k in cells[best]))
     if ctx is not None:
