@@ -45,7 +45,7 @@ from torch.distributions.categorical import Categorical
 from nasrepro.catalog import Float, Int, register_method
 from nasrepro.methods.base import MethodHook
 from nasrepro.methods.sampled_paths import cycle_batches
-from nasrepro.search.schedule import cosine_lr
+from nasrepro.search.schedule import set_cosine_t_max
 from nasrepro.spaces.mixed import SampledOps
 
 if TYPE_CHECKING:
@@ -176,15 +176,8 @@ class Enas(MethodHook):
             self._pending = None
 
     def on_epoch_start(self, ctx: SearchContext) -> None:
-        if self.lr_t_max is None:
-            return
-        s = ctx.settings
-        if s.lr_schedule != "cosine" or s.lr_warmup_epochs:
-            raise ValueError("method 'enas': lr_t_max needs the plain cosine schedule")
-        assert ctx.w_optimizer is not None
-        lr = cosine_lr(s.lr, s.lr_min, ctx.epoch, self.lr_t_max)
-        for group in ctx.w_optimizer.param_groups:
-            group["lr"] = lr
+        if self.lr_t_max is not None:
+            set_cosine_t_max(ctx, self.lr_t_max, "method 'enas': lr_t_max")
 
     def sample(self) -> list[int]:
         """One cell from the controller, without a gradient (the weight step's and the

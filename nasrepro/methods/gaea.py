@@ -38,7 +38,7 @@ import torch
 from nasrepro.catalog import Float, Int, register_method
 from nasrepro.methods.base import MethodHook
 from nasrepro.methods.drnas import mixed_alphas
-from nasrepro.search.schedule import cosine_lr
+from nasrepro.search.schedule import set_cosine_t_max
 from nasrepro.spaces.darts import node_slices, normalize_edges
 
 if TYPE_CHECKING:
@@ -176,15 +176,8 @@ class Gaea(MethodHook):
                     b[lo:hi] = math.log(1.0 / (hi - lo))
 
     def on_epoch_start(self, ctx: SearchContext) -> None:
-        if self.lr_schedule_epochs is None:
-            return
-        s = ctx.settings
-        if s.lr_schedule != "cosine" or s.lr_warmup_epochs:
-            raise ValueError("method 'gaea': lr_schedule_epochs needs the plain cosine schedule")
-        assert ctx.w_optimizer is not None
-        lr = cosine_lr(s.lr, s.lr_min, ctx.epoch, self.lr_schedule_epochs)
-        for group in ctx.w_optimizer.param_groups:
-            group["lr"] = lr
+        if self.lr_schedule_epochs is not None:
+            set_cosine_t_max(ctx, self.lr_schedule_epochs, "method 'gaea': lr_schedule_epochs")
 
     def arch_step(
         self,

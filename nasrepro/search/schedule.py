@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 # `cosine_shifted`: epoch e trains at cosine(e + 1). SmoothDARTS' train_search.py calls
 # `scheduler.step()` at the start of each epoch, before the epoch's first optimizer step, and
@@ -47,3 +48,16 @@ def epoch_lr(
     if schedule != "cosine":
         raise ValueError(f"unknown lr schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
     return cosine_lr(base_lr, eta_min, epoch, epochs)
+
+
+def set_cosine_t_max(ctx: Any, t_max: int, where: str) -> None:
+    """Set this epoch's weight lr to the plain cosine at T_max = `t_max` instead of the
+    search's epochs (AutoDL's ENAS and GAEA's configs anneal over a T_max of their own).
+    `where` names the method argument in the error for any other schedule."""
+    s = ctx.settings
+    if s.lr_schedule != "cosine" or s.lr_warmup_epochs:
+        raise ValueError(f"{where} needs the plain cosine schedule")
+    assert ctx.w_optimizer is not None
+    lr = cosine_lr(s.lr, s.lr_min, ctx.epoch, t_max)
+    for group in ctx.w_optimizer.param_groups:
+        group["lr"] = lr
